@@ -1,0 +1,304 @@
+//! Errors: the evaluator's internal error (cheap, spans only) and the public diagnostic it becomes,
+//! with the source text, labels, help and a short trace.
+
+use crate::span::{SourceMap, Span};
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong, for codes, for `tryEval` (which catches only `Throw` and `Assert`) and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    UndefinedVariable,
+    DuplicateAttr,
+    MissingAttr,
+    Type,
+    Throw,
+    Assert,
+    Abort,
+    InfiniteRecursion,
+    StackOverflow,
+    DivisionByZero,
+    Overflow,
+    Argument,
+    Index,
+    Import,
+    ImportCycle,
+    Io,
+    Impure,
+    OutsideRoot,
+    Json,
+    Regex,
+    Other,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "pipeline::syntax",
+            ErrorKind::UndefinedVariable => "pipeline::eval::undefined_variable",
+            ErrorKind::DuplicateAttr => "pipeline::eval::duplicate_attribute",
+            ErrorKind::MissingAttr => "pipeline::eval::missing_attribute",
+            ErrorKind::Type => "pipeline::eval::type",
+            ErrorKind::Throw => "pipeline::eval::throw",
+            ErrorKind::Assert => "pipeline::eval::assert",
+            ErrorKind::Abort => "pipeline::eval::abort",
+            ErrorKind::InfiniteRecursion => "pipeline::eval::infinite_recursion",
+            ErrorKind::StackOverflow => "pipeline::eval::stack_overflow",
+            ErrorKind::DivisionByZero => "pipeline::eval::division_by_zero",
+            ErrorKind::Overflow => "pipeline::eval::overflow",
+            ErrorKind::Argument => "pipeline::eval::argument",
+            ErrorKind::Index => "pipeline::eval::index",
+            ErrorKind::Import => "pipeline::eval::import",
+            ErrorKind::ImportCycle => "pipeline::eval::import_cycle",
+            ErrorKind::Io => "pipeline::eval::io",
+            ErrorKind::Impure => "pipeline::eval::impure",
+            ErrorKind::OutsideRoot => "pipeline::eval::outside_root",
+            ErrorKind::Json => "pipeline::eval::json",
+            ErrorKind::Regex => "pipeline::eval::regex",
+            ErrorKind::Other => "pipeline::eval",
+        }
+    }
+}
+
+/// One step of the trace: "while calling `f`" at a call site.
+#[derive(Debug, Clone)]
+pub struct TraceFrame {
+    pub span: Span,
+    pub what: String,
+}
+
+/// The evaluator's error, before it is attached to source text.
+#[derive(Debug, Clone)]
+pub struct EvalError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub span: Option<Span>,
+    pub label: Option<String>,
+    pub help: Option<String>,
+    pub related: Vec<(Span, String)>,
+    pub trace: Vec<TraceFrame>,
+}
+
+impl EvalError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> EvalError {
+        EvalError {
+            kind,
+            message: message.into(),
+            span: None,
+            label: None,
+            help: None,
+            related: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, span: Span) -> EvalError {
+        self.span = Some(span);
+        self
+    }
+
+    /// Set the span only if none is set yet.
+    pub fn at_default(mut self: Box<Self>, span: Span) -> Box<EvalError> {
+        if self.span.is_none() {
+            self.span = Some(span);
+        }
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> EvalError {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> EvalError {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn related(mut self, span: Span, text: impl Into<String>) -> EvalError {
+        self.related.push((span, text.into()));
+        self
+    }
+
+    pub fn with_help(mut self: Box<Self>, help: impl Into<String>) -> Box<EvalError> {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn boxed(self) -> Box<EvalError> {
+        Box::new(self)
+    }
+}
+
+/// The closest candidate to `name` by edit distance, when close enough to be a likely typo.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= limit && *c != name)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A language error ready to show: message, code, labelled source, help and trace.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// `file:line:col` of the primary location, when there is one.
+    pub location: Option<String>,
+    source: Option<NamedSource<Arc<str>>>,
+    labels: Vec<LabeledSpan>,
+    pub help: Option<String>,
+    related: Vec<Error>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Diagnostic for Error {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.kind.code()))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.related.iter().map(|e| e as &dyn Diagnostic)))
+        }
+    }
+}
+
+impl Error {
+    /// An error with no source location (a missing top-level file, a bad `--arg`).
+    pub fn plain(kind: ErrorKind, message: impl Into<String>, help: Option<String>) -> Error {
+        Error { kind, message: message.into(), location: None, source: None, labels: vec![], help, related: vec![] }
+    }
+
+    /// Attach source text to an evaluator error. Frames inside the standard library are folded
+    /// away, and an error raised inside it is reported at the user's call site.
+    pub fn from_eval(e: &EvalError, sources: &SourceMap) -> Error {
+        let user = |s: &Span| !sources.get(s.file).is_stdlib;
+        let mut primary = e.span;
+        let mut label = e.label.clone();
+        let mut note = None;
+        if let Some(sp) = primary {
+            if !user(&sp) {
+                if let Some(f) = e.trace.iter().find(|f| user(&f.span)) {
+                    note = Some(format!("raised inside the standard library ({})", loc(sources, sp)));
+                    primary = Some(f.span);
+                    label = Some(format!("error raised in this {}", f.what.trim_start_matches("while ")));
+                }
+            }
+        }
+        let mut err = match primary {
+            Some(sp) => {
+                let file = sources.get(sp.file);
+                let mut labels = vec![LabeledSpan::new_primary_with_span(
+                    Some(label.unwrap_or_else(|| "here".into())),
+                    (sp.start as usize, sp.len()),
+                )];
+                for (rs, text) in &e.related {
+                    if rs.file == sp.file {
+                        labels.push(LabeledSpan::new_with_span(Some(text.clone()), (rs.start as usize, rs.len())));
+                    }
+                }
+                Error {
+                    kind: e.kind,
+                    message: e.message.clone(),
+                    location: Some(loc(sources, sp)),
+                    source: Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("nix")),
+                    labels,
+                    help: e.help.clone(),
+                    related: vec![],
+                }
+            }
+            None => Error::plain(e.kind, e.message.clone(), e.help.clone()),
+        };
+        if let Some(note) = note {
+            err.related.push(Error::plain(ErrorKind::Other, note, None));
+        }
+        // Related places in other files become notes of their own.
+        for (rs, text) in &e.related {
+            if Some(rs.file) != primary.map(|p| p.file) {
+                err.related.push(Error::frame(sources, *rs, text));
+            }
+        }
+        // A short trace of user frames, innermost first, without repeating the primary span.
+        let frames: Vec<&TraceFrame> =
+            e.trace.iter().filter(|f| user(&f.span) && Some(f.span) != primary).collect();
+        const KEEP: usize = 6;
+        for (i, f) in frames.iter().enumerate() {
+            if frames.len() > KEEP + 1 && i == KEEP - 1 {
+                err.related.push(Error::plain(
+                    ErrorKind::Other,
+                    format!("… {} more frames …", frames.len() - KEEP),
+                    None,
+                ));
+            }
+            if frames.len() > KEEP + 1 && i >= KEEP - 1 && i + 1 < frames.len() {
+                continue;
+            }
+            err.related.push(Error::frame(sources, f.span, &f.what));
+        }
+        err
+    }
+
+    fn frame(sources: &SourceMap, sp: Span, what: &str) -> Error {
+        let file = sources.get(sp.file);
+        Error {
+            kind: ErrorKind::Other,
+            message: format!("{what} at {}", loc(sources, sp)),
+            location: Some(loc(sources, sp)),
+            source: Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("nix")),
+            labels: vec![LabeledSpan::new_primary_with_span(None, (sp.start as usize, sp.len()))],
+            help: None,
+            related: vec![],
+        }
+    }
+}
+
+/// `file:line:col`
+pub fn loc(sources: &SourceMap, sp: Span) -> String {
+    let (l, c) = sources.line_col(sp.file, sp.start);
+    format!("{}:{l}:{c}", sources.get(sp.file).name)
+}

@@ -1,0 +1,113 @@
+//! The commands: each takes parsed flags and returns an exit code or a diagnostic.
+
+use crate::cli::{Cli, Command, EvalArgs, EvalInput};
+use miette::Diagnostic;
+use pipeline_lang::io::FsIo;
+use pipeline_lang::{Arg, Error, ErrorKind, Evaluator, Options, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub type Report = Box<dyn Diagnostic + Send + Sync>;
+
+/// Where the embedded standard library appears to the evaluator (`import <std>`).
+const STD_DIR: &str = "/pipeline-embedded/std";
+
+pub fn run(cli: Cli) -> Result<ExitCode, Report> {
+    match cli.command {
+        Command::Eval(args) => eval(args),
+        Command::Check(input) => check(input),
+        Command::Parse { file } => parse(&file),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, Report> {
+    std::path::absolute(p).map_err(|e| {
+        Box::new(Error::plain(ErrorKind::Io, format!("cannot resolve `{}`: {e}", p.display()), None)) as Report
+    })
+}
+
+fn io() -> FsIo {
+    FsIo::default().with_embedded(Path::new(STD_DIR), pipeline_stdlib::FILES)
+}
+
+fn options(input: &EvalInput, file: &Path) -> Result<Options, Report> {
+    let root = match &input.root {
+        Some(r) => absolute(r)?,
+        None => file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+    };
+    Ok(Options {
+        root: Some(root),
+        search_paths: vec![("std".into(), PathBuf::from(STD_DIR))],
+        display_base: std::env::current_dir().ok(),
+        stdlib_dirs: vec![PathBuf::from(STD_DIR)],
+    })
+}
+
+fn top_args(input: &EvalInput) -> Vec<(String, Arg)> {
+    let mut args = Vec::new();
+    for pair in input.arg.chunks(2) {
+        if let [n, v] = pair {
+            args.push((n.clone(), Arg::Expr(v.clone())));
+        }
+    }
+    for pair in input.argstr.chunks(2) {
+        if let [n, v] = pair {
+            args.push((n.clone(), Arg::Str(v.clone())));
+        }
+    }
+    args
+}
+
+fn missing_file(file: &Path) -> Report {
+    Box::new(Error::plain(
+        ErrorKind::Import,
+        format!("definition file `{}` not found", file.display()),
+        Some("pass the file to use, or run from the folder that holds `pipeline.nix`".into()),
+    ))
+}
+
+/// Load, evaluate and (optionally) select; the value is forced completely.
+fn load<'io>(input: &EvalInput, io: &'io FsIo) -> Result<(Evaluator<'io>, Value), Report> {
+    let file = absolute(&input.file)?;
+    if !file.exists() {
+        return Err(missing_file(&input.file));
+    }
+    let mut ev = Evaluator::new(io, options(input, &file)?);
+    let v = ev.load(&file, &top_args(input)).map_err(|e| Box::new(e) as Report)?;
+    Ok((ev, v))
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
+    let io = io();
+    let (mut ev, mut v) = load(&args.input, &io)?;
+    if let Some(path) = &args.attr {
+        v = ev.select_path(v, path).map_err(|e| Box::new(e) as Report)?;
+    }
+    let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) }.map_err(|e| Box::new(e) as Report)?;
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(input: EvalInput) -> Result<ExitCode, Report> {
+    let io = io();
+    let (mut ev, v) = load(&input, &io)?;
+    ev.force_deep(&v).map_err(|e| Box::new(e) as Report)?;
+    eprintln!("{}: ok", input.file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse(file: &Path) -> Result<ExitCode, Report> {
+    let text = std::fs::read_to_string(file).map_err(|_| missing_file(file))?;
+    let mut sources = pipeline_lang::span::SourceMap::default();
+    let id = sources.add(file.display().to_string(), file.to_path_buf(), text.as_str().into(), false);
+    match pipeline_lang::parser::parse(&text, id) {
+        Ok(e) => {
+            println!("{}", pipeline_lang::ast::show(&e));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let ev = pipeline_lang::eval::syntax_error_for(&e, id, &text);
+            Err(Box::new(Error::from_eval(&ev, &sources)))
+        }
+    }
+}

@@ -1,0 +1,2 @@
+# abort aborts evaluation
+abort "fatal"

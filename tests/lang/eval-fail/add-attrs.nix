@@ -1,0 +1,2 @@
+# + on attribute sets
+{ a = 1; } + { b = 2; }

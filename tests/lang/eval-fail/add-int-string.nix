@@ -1,0 +1,2 @@
+# adding an integer and a string
+1 + "a"

@@ -1,0 +1,2 @@
+# adding a string and an integer
+"a" + 1

@@ -1,0 +1,2 @@
+# && with a non-bool operand
+true && 1

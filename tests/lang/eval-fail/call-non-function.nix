@@ -1,0 +1,2 @@
+# calling an integer
+let x = 1; in x 2

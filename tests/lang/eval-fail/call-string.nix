@@ -1,0 +1,2 @@
+# calling a string
+"str" "arg"

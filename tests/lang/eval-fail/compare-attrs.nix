@@ -1,0 +1,2 @@
+# sets cannot be ordered
+{ } < { }

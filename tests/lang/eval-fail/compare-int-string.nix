@@ -1,0 +1,2 @@
+# comparing incomparable types
+1 < "a"

@@ -1,0 +1,2 @@
+# list comparison of mismatched element types
+[ 1 "a" ] < [ 1 2 ]

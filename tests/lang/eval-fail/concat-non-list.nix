@@ -1,0 +1,2 @@
+# ++ with a non-list
+[ 1 ] ++ 2

@@ -1,0 +1,2 @@
+# dividing a string
+"10" / 2

@@ -1,0 +1,2 @@
+# calling a formals function with a non-set
+({ a ? 1 }: a) 5

@@ -1,0 +1,2 @@
+# fromJSON with malformed JSON
+builtins.fromJSON "{bad"

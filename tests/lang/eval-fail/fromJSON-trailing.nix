@@ -1,0 +1,2 @@
+# fromJSON with trailing garbage
+builtins.fromJSON "[1] x"

@@ -1,0 +1,2 @@
+# builtins.getAttr of a missing attribute
+builtins.getAttr "missing" { present = 1; }

@@ -1,0 +1,2 @@
+# if condition must be a bool
+if 1 then "a" else "b"

@@ -1,0 +1,2 @@
+# if condition null is not false
+if null then 1 else 2

@@ -1,0 +1,2 @@
+# a.nix imports b.nix which imports a.nix
+import ./lib/cycle-a.nix

@@ -1,0 +1,2 @@
+# let x = x; in x
+let x = x; in x

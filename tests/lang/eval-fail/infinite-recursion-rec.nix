@@ -1,0 +1,2 @@
+# mutually recursive rec attributes
+rec { a = b; b = a; }.a

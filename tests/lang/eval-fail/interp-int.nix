@@ -1,0 +1,2 @@
+# interpolating an integer does not coerce
+"value: ${1}"

@@ -1,0 +1,2 @@
+# interpolating a list does not coerce
+"${[ "a" ]}"

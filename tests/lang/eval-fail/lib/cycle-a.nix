@@ -1,0 +1,2 @@
+# helper for import-cycle: imports cycle-b.nix
+import ./cycle-b.nix

@@ -1,0 +1,2 @@
+# helper for import-cycle: imports cycle-a.nix
+import ./cycle-a.nix

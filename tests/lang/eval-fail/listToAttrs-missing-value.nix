@@ -1,0 +1,2 @@
+# listToAttrs element without value
+builtins.listToAttrs [ { name = "a"; } ]

@@ -1,0 +1,2 @@
+# map over a non-list
+map (x: x) { a = 1; }

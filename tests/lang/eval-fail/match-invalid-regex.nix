@@ -1,0 +1,2 @@
+# match with an invalid regex
+builtins.match "(" "x"

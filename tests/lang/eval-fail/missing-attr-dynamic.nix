@@ -1,0 +1,2 @@
+# missing attribute selected dynamically
+let s = { a = 1; }; k = "b"; in s.${k}

@@ -1,0 +1,2 @@
+# missing attribute deep in a path
+let s = { a.b.c = 1; }; in s.a.x.c

@@ -1,0 +1,2 @@
+# multiplying booleans
+true * 2

@@ -1,0 +1,2 @@
+# unary minus on a string
+-"a"

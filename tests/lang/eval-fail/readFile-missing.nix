@@ -1,0 +1,2 @@
+# readFile of a missing file
+builtins.readFile ./lib/nope.txt

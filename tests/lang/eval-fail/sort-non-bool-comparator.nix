@@ -1,0 +1,2 @@
+# sort comparator returning a non-bool
+builtins.sort (a: b: 1) [ 2 1 ]

@@ -1,0 +1,2 @@
+# subtracting strings
+"b" - "a"

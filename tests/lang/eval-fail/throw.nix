@@ -1,0 +1,2 @@
+# throw aborts evaluation with a message
+throw "custom failure message"

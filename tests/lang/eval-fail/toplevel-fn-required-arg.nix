@@ -1,0 +1,2 @@
+# a top-level function with a required formal cannot be auto-called
+{ env }: { inherit env; }

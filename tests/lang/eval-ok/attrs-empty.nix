@@ -1,0 +1,2 @@
+# empty set and nested empty sets
+{ a = { }; b = [ { } ]; }

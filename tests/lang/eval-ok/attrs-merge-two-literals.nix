@@ -1,0 +1,2 @@
+# two literal set definitions of the same key are merged
+{ a = { x = 1; }; a = { y = 2; }; }

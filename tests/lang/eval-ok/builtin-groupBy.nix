@@ -1,0 +1,2 @@
+# groupBy groups preserving order
+builtins.groupBy (x: if x > 2 then "big" else "small") [ 1 5 2 3 ]

@@ -1,0 +1,2 @@
+# split with a regex that can match empty
+builtins.split "x*" "ab"

@@ -1,0 +1,3 @@
+# line and block comments anywhere
+/* block */ [ 1 # line comment
+  /* inner /* not nested */ 2 ]

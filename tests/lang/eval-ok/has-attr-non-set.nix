@@ -1,0 +1,2 @@
+# ? on a non-set value is false
+[ (1 ? a) ("s" ? a) (null ? a) ([ ] ? a) ]

@@ -1,0 +1,2 @@
+# an imported file imports another relative to itself
+import ./lib/chain.nix

@@ -1,0 +1,5 @@
+# indented string strips common indentation
+''
+  hello
+  world
+''

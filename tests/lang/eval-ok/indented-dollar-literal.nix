@@ -1,0 +1,4 @@
+# $${ and lone $ are literal in indented strings
+''
+  $${x} $ $$ a$
+''

@@ -1,0 +1,8 @@
+# empty and whitespace-only inner lines do not affect indentation
+''
+    a
+
+    b
+  
+    c
+''

@@ -1,0 +1,7 @@
+# indented string escapes ''' ''$ ''\n ''\t ''\r and ''${
+''
+  a'''b
+  ''${x}
+  c''\nd''\te''\rf
+  ''$
+''

@@ -1,0 +1,4 @@
+# a whitespace-only first line is dropped
+''   
+  x
+  y''

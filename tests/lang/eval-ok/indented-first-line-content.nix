@@ -1,0 +1,4 @@
+# content on the opening line counts for indentation
+''  a
+  b
+  ''

@@ -1,0 +1,5 @@
+# interpolation inside indented strings
+let x = "X"; y = 2; in ''
+  value: ${x}
+  num: ${toString y}
+''

@@ -1,0 +1,5 @@
+# trailing whitespace-only line before closing quotes is dropped
+''
+  a
+  b
+    ''

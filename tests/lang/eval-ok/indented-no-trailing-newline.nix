@@ -1,0 +1,4 @@
+# closing on the last content line gives no trailing newline
+''
+  a
+  b''

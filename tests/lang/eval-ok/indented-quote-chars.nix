@@ -1,0 +1,4 @@
+# single quotes and double quotes inside indented strings
+''
+  it's "quoted" 'x'
+''

@@ -1,0 +1,5 @@
+# tabs after common spaces are kept
+''
+  	foo
+  bar
+''

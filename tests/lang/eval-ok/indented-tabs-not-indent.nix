@@ -1,0 +1,5 @@
+# tabs are not indentation, only spaces are stripped
+''
+	foo
+	  bar
+''

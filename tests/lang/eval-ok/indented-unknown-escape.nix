@@ -1,0 +1,2 @@
+# ''\ followed by other chars yields the char
+''a''\qb''\\c''

@@ -1,0 +1,2 @@
+# lambda with empty formals accepts an empty set
+({ }: "empty") { }

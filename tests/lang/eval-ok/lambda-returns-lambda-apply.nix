@@ -1,0 +1,2 @@
+# applying the result of an application
+((x: y: x - y) 10) 3

@@ -1,0 +1,2 @@
+# let with no bindings is valid
+let in 1

@@ -1,0 +1,2 @@
+# helper: imported relative to dir/default.nix
+[ 1 2 3 ]

@@ -1,0 +1,2 @@
+# helper: leaf of the import chain
+{ name = "leaf"; depth = 1; }

@@ -1,0 +1,2 @@
+# null, true and false literals
+[ null true false ]

@@ -1,0 +1,2 @@
+# empty strings and empty interpolation results
+[ "" "${""}" ("" + "") ]

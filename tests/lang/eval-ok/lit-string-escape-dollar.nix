@@ -1,0 +1,2 @@
+# dollar escapes: \$, \${, $${ and lone dollars
+[ "\$" "\${x}" "$${x}" "$$" "$" "a$" "$a" "$$$" ]

@@ -1,0 +1,2 @@
+# unknown escapes yield the character itself
+"\q\w\e\0\a\'"

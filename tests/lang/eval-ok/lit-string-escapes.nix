@@ -1,0 +1,2 @@
+# string escapes \n \t \r \\ and \"
+"a\nb\tc\rd\\e\"f"

@@ -1,0 +1,2 @@
+# interpolating an attrset with __toString
+let o = { __toString = self: "obj(${self.name})"; name = "x"; }; in "<${o}>"

@@ -1,0 +1,2 @@
+# string interpolation of a variable
+let x = "world"; in "hello ${x}!"

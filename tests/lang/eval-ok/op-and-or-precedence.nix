@@ -1,0 +1,2 @@
+# && binds tighter than ||
+[ (true || false && false) ((true || false) && false) (false && true || true) ]

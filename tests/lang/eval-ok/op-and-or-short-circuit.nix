@@ -1,0 +1,2 @@
+# && and || short-circuit
+[ (false && throw "no") (true || throw "no") (true && false) (false || true) ]

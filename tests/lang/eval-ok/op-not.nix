@@ -1,0 +1,2 @@
+# boolean negation and its precedence over ==
+[ (!true) (!false) (!!true) (!true == false) (! { } ? a) ]

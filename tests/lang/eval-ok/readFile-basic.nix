@@ -1,0 +1,2 @@
+# readFile on a text file under lib
+builtins.readFile ./lib/data.txt

@@ -1,0 +1,2 @@
+# lambda parameters shadow with
+(x: with { x = "with"; y = "y"; }; [ x y ]) "param"

@@ -1,0 +1,2 @@
+# the with expression is not evaluated unless a lookup falls through
+with throw "not evaluated"; 1

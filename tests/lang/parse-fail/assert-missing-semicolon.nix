@@ -1,0 +1,2 @@
+# assert without ;
+assert true 1

@@ -1,0 +1,2 @@
+# attribute bound with : instead of =
+{ a: 1; }

@@ -1,0 +1,2 @@
+# formals without separating comma
+{ a b }: 1

@@ -1,0 +1,2 @@
+# formal duplicated by the @ name
+{ a }@a: a

@@ -1,0 +1,2 @@
+# duplicate formal argument
+{ a, a }: a

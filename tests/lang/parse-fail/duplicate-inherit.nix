@@ -1,0 +1,2 @@
+# inherit duplicating a binding
+let x = 1; in { inherit x; x = 2; }

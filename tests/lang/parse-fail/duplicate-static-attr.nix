@@ -1,0 +1,2 @@
+# duplicate static attribute
+{ a = 1; a = 2; }

@@ -1,0 +1,2 @@
+# a file with only a comment is empty
+

@@ -1,0 +1,2 @@
+# ? without a default expression
+{ a ? }: a

@@ -1,0 +1,2 @@
+# two @ bindings on one formals pattern
+a@{ b }@c: b

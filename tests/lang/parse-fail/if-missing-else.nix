@@ -1,0 +1,2 @@
+# if without else
+if true then 1

@@ -1,0 +1,2 @@
+# dangling binary operator
+1 +

@@ -1,0 +1,2 @@
+# inherit at top level
+inherit a;

@@ -1,0 +1,2 @@
+# keywords like if cannot be bare attribute names
+{ if = 1; }

@@ -1,0 +1,2 @@
+# lambda without a body
+x:

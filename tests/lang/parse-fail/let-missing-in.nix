@@ -1,0 +1,2 @@
+# let without in
+let a = 1; a

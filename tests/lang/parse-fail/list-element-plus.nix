@@ -1,0 +1,2 @@
+# + directly inside a list is a syntax error
+[ 1 + 2 ]

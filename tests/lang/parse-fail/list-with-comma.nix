@@ -1,0 +1,2 @@
+# list elements are not comma-separated
+[ 1, 2 ]

@@ -1,0 +1,2 @@
+# missing ; after the last binding
+{ a = 1; b = 2 }

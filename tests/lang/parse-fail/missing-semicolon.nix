@@ -1,0 +1,2 @@
+# missing ; after a binding
+{ a = 1 b = 2; }

@@ -1,0 +1,2 @@
+# or cannot be a let-bound variable
+let or = 1; in or

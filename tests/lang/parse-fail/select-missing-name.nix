@@ -1,0 +1,2 @@
+# selection without a name after the dot
+{ a = 1; }.

@@ -1,0 +1,2 @@
+# then without if
+then 1 else 2

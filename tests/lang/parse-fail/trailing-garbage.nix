@@ -1,0 +1,2 @@
+# trailing tokens after a complete expression
+{ a = 1; } }

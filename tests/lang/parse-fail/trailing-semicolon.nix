@@ -1,0 +1,2 @@
+# a trailing ; after the top-level expression
+1;

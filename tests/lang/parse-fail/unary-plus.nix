@@ -1,0 +1,2 @@
+# there is no unary plus
++1

@@ -1,0 +1,3 @@
+# unclosed indented string
+''
+  abc

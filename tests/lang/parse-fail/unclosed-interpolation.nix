@@ -1,0 +1,2 @@
+# unclosed ${ inside a string
+"a ${ "b" c"

@@ -1,0 +1,2 @@
+# undefined variables are detected by the parser
+x

@@ -1,0 +1,2 @@
+# with without ;
+with { }: 1

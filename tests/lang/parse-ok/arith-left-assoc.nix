@@ -1,0 +1,2 @@
+# - and / are left-associative with * / over + -
+a: b: c: d: a - b - c * d / a / b + c

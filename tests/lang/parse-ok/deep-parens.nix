@@ -1,0 +1,2 @@
+# deeply nested parentheses
+((((((((((1))))))))))

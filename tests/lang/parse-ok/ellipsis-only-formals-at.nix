@@ -1,0 +1,2 @@
+# @ binding with only ellipsis
+args@{ ... }: args

@@ -1,0 +1,6 @@
+# indented strings with escapes and tabs
+x: ''
+	''${x}
+  '''
+  ''\n${x}''$
+''

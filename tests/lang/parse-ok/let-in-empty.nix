@@ -1,0 +1,2 @@
+# let with no bindings
+let in 1

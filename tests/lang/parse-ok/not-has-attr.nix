@@ -1,0 +1,2 @@
+# ! binds looser than ? and tighter than &&
+s: !s ? a && !s.b || !s ? c.d

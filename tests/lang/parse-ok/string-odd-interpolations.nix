@@ -1,0 +1,2 @@
+# strings with braces, dollars and nested interpolation
+x: [ "}" "{" "$" "$$" "$${" "\${" "${x}}" "${"${"${x}"}"}" ''${x}'' ''$${x}'' ''''''' ]

@@ -1,0 +1,3 @@
+# UTF-8 text in strings and comments
+# héllo ✓
+[ "ünïcödé ✓" ''日本語'' ]
