@@ -655,7 +655,12 @@ fn prim_read_file(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> 
     let path = checked_path(e, &a[0], span)?;
     match e.io.read_to_string(&path) {
         Ok(s) => Ok(str_value(s)),
-        Err(err) => Err(fail(ErrorKind::Io, format!("cannot read `{}`: {err}", path.display()), span)),
+        Err(err) => Err(fail(
+            ErrorKind::Io,
+            format!("cannot read `{}`: {}", path.display(), crate::eval::io_reason(&err)),
+            span,
+        )
+        .with_help("check the path; relative paths are resolved against the file that contains them")),
     }
 }
 

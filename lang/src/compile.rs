@@ -94,6 +94,14 @@ pub struct FormalIr {
 }
 
 impl LambdaIr {
+    /// Where formal argument `name` is declared.
+    pub fn param_span(&self, name: &str) -> Option<Span> {
+        match &self.param {
+            LambdaParam::Formals { formals, .. } => formals.iter().find(|f| &*f.name == name).map(|f| f.span),
+            LambdaParam::Ident => None,
+        }
+    }
+
     pub fn slots(&self) -> usize {
         match &self.param {
             LambdaParam::Ident => 1,

@@ -132,29 +132,65 @@ impl EvalError {
     }
 }
 
-/// The closest candidate to `name` by edit distance, when close enough to be a likely typo.
+/// The closest candidate to `name` by edit distance (a transposition counts as one edit), when
+/// close enough to be a likely typo: none for names of one or two characters.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let n = name.chars().count();
+    let limit = match n {
+        0..=2 => 0,
+        3..=5 => 1,
+        6..=9 => 2,
+        _ => 3,
+    };
     candidates
         .into_iter()
-        .map(|c| (levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= limit && *c != name)
+        .filter(|c| *c != name)
+        .map(|c| {
+            let d = if c.eq_ignore_ascii_case(name) { 0 } else { osa_distance(name, c) };
+            (d, c)
+        })
+        .filter(|(d, c)| *d <= limit || c.eq_ignore_ascii_case(name))
         .min()
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// Optimal string alignment distance: Levenshtein plus adjacent transpositions.
+fn osa_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn suggestions_catch_typos_but_not_unrelated_short_names() {
+        assert_eq!(closest("prots", ["image", "name", "ports", "replicas"]), Some("ports"));
+        assert_eq!(closest("replcias", ["image", "ports", "replicas"]), Some("replicas"));
+        assert_eq!(closest("z", ["f", "y"]), None);
+        assert_eq!(closest("imgae", ["image"]), Some("image"));
+        assert_eq!(closest("Ports", ["ports"]), Some("ports"));
+        assert_eq!(closest("volume", ["ports", "env"]), None);
+    }
 }
 
 /// A language error ready to show: message, code, labelled source, help and trace.

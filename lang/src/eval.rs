@@ -535,7 +535,7 @@ impl<'io> Evaluator<'io> {
                                 format!("{fname} expects a set as its argument but was called with {}", v.describe()),
                                 span,
                             )
-                            .with_help(format!("call it with a set, for example `{{ {} }}`", example_args(formals))));
+                            .with_help(format!("call it with a set, for example `{}`", example_args(formals))));
                         };
                         if !ellipsis {
                             if let Some(bad) = a.iter().find(|x| !formals.iter().any(|f| f.name == x.name)) {
@@ -878,7 +878,9 @@ fn add_help(x: &Value, y: &Value) -> String {
 }
 
 fn example_args(formals: &[crate::compile::FormalIr]) -> String {
-    formals.iter().filter(|f| f.default.is_none()).map(|f| format!("{} = ...;", f.name)).collect::<Vec<_>>().join(" ")
+    let required: Vec<String> =
+        formals.iter().filter(|f| f.default.is_none()).map(|f| format!("{} = ...;", f.name)).collect();
+    if required.is_empty() { "{ }".into() } else { format!("{{ {} }}", required.join(" ")) }
 }
 
 /// "attribute `prots` missing", with the closest existing name or the list of names.
@@ -896,7 +898,7 @@ pub(crate) fn missing_attr(name: &str, a: &Attrs, span: Span) -> Box<EvalError> 
     e.boxed()
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
@@ -922,7 +924,8 @@ pub(crate) fn syntax_error(e: &parser::PErr, id: FileId, text: &str) -> Box<Eval
     };
     let mut ev = EvalError::new(ErrorKind::Syntax, e.message.clone().unwrap_or_else(|| "syntax error".into()))
         .at(Span::new(id, e.offset, e.offset + len));
-    ev.label = Some(if len == 0 { "here".into() } else { "unexpected here".into() });
+    let unexpected = ev.message.starts_with("unexpected") || ev.message.contains(", found");
+    ev.label = Some(if len > 0 && unexpected { "unexpected here".into() } else { "here".into() });
     if let Some(h) = &e.help {
         ev = ev.help(h.clone());
     }

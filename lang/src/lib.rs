@@ -42,6 +42,23 @@ impl Evaluator<'_> {
         let Value::Lambda(c) = &v else { return Ok(v) };
         let Some(formals) = c.formals() else { return Ok(v) };
         let span = c.lambda.span;
+        // A required argument nobody passed: say how to pass it, not "function called without".
+        for (name, has_default) in &formals {
+            if !has_default && !args.iter().any(|(n, _)| n == &**name) {
+                let declared = c
+                    .lambda
+                    .param_span(name)
+                    .unwrap_or(span);
+                return Err(error::EvalError::new(
+                    ErrorKind::Argument,
+                    format!("the definition takes the argument `{name}`, which was not given"),
+                )
+                .at(declared)
+                .label("declared here")
+                .help(format!("pass it with `--argstr {name} VALUE` or `--arg {name} EXPR`, or give it a default: `{name} ? value`"))
+                .boxed());
+            }
+        }
         let mut entries = Vec::new();
         for (name, arg) in args {
             if !c.accepts_any() && !formals.iter().any(|(f, _)| &**f == name) {

@@ -1034,12 +1034,17 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
             Ok(r) => r,
             Err(_) => {
                 let found = describe_next(j.fragment());
+                let name = path_text(&path);
                 let help = if j.fragment().starts_with(':') {
-                    "attributes use `=`, not `:`"
+                    "attributes use `=`, not `:`".to_string()
+                } else if term == Terminator::In {
+                    format!("if `{name}` is the body of the `let`, write `in` before it")
+                } else if j.fragment().starts_with(',') || id_len(j.fragment()) > 0 {
+                    "attributes are written `name = value;`; function arguments are separated by commas: `{ a, b }: ...`".to_string()
                 } else {
-                    "attributes are written `name = value;`"
+                    "attributes are written `name = value;`".to_string()
                 };
-                return PErr::at(j, format!("expected `=` after the attribute name, found {found}")).help(help).fail();
+                return PErr::at(j, format!("expected `=` after `{name}`, found {found}")).help(help).fail();
             }
         };
         let (j, value) = expr(j)?;
