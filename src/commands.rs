@@ -85,6 +85,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
     }
     let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) }.map_err(|e| Box::new(e) as Report)?;
     println!("{out}");
+    // The process ends here: let the OS reclaim the value graph instead of freeing it piece by piece.
+    std::mem::forget((ev, v));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,11 @@ mod output;
 
 use std::process::ExitCode;
 
+// Evaluation allocates many small, short-lived objects; mimalloc is much faster at that than the
+// system allocator (measured in bench/eval).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::parse();
     output::init(args.color);

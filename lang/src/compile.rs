@@ -123,17 +123,45 @@ pub struct Compiler<'g> {
 }
 
 /// An attribute set under construction: nested paths merged before lowering.
-struct SetNode {
+struct SetNode<'e> {
     rec: bool,
     span: Span,
-    entries: Vec<(Name, Span, Node)>,
-    dynamic: Vec<(Expr, Node, Span)>,
+    entries: Vec<(Name, Span, Node<'e>)>,
+    /// Position of each name in `entries` (sets with thousands of attributes are common).
+    index: HashMap<Name, usize>,
+    dynamic: Vec<(&'e Expr, Node<'e>, Span)>,
 }
 
-enum Node {
-    Value(Expr),
-    Inherit { from: Option<Rc<Expr>>, name: Name, span: Span },
-    Set(SetNode),
+impl<'e> SetNode<'e> {
+    fn new(rec: bool, span: Span) -> SetNode<'e> {
+        SetNode { rec, span, entries: Vec::new(), index: HashMap::new(), dynamic: Vec::new() }
+    }
+
+    fn find(&self, name: &Name) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    fn push(&mut self, name: Name, span: Span, node: Node<'e>) {
+        self.index.insert(name.clone(), self.entries.len());
+        self.entries.push((name, span, node));
+    }
+
+    /// `inherit` of `names` (optionally from `from`), refusing duplicates.
+    fn inherit(&mut self, from: &'e Option<Expr>, names: &[(Name, Span)]) -> CResult<()> {
+        for (n, sp) in names {
+            if let Some(i) = self.find(n) {
+                return Err(duplicate(n, *sp, self.entries[i].1));
+            }
+            self.push(n.clone(), *sp, Node::Inherit { from: from.as_ref(), name: n.clone(), span: *sp });
+        }
+        Ok(())
+    }
+}
+
+enum Node<'e> {
+    Value(&'e Expr),
+    Inherit { from: Option<&'e Expr>, name: Name, span: Span },
+    Set(SetNode<'e>),
 }
 
 type CResult<T> = Result<T, Box<EvalError>>;
@@ -361,19 +389,11 @@ impl<'g> Compiler<'g> {
 
     // --- attribute sets -------------------------------------------------------------------
 
-    fn build_set(&mut self, rec: bool, binds: &[Binding], span: Span, is_let: bool) -> CResult<SetNode> {
-        let mut set = SetNode { rec, span, entries: Vec::new(), dynamic: Vec::new() };
+    fn build_set<'e>(&mut self, rec: bool, binds: &'e [Binding], span: Span, is_let: bool) -> CResult<SetNode<'e>> {
+        let mut set = SetNode::new(rec, span);
         for b in binds {
             match b {
-                Binding::Inherit { from, names, .. } => {
-                    let from = from.as_ref().map(|f| Rc::new(f.clone()));
-                    for (n, sp) in names {
-                        if let Some((_, prev, _)) = set.entries.iter().find(|(k, _, _)| k == n) {
-                            return Err(duplicate(n, *sp, *prev));
-                        }
-                        set.entries.push((n.clone(), *sp, Node::Inherit { from: from.clone(), name: n.clone(), span: *sp }));
-                    }
-                }
+                Binding::Inherit { from, names, .. } => set.inherit(from, names)?,
                 Binding::Attr { path, value, .. } => {
                     if is_let {
                         if let Some(AttrKey::Dynamic(d)) = path.first() {
@@ -385,14 +405,14 @@ impl<'g> Compiler<'g> {
                             .with_help("use a static name, or build a set with `listToAttrs`"));
                         }
                     }
-                    insert_path(&mut set, path, value.clone())?;
+                    insert_path(&mut set, path, value)?;
                 }
             }
         }
         Ok(set)
     }
 
-    fn lower_set(&mut self, set: SetNode) -> CResult<Rc<AttrsIr>> {
+    fn lower_set(&mut self, set: SetNode<'_>) -> CResult<Rc<AttrsIr>> {
         let SetNode { rec, entries, dynamic, .. } = set;
         let mut out = Vec::with_capacity(entries.len());
         if rec {
@@ -407,7 +427,7 @@ impl<'g> Compiler<'g> {
             }
             let dynamic = dynamic
                 .into_iter()
-                .map(|(k, v, sp)| Ok((self.lower(&k, None)?, self.lower_node(v, false, &Rc::from(""))?, sp)))
+                .map(|(k, v, sp)| Ok((self.lower(k, None)?, self.lower_node(v, false, &Rc::from(""))?, sp)))
                 .collect::<CResult<Vec<_>>>()?;
             Ok(dynamic)
         })();
@@ -423,12 +443,12 @@ impl<'g> Compiler<'g> {
 
     /// Lower one binding's value; `in_frame` when it lives in a `rec`/`let` frame (so an
     /// `inherit x;` looks past that frame).
-    fn lower_node(&mut self, node: Node, in_frame: bool, name: &Name) -> CResult<IrRef> {
+    fn lower_node(&mut self, node: Node<'_>, in_frame: bool, name: &Name) -> CResult<IrRef> {
         match node {
-            Node::Value(e) => self.lower(&e, Some(name)),
+            Node::Value(e) => self.lower(e, Some(name)),
             Node::Inherit { from: None, name, span } => Ok(Self::mk(self.resolve(&name, span, in_frame)?, span)),
             Node::Inherit { from: Some(from), name, span } => {
-                let expr = self.lower(&from, None)?;
+                let expr = self.lower(from, None)?;
                 Ok(Self::mk(
                     IrKind::Select { expr, path: vec![IrKey::Static(name, span)], default: None },
                     span,
@@ -452,27 +472,28 @@ fn duplicate(name: &str, span: Span, prev: Span) -> Box<EvalError> {
 }
 
 /// Insert `path = value` into `set`, merging with sets defined by other paths or literals.
-fn insert_path(set: &mut SetNode, path: &[AttrKey], value: Expr) -> CResult<()> {
+fn insert_path<'e>(set: &mut SetNode<'e>, path: &'e [AttrKey], value: &'e Expr) -> CResult<()> {
     let (first, rest) = path.split_first().expect("attribute paths are never empty");
     match first {
         AttrKey::Dynamic(k) => {
             let node = if rest.is_empty() { Node::Value(value) } else { nested(rest, value)? };
-            set.dynamic.push((k.clone(), node, k.span));
+            set.dynamic.push((k, node, k.span));
             Ok(())
         }
         AttrKey::Static(name, sp) => {
-            let pos = set.entries.iter().position(|(k, _, _)| k == name);
+            let pos = set.find(name);
             match (pos, rest.is_empty()) {
                 (None, true) => {
-                    let node = match value.kind {
-                        ExprKind::Attrs { rec, ref binds } => Node::Set(literal_set(rec, binds, value.span)?),
+                    let node = match &value.kind {
+                        ExprKind::Attrs { rec, binds } => Node::Set(literal_set(*rec, binds, value.span)?),
                         _ => Node::Value(value),
                     };
-                    set.entries.push((name.clone(), *sp, node));
+                    set.push(name.clone(), *sp, node);
                     Ok(())
                 }
                 (None, false) => {
-                    set.entries.push((name.clone(), *sp, nested(rest, value)?));
+                    let node = nested(rest, value)?;
+                    set.push(name.clone(), *sp, node);
                     Ok(())
                 }
                 (Some(i), _) => {
@@ -487,20 +508,8 @@ fn insert_path(set: &mut SetNode, path: &[AttrKey], value: Expr) -> CResult<()> 
                         };
                         for b in binds {
                             match b {
-                                Binding::Attr { path, value, .. } => insert_path(existing, path, value.clone())?,
-                                Binding::Inherit { from, names, .. } => {
-                                    let from = from.as_ref().map(|f| Rc::new(f.clone()));
-                                    for (n, nsp) in names {
-                                        if let Some((_, prev, _)) = existing.entries.iter().find(|(k, _, _)| k == n) {
-                                            return Err(duplicate(n, *nsp, *prev));
-                                        }
-                                        existing.entries.push((
-                                            n.clone(),
-                                            *nsp,
-                                            Node::Inherit { from: from.clone(), name: n.clone(), span: *nsp },
-                                        ));
-                                    }
-                                }
+                                Binding::Attr { path, value, .. } => insert_path(existing, path, value)?,
+                                Binding::Inherit { from, names, .. } => existing.inherit(from, names)?,
                             }
                         }
                         Ok(())
@@ -513,28 +522,20 @@ fn insert_path(set: &mut SetNode, path: &[AttrKey], value: Expr) -> CResult<()> 
     }
 }
 
-fn literal_set(rec: bool, binds: &[Binding], span: Span) -> CResult<SetNode> {
-    let mut set = SetNode { rec, span, entries: Vec::new(), dynamic: Vec::new() };
+fn literal_set(rec: bool, binds: &[Binding], span: Span) -> CResult<SetNode<'_>> {
+    let mut set = SetNode::new(rec, span);
     for b in binds {
         match b {
-            Binding::Attr { path, value, .. } => insert_path(&mut set, path, value.clone())?,
-            Binding::Inherit { from, names, .. } => {
-                let from = from.as_ref().map(|f| Rc::new(f.clone()));
-                for (n, sp) in names {
-                    if let Some((_, prev, _)) = set.entries.iter().find(|(k, _, _)| k == n) {
-                        return Err(duplicate(n, *sp, *prev));
-                    }
-                    set.entries.push((n.clone(), *sp, Node::Inherit { from: from.clone(), name: n.clone(), span: *sp }));
-                }
-            }
+            Binding::Attr { path, value, .. } => insert_path(&mut set, path, value)?,
+            Binding::Inherit { from, names, .. } => set.inherit(from, names)?,
         }
     }
     Ok(set)
 }
 
-fn nested(path: &[AttrKey], value: Expr) -> CResult<Node> {
+fn nested<'e>(path: &'e [AttrKey], value: &'e Expr) -> CResult<Node<'e>> {
     let span = path[0].span().to(value.span);
-    let mut set = SetNode { rec: false, span, entries: Vec::new(), dynamic: Vec::new() };
+    let mut set = SetNode::new(false, span);
     insert_path(&mut set, path, value)?;
     Ok(Node::Set(set))
 }

@@ -524,7 +524,8 @@ impl<'io> Evaluator<'io> {
         match f {
             Value::Lambda(c) => {
                 let lam = &c.lambda;
-                let fname = lam.name.as_deref().map_or("anonymous function".to_string(), |n| format!("function `{n}`"));
+                // Only needed for messages: built on error paths alone.
+                let fname = || lam.name.as_deref().map_or("anonymous function".to_string(), |n| format!("function `{n}`"));
                 let frame = match &lam.param {
                     LambdaParam::Ident => Env::new(Some(c.env.clone()), vec![arg]),
                     LambdaParam::Formals { formals, ellipsis, at } => {
@@ -532,7 +533,7 @@ impl<'io> Evaluator<'io> {
                         let Value::Attrs(a) = v else {
                             return Err(err(
                                 ErrorKind::Type,
-                                format!("{fname} expects a set as its argument but was called with {}", v.describe()),
+                                format!("{} expects a set as its argument but was called with {}", fname(), v.describe()),
                                 span,
                             )
                             .with_help(format!("call it with a set, for example `{}`", example_args(formals))));
@@ -547,13 +548,13 @@ impl<'io> Evaluator<'io> {
                                 };
                                 let mut e = EvalError::new(
                                     ErrorKind::Argument,
-                                    format!("{fname} called with unexpected argument `{}`", bad.name),
+                                    format!("{} called with unexpected argument `{}`", fname(), bad.name),
                                 )
                                 .at(bad.span.unwrap_or(span))
                                 .help(help)
                                 .related(lam.span, "function defined here");
                                 if bad.span.is_some() {
-                                    e.trace.push(TraceFrame { span, what: format!("while calling {fname}") });
+                                    e.trace.push(TraceFrame { span, what: format!("while calling {}", fname()) });
                                 }
                                 return Err(e.boxed());
                             }
@@ -567,7 +568,7 @@ impl<'io> Evaluator<'io> {
                                 (None, None) => {
                                     return Err(EvalError::new(
                                         ErrorKind::Argument,
-                                        format!("{fname} called without required argument `{}`", f.name),
+                                        format!("{} called without required argument `{}`", fname(), f.name),
                                     )
                                     .at(span)
                                     .related(f.span, "declared here")
@@ -584,7 +585,7 @@ impl<'io> Evaluator<'io> {
                     }
                 };
                 self.eval(&lam.body, &frame).map_err(|mut e| {
-                    e.trace.push(TraceFrame { span, what: format!("while calling {fname}") });
+                    e.trace.push(TraceFrame { span, what: format!("while calling {}", fname()) });
                     e
                 })
             }

@@ -29,7 +29,10 @@ type PResult<'a, T> = IResult<In<'a>, T, PErr>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct PErr {
     pub offset: usize,
+    /// What would have been accepted here (empty `Vec`s do not allocate: failed probes are cheap).
     pub expected: Vec<&'static str>,
+    /// The single expectation of a failed probe, kept out of `expected` to avoid allocating.
+    pub expected_one: Option<&'static str>,
     pub message: Option<String>,
     pub help: Option<String>,
     /// A second place worth showing (the opening bracket of an unclosed one, the attribute missing a `;`).
@@ -41,6 +44,7 @@ impl PErr {
         PErr {
             offset: i.location_offset(),
             expected: vec![],
+            expected_one: None,
             message: Some(message.into()),
             help: None,
             related: None,
@@ -64,7 +68,14 @@ impl PErr {
 
 impl ParseError<In<'_>> for PErr {
     fn from_error_kind(input: In, _kind: ErrorKind) -> Self {
-        PErr { offset: input.location_offset(), expected: vec![], message: None, help: None, related: None }
+        PErr {
+            offset: input.location_offset(),
+            expected: vec![],
+            expected_one: None,
+            message: None,
+            help: None,
+            related: None,
+        }
     }
 
     fn append(_input: In, _kind: ErrorKind, other: Self) -> Self {
@@ -84,6 +95,9 @@ impl ParseError<In<'_>> for PErr {
                     return other;
                 }
                 let mut merged = self;
+                merged.flatten();
+                let mut other = other;
+                other.flatten();
                 for e in other.expected {
                     if !merged.expected.contains(&e) {
                         merged.expected.push(e);
@@ -99,15 +113,28 @@ impl ContextError<In<'_>> for PErr {
     fn add_context(input: In, ctx: &'static str, mut other: Self) -> Self {
         if other.offset == input.location_offset() && other.message.is_none() {
             other.expected = vec![ctx];
+            other.expected_one = None;
         }
         other
+    }
+}
+
+impl PErr {
+    /// Move `expected_one` into `expected`.
+    fn flatten(&mut self) {
+        if let Some(e) = self.expected_one.take() {
+            if !self.expected.contains(&e) {
+                self.expected.push(e);
+            }
+        }
     }
 }
 
 fn soft<T>(i: In, expected: &'static str) -> PResult<'static, T> {
     Err(NomErr::Error(PErr {
         offset: i.location_offset(),
-        expected: vec![expected],
+        expected: Vec::new(),
+        expected_one: Some(expected),
         message: None,
         help: None,
         related: None,
@@ -144,6 +171,7 @@ pub fn parse(src: &str, file: FileId) -> Result<Expr, PErr> {
         Err(NomErr::Incomplete(_)) => Err(PErr {
             offset: src.len(),
             expected: vec![],
+            expected_one: None,
             message: Some("unexpected end of file".into()),
             help: None,
             related: None,
@@ -153,6 +181,7 @@ pub fn parse(src: &str, file: FileId) -> Result<Expr, PErr> {
 
 /// Turn an "expected one of" error into a sentence naming what was found.
 fn finish_error(mut e: PErr, src: &str) -> PErr {
+    e.flatten();
     if e.message.is_none() {
         let found = describe_next(src.get(e.offset..).unwrap_or(""));
         let mut expected = e.expected.clone();
@@ -340,7 +369,8 @@ const KEYWORDS: [&str; 9] = ["if", "then", "else", "assert", "with", "let", "in"
 
 /// Is the longest token at `s` exactly the keyword `kw`?
 fn at_keyword(s: &str, kw: &str) -> bool {
-    s.starts_with(kw) && id_len(s) == kw.len() && path_len(s) <= kw.len() && uri_len(s) <= kw.len()
+    s.as_bytes().first() == kw.as_bytes().first()
+        && s.starts_with(kw) && id_len(s) == kw.len() && path_len(s) <= kw.len() && uri_len(s) <= kw.len()
 }
 
 fn keyword<'a>(i: In<'a>, kw: &'static str) -> PResult<'a, Span> {
@@ -373,6 +403,10 @@ fn kw_label(kw: &str) -> &'static str {
 /// A punctuation token, refusing longer tokens that start the same way (`/` is not `//`).
 fn sym<'a>(i: In<'a>, t: &'static str) -> PResult<'a, Span> {
     let s = *i.fragment();
+    // Most probes fail on the first byte; test it before anything else.
+    if s.as_bytes().first() != t.as_bytes().first() {
+        return soft(i, sym_label(t));
+    }
     let ok = s.starts_with(t)
         && match t {
             "/" => !s.starts_with("//") && !s.starts_with("/*"),
@@ -394,42 +428,42 @@ fn sym<'a>(i: In<'a>, t: &'static str) -> PResult<'a, Span> {
 }
 
 fn sym_label(t: &str) -> &'static str {
-    const LABELS: [(&str, &str); 33] = [
-        (";", "`;`"),
-        ("=", "`=`"),
-        ("{", "`{`"),
-        ("}", "`}`"),
-        ("[", "`[`"),
-        ("]", "`]`"),
-        ("(", "`(`"),
-        (")", "`)`"),
-        (":", "`:`"),
-        (",", "`,`"),
-        (".", "`.`"),
-        ("?", "`?`"),
-        ("@", "`@`"),
-        ("...", "`...`"),
-        ("++", "`++`"),
-        ("*", "`*`"),
-        ("/", "`/`"),
-        ("+", "`+`"),
-        ("-", "`-`"),
-        ("!", "`!`"),
-        ("//", "`//`"),
-        ("<", "`<`"),
-        ("<=", "`<=`"),
-        (">", "`>`"),
-        (">=", "`>=`"),
-        ("==", "`==`"),
-        ("!=", "`!=`"),
-        ("&&", "`&&`"),
-        ("||", "`||`"),
-        ("->", "`->`"),
-        ("${", "`${`"),
-        ("\"", "`\"`"),
-        ("''", "`''`"),
-    ];
-    LABELS.iter().find(|(k, _)| *k == t).map_or("a symbol", |(_, v)| v)
+    match t.as_bytes() {
+        b";" => "`;`",
+        b"=" => "`=`",
+        b"{" => "`{`",
+        b"}" => "`}`",
+        b"[" => "`[`",
+        b"]" => "`]`",
+        b"(" => "`(`",
+        b")" => "`)`",
+        b":" => "`:`",
+        b"," => "`,`",
+        b"." => "`.`",
+        b"?" => "`?`",
+        b"@" => "`@`",
+        b"..." => "`...`",
+        b"++" => "`++`",
+        b"*" => "`*`",
+        b"/" => "`/`",
+        b"+" => "`+`",
+        b"-" => "`-`",
+        b"!" => "`!`",
+        b"//" => "`//`",
+        b"<" => "`<`",
+        b"<=" => "`<=`",
+        b">" => "`>`",
+        b">=" => "`>=`",
+        b"==" => "`==`",
+        b"!=" => "`!=`",
+        b"&&" => "`&&`",
+        b"||" => "`||`",
+        b"->" => "`->`",
+        b"${" => "`${`",
+        b"\"" => "`\"`",
+        b"''" => "`''`",
+        _ => "a symbol",
+    }
 }
 
 /// Require `t`; otherwise a hard error with `message` and `help`.
@@ -681,7 +715,7 @@ fn bin(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
 }
 
 /// An operand of an operator, which must be there: a missing one is a hard error.
-fn operand<'a>(i: In<'a>, op: &str, f: fn(In<'a>) -> PResult<'a, Expr>) -> PResult<'a, Expr> {
+fn operand<'a>(i: In<'a>, op: &str, f: impl Fn(In<'a>) -> PResult<'a, Expr>) -> PResult<'a, Expr> {
     match f(i) {
         Ok(r) => Ok(r),
         Err(NomErr::Error(mut e)) => {
@@ -695,124 +729,104 @@ fn operand<'a>(i: In<'a>, op: &str, f: fn(In<'a>) -> PResult<'a, Expr>) -> PResu
 }
 
 fn expr_op(i: In) -> PResult<Expr> {
-    op_impl(i)
+    op_bp(i, 0)
 }
 
-// ->, right associative
-fn op_impl(i: In) -> PResult<Expr> {
-    let (i, lhs) = op_or(i)?;
-    if let Ok((j, _)) = sym(i, "->") {
-        let (j, rhs) = operand(j, "->", op_impl)?;
-        return Ok((j, bin(BinOp::Impl, lhs, rhs)));
-    }
-    Ok((i, lhs))
+/// Binding strength of Nix's operator levels, loosest first (prefix `!` and `-` included).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Impl = 1,
+    Or,
+    And,
+    Eq,
+    Cmp,
+    Update,
+    Not,
+    Add,
+    Mul,
+    Concat,
+    Has,
+    Neg,
 }
 
-fn left_assoc<'a>(
-    i: In<'a>,
-    next: fn(In<'a>) -> PResult<'a, Expr>,
-    ops: &[(&'static str, BinOp)],
-) -> PResult<'a, Expr> {
-    let (mut i, mut lhs) = next(i)?;
-    'outer: loop {
-        for (t, op) in ops {
-            if let Ok((j, _)) = sym(i, t) {
-                let (j, rhs) = operand(j, t, next)?;
-                lhs = bin(*op, lhs, rhs);
-                i = j;
-                continue 'outer;
-            }
-        }
-        return Ok((i, lhs));
-    }
+#[derive(Clone, Copy, PartialEq)]
+enum Assoc {
+    Left,
+    Right,
+    None,
 }
 
-fn non_assoc<'a>(
-    i: In<'a>,
-    next: fn(In<'a>) -> PResult<'a, Expr>,
-    ops: &[(&'static str, BinOp)],
-) -> PResult<'a, Expr> {
-    let (i, lhs) = next(i)?;
-    for (t, op) in ops {
-        if let Ok((j, op_span)) = sym(i, t) {
-            let (j, rhs) = operand(j, t, next)?;
-            for (t2, _) in ops {
-                if sym(j, t2).is_ok() {
-                    return PErr::at(j, format!("`{t2}` cannot follow `{t}` without parentheses"))
-                        .related(op_span, "first comparison here")
-                        .help("comparisons do not chain: write `(a < b) && (b < c)` or add parentheses")
-                        .fail();
-                }
-            }
-            return Ok((j, bin(*op, lhs, rhs)));
-        }
-    }
-    Ok((i, lhs))
+/// The infix operator at `s`, if any: its text, operator (`None` for `?`), level and associativity.
+fn infix_at(s: &str) -> Option<(&'static str, Option<BinOp>, Level, Assoc)> {
+    let b = s.as_bytes();
+    let two = |c: u8| b.get(1) == Some(&c);
+    Some(match b.first()? {
+        b'-' if two(b'>') => ("->", Some(BinOp::Impl), Level::Impl, Assoc::Right),
+        b'-' => ("-", Some(BinOp::Sub), Level::Add, Assoc::Left),
+        b'|' if two(b'|') => ("||", Some(BinOp::Or), Level::Or, Assoc::Left),
+        b'&' if two(b'&') => ("&&", Some(BinOp::And), Level::And, Assoc::Left),
+        b'=' if two(b'=') => ("==", Some(BinOp::Eq), Level::Eq, Assoc::None),
+        b'!' if two(b'=') => ("!=", Some(BinOp::Ne), Level::Eq, Assoc::None),
+        b'<' if two(b'=') => ("<=", Some(BinOp::Le), Level::Cmp, Assoc::None),
+        b'>' if two(b'=') => (">=", Some(BinOp::Ge), Level::Cmp, Assoc::None),
+        b'<' => ("<", Some(BinOp::Lt), Level::Cmp, Assoc::None),
+        b'>' => (">", Some(BinOp::Gt), Level::Cmp, Assoc::None),
+        b'/' if two(b'/') => ("//", Some(BinOp::Update), Level::Update, Assoc::Right),
+        b'/' if !two(b'*') => ("/", Some(BinOp::Div), Level::Mul, Assoc::Left),
+        b'+' if two(b'+') => ("++", Some(BinOp::Concat), Level::Concat, Assoc::Right),
+        b'+' => ("+", Some(BinOp::Add), Level::Add, Assoc::Left),
+        b'*' => ("*", Some(BinOp::Mul), Level::Mul, Assoc::Left),
+        b'?' => ("?", None, Level::Has, Assoc::Left),
+        _ => return None,
+    })
 }
 
-fn op_or(i: In) -> PResult<Expr> {
-    left_assoc(i, op_and, &[("||", BinOp::Or)])
-}
-
-fn op_and(i: In) -> PResult<Expr> {
-    left_assoc(i, op_eq, &[("&&", BinOp::And)])
-}
-
-fn op_eq(i: In) -> PResult<Expr> {
-    non_assoc(i, op_cmp, &[("==", BinOp::Eq), ("!=", BinOp::Ne)])
-}
-
-fn op_cmp(i: In) -> PResult<Expr> {
-    non_assoc(i, op_update, &[("<=", BinOp::Le), (">=", BinOp::Ge), ("<", BinOp::Lt), (">", BinOp::Gt)])
-}
-
-// //, right associative
-fn op_update(i: In) -> PResult<Expr> {
-    let (i, lhs) = op_not(i)?;
-    if let Ok((j, _)) = sym(i, "//") {
-        let (j, rhs) = operand(j, "//", op_update)?;
-        return Ok((j, bin(BinOp::Update, lhs, rhs)));
-    }
-    Ok((i, lhs))
-}
-
-fn op_not(i: In) -> PResult<Expr> {
-    if let Ok((j, sp)) = sym(i, "!") {
-        let (j, e) = operand(j, "!", op_not)?;
+/// Pratt parsing of the operator levels: an operand, then operators binding at least `min`.
+fn op_bp(i: In, min: u8) -> PResult<Expr> {
+    let (mut i, mut lhs) = if let Ok((j, sp)) = sym(i, "!") {
+        let (j, e) = operand(j, "!", |k| op_bp(k, 2 * Level::Not as u8))?;
         let span = sp.to(e.span);
-        return Ok((j, Expr { kind: ExprKind::Unary { op: UnaryOp::Not, expr: Box::new(e) }, span }));
-    }
-    op_add(i)
-}
-
-fn op_add(i: In) -> PResult<Expr> {
-    left_assoc(i, op_mul, &[("+", BinOp::Add), ("-", BinOp::Sub)])
-}
-
-fn op_mul(i: In) -> PResult<Expr> {
-    left_assoc(i, op_concat, &[("*", BinOp::Mul), ("/", BinOp::Div)])
-}
-
-// ++, right associative
-fn op_concat(i: In) -> PResult<Expr> {
-    let (i, lhs) = op_has(i)?;
-    if let Ok((j, _)) = sym(i, "++") {
-        let (j, rhs) = operand(j, "++", op_concat)?;
-        return Ok((j, bin(BinOp::Concat, lhs, rhs)));
-    }
-    Ok((i, lhs))
-}
-
-// `?`: Nix 2.8 accepts `a ? b ? c` as `(a ? b) ? c`
-fn op_has(i: In) -> PResult<Expr> {
-    let (mut i, mut e) = op_neg(i)?;
-    while let Ok((j, _)) = sym(i, "?") {
-        let (j, path) = attrpath(j).map_err(|e| harden(e, "expected an attribute name after `?`"))?;
-        let span = Span::new(i.extra.file, e.span.start as usize, last_end(&j));
-        e = Expr { kind: ExprKind::HasAttr { expr: Box::new(e), path }, span };
+        (j, Expr { kind: ExprKind::Unary { op: UnaryOp::Not, expr: Box::new(e) }, span })
+    } else if let Ok((j, sp)) = sym(i, "-") {
+        let (j, e) = operand(j, "-", |k| op_bp(k, 2 * Level::Neg as u8))?;
+        let span = sp.to(e.span);
+        (j, Expr { kind: ExprKind::Unary { op: UnaryOp::Neg, expr: Box::new(e) }, span })
+    } else {
+        expr_app(i)?
+    };
+    // The last non-associative operator applied at this level, to refuse `a == b == c`.
+    let mut last_nonassoc: Option<(Level, &'static str, Span)> = None;
+    loop {
+        let Some((text, op, level, assoc)) = infix_at(i.fragment()) else { return Ok((i, lhs)) };
+        let (l_bp, r_bp) = match assoc {
+            Assoc::Right => (2 * level as u8 + 1, 2 * level as u8),
+            Assoc::Left | Assoc::None => (2 * level as u8, 2 * level as u8 + 1),
+        };
+        if l_bp < min {
+            return Ok((i, lhs));
+        }
+        let (j, op_span) = sym(i, text)?;
+        if let Some((lv, first, first_span)) = last_nonassoc {
+            if lv == level {
+                return PErr::at(i, format!("`{text}` cannot follow `{first}` without parentheses"))
+                    .related(first_span, "first comparison here")
+                    .help("comparisons do not chain: write `(a < b) && (b < c)` or add parentheses")
+                    .fail();
+            }
+        }
+        let Some(op) = op else {
+            // `e ? a.b`
+            let (j, path) = attrpath(j).map_err(|e| harden(e, "expected an attribute name after `?`"))?;
+            let span = Span::new(i.extra.file, lhs.span.start as usize, last_end(&j));
+            lhs = Expr { kind: ExprKind::HasAttr { expr: Box::new(lhs), path }, span };
+            i = j;
+            continue;
+        };
+        let (j, rhs) = operand(j, text, |k| op_bp(k, r_bp))?;
+        lhs = bin(op, lhs, rhs);
+        last_nonassoc = (assoc == Assoc::None).then_some((level, text, op_span));
         i = j;
     }
-    Ok((i, e))
 }
 
 fn harden(e: NomErr<PErr>, message: &str) -> NomErr<PErr> {
@@ -823,15 +837,6 @@ fn harden(e: NomErr<PErr>, message: &str) -> NomErr<PErr> {
         }
         e => e,
     }
-}
-
-fn op_neg(i: In) -> PResult<Expr> {
-    if let Ok((j, sp)) = sym(i, "-") {
-        let (j, e) = operand(j, "-", op_neg)?;
-        let span = sp.to(e.span);
-        return Ok((j, Expr { kind: ExprKind::Unary { op: UnaryOp::Neg, expr: Box::new(e) }, span }));
-    }
-    expr_app(i)
 }
 
 fn expr_app(i: In) -> PResult<Expr> {
@@ -990,6 +995,7 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
                             return Err(NomErr::Failure(PErr {
                                 offset: e.span.start as usize,
                                 expected: vec![],
+                                expected_one: None,
                                 message: Some("dynamic attributes are not allowed in `inherit`".into()),
                                 help: Some("write `name = expr;` instead".into()),
                                 related: None,
@@ -1264,6 +1270,7 @@ fn path_literal(i: In, anchor: PathAnchor, skip: usize) -> PResult<Expr> {
             return Err(NomErr::Failure(PErr {
                 offset: at.start as usize,
                 expected: vec![],
+                expected_one: None,
                 message: Some(format!("path `{}` has a trailing slash", &i.fragment()[..at.len()])),
                 help: Some("remove the final `/`".into()),
                 related: None,

@@ -65,6 +65,12 @@ pub fn quote_string(s: &str, out: &mut String) {
 /// A string as a JSON string literal (Nix's escaping: control characters as `\u00XX`).
 pub fn json_string(s: &str, out: &mut String) {
     out.push('"');
+    // Fast path: most strings need no escaping at all.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -87,7 +87,7 @@ impl Rng {
 pub fn gen_expr(rng: &mut Rng, depth: u32) -> String {
     let mut g = G::new(rng);
     let t = g.top_ty(depth);
-    g.expr(&t, depth)
+    g.expr_nonleaf(&t, depth)
 }
 
 /// An expression that must fail to evaluate under
@@ -620,10 +620,10 @@ impl<'r> G<'r> {
             let k = if depth == 0 { g.below(6) } else { g.below(8) };
             match k {
                 0 => out.push_str(&g.rng.range(-1000, 1000).to_string()),
-                1 => out.push_str(g.rng.pick(&["1.5", "-2.25", "0.125", "1e3", "2.5E-1", "100.0"])),
-                2 => out.push_str(g.rng.pick(&["true", "false"])),
+                1 => out.push_str(*g.rng.pick(&["1.5", "-2.25", "0.125", "1e3", "2.5E-1", "100.0"])),
+                2 => out.push_str(*g.rng.pick(&["true", "false"])),
                 3 => out.push_str("null"),
-                4 | 5 => out.push_str(g.rng.pick(&[
+                4 | 5 => out.push_str(*g.rng.pick(&[
                     "\"abc\"", "\"\"", "\"a\\nb\"", "\"q\\\"uote\"", "\"back\\\\slash\"", "\"\\u0041\\u0062\"", "\"tab\\tx\"", "\"$x\"",
                 ])),
                 6 => {
@@ -764,6 +764,14 @@ impl<'r> G<'r> {
 
     fn expr(&mut self, t: &Ty, d: u32) -> String {
         if d == 0 || self.ch(1, 14) {
+            return self.leaf(t);
+        }
+        self.expr_nonleaf(t, d)
+    }
+
+    /// Like `expr` but (for d > 0) never a bare literal or variable.
+    fn expr_nonleaf(&mut self, t: &Ty, d: u32) -> String {
+        if d == 0 {
             return self.leaf(t);
         }
         for _ in 0..12 {
@@ -917,8 +925,7 @@ impl<'r> G<'r> {
             }
             13 => {
                 let x = self.expr(t, d1);
-                Some(format!("({} {}).value", self.bi("tryEval"), x))
-                    .map(|s| format!("({})", s))
+                Some(format!("(({} {}).value)", self.bi("tryEval"), x))
             }
             14 => {
                 let names = self.var_names(2);
@@ -1049,7 +1056,6 @@ impl<'r> G<'r> {
         for (n, a, r) in funs {
             units.push(U::Fun(n.clone(), a.clone(), r.clone()));
         }
-        let base = self.env.len();
         let mut slot: Vec<(String, usize)> = Vec::new();
         if recursive {
             for u in &units {
@@ -1065,7 +1071,6 @@ impl<'r> G<'r> {
                 }
             }
         }
-        let _ = base;
         let mut order: Vec<usize> = (0..units.len()).collect();
         self.rng.shuffle(&mut order);
         let mut lines: Vec<String> = Vec::new();
@@ -1083,8 +1088,10 @@ impl<'r> G<'r> {
                         // occasionally define part of it as a plain attrset literal
                         let split = if sub.len() >= 2 && self.ch(1, 4) { 1 } else { 0 };
                         if split == 1 {
-                            let v = self.expr(&rec_ty(vec![sub[0].clone()]), d1);
-                            lines.push(format!("{} = {};", k, v));
+                            // must be a syntactic attrset literal to merge with `k.x = ..`
+                            let v = self.expr(&sub[0].1, d1);
+                            let sk = self.key(&sub[0].0);
+                            lines.push(format!("{} = {{ {} = {}; }};", k, sk, v));
                         }
                         for (sn, st) in &sub[split..] {
                             let v = self.expr(st, d1);
@@ -1351,7 +1358,10 @@ impl<'r> G<'r> {
             }
             6 => {
                 // nested path whose second component is missing (or hits a non-set)
-                let it = self.rand_ty(d1);
+                let mut it = self.rand_ty(d1);
+                if matches!(it, Map(..) | Any) {
+                    it = Int(10);
+                }
                 fs.push((n.clone(), it.clone()));
                 let r = self.expr(&rec_ty(fs), d1);
                 let m = match &it {
@@ -1704,7 +1714,8 @@ impl<'r> G<'r> {
                 }
             }
             9 => {
-                let m = self.expr(&Map(Box::new(self.rand_ty(d1.saturating_sub(1))), INF), d1);
+                let vt = self.rand_ty(d1.saturating_sub(1));
+                let m = self.expr(&Map(Box::new(vt), INF), d1);
                 let n = self.rng.pick(ATTR_NAMES).to_string();
                 Some(format!("({} ? {})", m, self.sel_key(&n)))
             }
@@ -1730,7 +1741,7 @@ impl<'r> G<'r> {
                         self.expr(&t, d1)
                     }
                 };
-                Some(format!("({} {}).success", self.bi("tryEval"), x)).map(|s| format!("({})", s))
+                Some(format!("(({} {}).success)", self.bi("tryEval"), x))
             }
             13 => {
                 let f = self.fresh_name();
@@ -1759,7 +1770,7 @@ impl<'r> G<'r> {
 
     fn match_input(&mut self, d: u32) -> String {
         match self.below(4) {
-            0 | 1 => q(self.rng.pick(SHAPED)),
+            0 | 1 => q(*self.rng.pick(SHAPED)),
             2 => {
                 let w = *self.rng.pick(&["abc", "foo", "x", "Zed", "bar"]);
                 let n = self.expr(&Int(1000), d.min(2));
@@ -1786,7 +1797,7 @@ impl<'r> G<'r> {
                 Some(format!("({} {})", self.bi("toJSON"), x))
             }
             5 => {
-                let sep = if self.ch(1, 2) { q(self.rng.pick(&["", ",", ", ", "-", "\\n"])) } else { self.expr(&Str, d1.min(1)) };
+                let sep = if self.ch(1, 2) { q(*self.rng.pick(&["", ",", ", ", "-", "\\n"])) } else { self.expr(&Str, d1.min(1)) };
                 let l = self.expr(&list_ty(Str, 0, INF), d1);
                 Some(format!("({} {} {})", self.bi("concatStringsSep"), sep, l))
             }
@@ -1795,8 +1806,8 @@ impl<'r> G<'r> {
                 let mut from = Vec::new();
                 let mut to = Vec::new();
                 for _ in 0..k {
-                    from.push(q(self.rng.pick(&["a", "b", "o", "-", " ", "ab", "x", "1", "foo", "\\n", ""])));
-                    let t = if self.ch(1, 2) { q(self.rng.pick(&["", "_", "AB", "-", "xyz"])) } else { self.expr(&Str, d1.min(2)) };
+                    from.push(q(*self.rng.pick(&["a", "b", "o", "-", " ", "ab", "x", "1", "foo", "\\n", ""])));
+                    let t = if self.ch(1, 2) { q(*self.rng.pick(&["", "_", "AB", "-", "xyz"])) } else { self.expr(&Str, d1.min(2)) };
                     to.push(t);
                 }
                 let s = self.expr(&Str, d1);
@@ -1836,7 +1847,7 @@ impl<'r> G<'r> {
             _ => {
                 let re = *self.rng.pick(SPLIT_RES);
                 let s = self.match_input(d1);
-                let sep = q(self.rng.pick(&["", "|", "+"]));
+                let sep = q(*self.rng.pick(&["", "|", "+"]));
                 Some(format!(
                     "({} {} ({} {} ({} \"{}\" {})))",
                     self.bi("concatStringsSep"),
@@ -1854,13 +1865,13 @@ impl<'r> G<'r> {
     fn null_prod(&mut self, d: u32) -> Option<String> {
         let d1 = d - 1;
         match self.below(3) {
-            0 => Some(format!("({} \"[0-9]+\" {})", self.bi("match"), q(self.rng.pick(&["abc", "", "x1", "12a"])))),
+            0 => Some(format!("({} \"[0-9]+\" {})", self.bi("match"), q(*self.rng.pick(&["abc", "", "x1", "12a"])))),
             1 => {
                 let t = self.rand_ty(d1);
                 let x = self.expr(&t, d1);
                 Some(format!("({} {} null)", self.bi("seq"), x))
             }
-            _ => Some(format!("({} [ ] ? a)", "null".to_string()).replace("(null [ ] ? a)", "null")),
+            _ => Some(format!("({} ({} \"(x)?\" \"\"))", self.bi("head"), self.bi("match"))),
         }
     }
 
@@ -2057,7 +2068,7 @@ impl<'r> G<'r> {
                 let p = self.func(e, &Bool, d1);
                 let l = self.expr(&list_ty(e.clone(), 0, mx), d1);
                 let side = if self.ch(1, 2) { "right" } else { "wrong" };
-                Some(format!("({} {} {}).{}", self.bi("partition"), p, l, side)).map(|s| format!("({})", s))
+                Some(format!("(({} {} {}).{})", self.bi("partition"), p, l, side))
             }
             13 => {
                 let groups: Vec<(&str, usize)> = MATCH_RES.iter().copied().filter(|r| r.1 <= mx).collect();
@@ -2296,7 +2307,7 @@ impl<'r> G<'r> {
                 let k = self.below(mx.min(4) + 1);
                 let names = self.attr_names(k, &[], false);
                 let rt = rec_ty(names.into_iter().map(|n| (n, e.clone())).collect());
-                Some(self.expr(&rt, d))
+                Some(self.expr_nonleaf(&rt, d))
             }
             1 => {
                 if let List(u, gmn, gmx) = e {
@@ -2383,7 +2394,7 @@ impl<'r> G<'r> {
                 if t == Any {
                     return None;
                 }
-                Some(self.expr(&t, d))
+                Some(self.expr_nonleaf(&t, d))
             }
             1 => {
                 let re = *self.rng.pick(SPLIT_RES);
@@ -2472,8 +2483,10 @@ impl<'r> G<'r> {
                     format!("[ {} {} {} ]", a, f, b)
                 }
                 1 => {
-                    let f = self.fail_whnf(e, d1);
                     let p = self.var_name();
+                    self.env.push((p.clone(), Bind::Blocked));
+                    let f = self.fail_whnf(e, d1);
+                    self.env.pop();
                     let u = self.rand_ty(1);
                     let l = self.expr(&list_ty(u, 1, INF), g);
                     format!("({} ({}: {}) {})", self.bi("map"), p, f, l)
@@ -2499,8 +2512,12 @@ impl<'r> G<'r> {
                         format!("({{ {} = {}; }} // {})", q(&n), f, r)
                     }
                     1 => {
-                        let f = self.fail_whnf(&ft, d1);
                         let p = self.var_names(2);
+                        self.env.push((p[0].clone(), Bind::Blocked));
+                        self.env.push((p[1].clone(), Bind::Blocked));
+                        let f = self.fail_whnf(&ft, d1);
+                        self.env.pop();
+                        self.env.pop();
                         format!("({} ({}: {}: {}) {{ {} = 1; }})", self.bi("mapAttrs"), p[0], p[1], f, q(&n))
                     }
                     _ => {
@@ -2655,7 +2672,7 @@ impl<'r> G<'r> {
                     let u = self.rand_ty(1);
                     format!("({} {})", self.bi("typeOf"), self.fail_whnf(&u, d1))
                 }
-                _ => format!("({} [ {} {} ])", self.bi("concatStringsSep"), self.expr(&Str, g), self.fail_whnf(&Str, d1)),
+                _ => format!("({} {} [ {} ])", self.bi("concatStringsSep"), self.expr(&Str, g), self.fail_whnf(&Str, d1)),
             },
             List(e, _, _) => {
                 let lt = list_ty((**e).clone(), 0, INF);
@@ -2727,8 +2744,7 @@ impl<'r> G<'r> {
             }
             5 => {
                 // calling a non-function
-                let t = *self.rng.pick(&[Int(100), Str, Bool, Null]);
-                let t = t.clone();
+                let t = self.rng.pick(&[Int(100), Str, Bool, Null]).clone();
                 let f = self.expr(&t, g);
                 let u = self.rand_ty(1);
                 format!("({} {})", f, self.expr(&u, g))
@@ -2818,7 +2834,10 @@ impl<'r> G<'r> {
                     7 => format!("({} * 2)", self.expr(&Str, g)),
                     8 => format!("({} ++ [ ])", self.expr(&rec_ty(vec![]), g)),
                     9 => format!("({} // {{ }})", self.expr(&list_ty(Int(5), 0, 2), g)),
-                    10 => format!("(with {}; x)", self.expr(&Int(10), g)),
+                    10 => {
+                        let v = self.fresh_name();
+                        format!("(with {}; {})", self.expr(&Int(10), g), v)
+                    }
                     _ => format!("({} -> true)", self.expr(&Null, g)),
                 }
             }
@@ -2830,7 +2849,7 @@ impl<'r> G<'r> {
                     2 => format!("({} {{ }})", self.bi("toString")),
                     3 => format!("({} (x: x))", self.bi("toJSON")),
                     4 => format!("({} (-1) 1 {})", self.bi("substring"), self.expr(&Str, g)),
-                    5 => format!("({} {})", self.bi("fromJSON"), q(self.rng.pick(&["{", "[1,]", "tru", "", "\\\"a"]))),
+                    5 => format!("({} {})", self.bi("fromJSON"), q(*self.rng.pick(&["{", "[1,]", "tru", "", "\\\"a"]))),
                     6 => format!("({} (a: b: a < b) [ 1 \"a\" ])", self.bi("sort")),
                     7 => format!("({} (i: i) (-1))", self.bi("genList")),
                     8 => format!("({} [ {{ name = 1; value = 2; }} ])", self.bi("listToAttrs")),
