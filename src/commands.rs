@@ -95,6 +95,7 @@ fn check(input: EvalInput) -> Result<ExitCode, Report> {
     let (mut ev, v) = load(&input, &io)?;
     ev.force_deep(&v).map_err(|e| Box::new(e) as Report)?;
     eprintln!("{}: ok", input.file.display());
+    std::mem::forget((ev, v));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -221,6 +221,10 @@ impl<'g> Compiler<'g> {
     }
 
     fn lower(&mut self, e: &Expr, name: Option<&Name>) -> CResult<IrRef> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.lower_inner(e, name))
+    }
+
+    fn lower_inner(&mut self, e: &Expr, name: Option<&Name>) -> CResult<IrRef> {
         let span = e.span;
         let kind = match &e.kind {
             ExprKind::Int(n) => IrKind::Const(Value::Int(*n)),

@@ -306,6 +306,10 @@ impl<'io> Evaluator<'io> {
     // --- evaluation -----------------------------------------------------------------------
 
     pub(crate) fn eval(&mut self, ir: &IrRef, env: &Rc<Env>) -> EResult<Value> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.eval_inner(ir, env))
+    }
+
+    fn eval_inner(&mut self, ir: &IrRef, env: &Rc<Env>) -> EResult<Value> {
         let span = ir.span;
         match &ir.kind {
             IrKind::Const(v) => Ok(v.clone()),

@@ -80,6 +80,17 @@ impl Evaluator<'_> {
         self.call(v, Thunk::ready(arg), span)
     }
 
+    /// Parse and evaluate source text (to weak head normal form) as if it were the file `path`.
+    pub fn eval_source(&mut self, path: &Path, text: &str) -> Result<Value, Error> {
+        let r = (|| {
+            let name = path.display().to_string();
+            let (_, ir) = self.compile_source(name, path, text)?;
+            let t = Thunk::pending(ir, self.globals.clone());
+            self.force(&t)
+        })();
+        r.map_err(|e| self.to_error(&e))
+    }
+
     /// Evaluate `v` completely (every nested value); errors become diagnostics.
     pub fn force_deep(&mut self, v: &Value) -> Result<(), Error> {
         self.deep_force(v).map_err(|e| self.to_error(&e))

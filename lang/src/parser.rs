@@ -501,14 +501,20 @@ fn ident(i: In) -> PResult<(Name, Span)> {
 // Expressions
 
 fn expr(i: In) -> PResult<Expr> {
+    nested(i, 1, expr_function)
+}
+
+/// Run `f` one nesting level deeper (`extra` more levels): deep input is an error, never a stack
+/// overflow, and the syntax tree stays shallow enough to lower, evaluate and drop.
+fn nested<'a, T>(i: In<'a>, extra: u32, f: impl FnOnce(In<'a>) -> PResult<'a, T>) -> PResult<'a, T> {
     let depth = i.extra.depth.get();
-    if depth >= MAX_NESTING {
+    if depth + extra > MAX_NESTING {
         return PErr::at(i, format!("expression nested too deeply (more than {MAX_NESTING} levels)"))
             .help("split the expression with `let` bindings or into several files")
             .fail();
     }
-    i.extra.depth.set(depth + 1);
-    let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || expr_function(i));
+    i.extra.depth.set(depth + extra);
+    let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || f(i));
     i.extra.depth.set(depth);
     r
 }
@@ -524,7 +530,7 @@ fn expr_function(i: In) -> PResult<Expr> {
         if !j.fragment().starts_with('{') {
             let (j, binds) = bindings(j, Terminator::In, kw)?;
             let (j, _) = expect(j, "in", "expected `in` after the `let` bindings", "")?;
-            let (j, body) = expr_function(j)?;
+            let (j, body) = expr(j)?;
             return Ok((j.clone(), mk(ExprKind::Let { binds, body: Box::new(body) }, &j)));
         }
     }
@@ -532,28 +538,28 @@ fn expr_function(i: In) -> PResult<Expr> {
         let (j, _) = keyword(i, "with")?;
         let (j, env) = expr(j)?;
         let (j, _) = expect(j, ";", "expected `;` after the `with` expression", "write `with attrs; body`")?;
-        let (j, body) = expr_function(j)?;
+        let (j, body) = expr(j)?;
         return Ok((j.clone(), mk(ExprKind::With { env: Box::new(env), body: Box::new(body) }, &j)));
     }
     if at_keyword(s, "assert") {
         let (j, _) = keyword(i, "assert")?;
         let (j, cond) = expr(j)?;
         let (j, _) = expect(j, ";", "expected `;` after the assertion", "write `assert condition; body`")?;
-        let (j, body) = expr_function(j)?;
+        let (j, body) = expr(j)?;
         return Ok((j.clone(), mk(ExprKind::Assert { cond: Box::new(cond), body: Box::new(body) }, &j)));
     }
     // `x: body` and `x @ { ... }: body`
     if let Ok((j, (name, nsp))) = ident(i) {
         if sym(j, ":").is_ok() {
             let (j, _) = sym(j, ":")?;
-            let (j, body) = expr_function(j)?;
+            let (j, body) = expr(j)?;
             let lam = Lambda { param: Param::Ident(name, nsp), body };
             return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
         }
         if let Ok((j, _)) = sym(j, "@") {
             let (j, (formals, ellipsis)) = formals(j)?;
             let (j, _) = expect(j, ":", "expected `:` after the function's arguments", "")?;
-            let (j, body) = expr_function(j)?;
+            let (j, body) = expr(j)?;
             let lam = Lambda { param: Param::Formals { formals, ellipsis, at: Some((name, nsp)) }, body };
             return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
         }
@@ -573,7 +579,7 @@ fn expr_function(i: In) -> PResult<Expr> {
             Err(_) => (j, None),
         };
         let (j, _) = expect(j, ":", "expected `:` after the function's arguments", "a function is written `{ a, b }: body`")?;
-        let (j, body) = expr_function(j)?;
+        let (j, body) = expr(j)?;
         let lam = Lambda { param: Param::Formals { formals, ellipsis, at }, body };
         return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
     }
@@ -783,6 +789,10 @@ fn infix_at(s: &str) -> Option<(&'static str, Option<BinOp>, Level, Assoc)> {
 
 /// Pratt parsing of the operator levels: an operand, then operators binding at least `min`.
 fn op_bp(i: In, min: u8) -> PResult<Expr> {
+    nested(i, 1, |i| op_bp_inner(i, min))
+}
+
+fn op_bp_inner(i: In, min: u8) -> PResult<Expr> {
     let (mut i, mut lhs) = if let Ok((j, sp)) = sym(i, "!") {
         let (j, e) = operand(j, "!", |k| op_bp(k, 2 * Level::Not as u8))?;
         let span = sp.to(e.span);
@@ -796,8 +806,16 @@ fn op_bp(i: In, min: u8) -> PResult<Expr> {
     };
     // The last non-associative operator applied at this level, to refuse `a == b == c`.
     let mut last_nonassoc: Option<(Level, &'static str, Span)> = None;
+    // Each operator folded into `lhs` makes the tree one level deeper.
+    let mut chain = 0u32;
     loop {
         let Some((text, op, level, assoc)) = infix_at(i.fragment()) else { return Ok((i, lhs)) };
+        chain += 1;
+        if i.extra.depth.get() + chain > MAX_NESTING {
+            return PErr::at(i, format!("too many operators in one expression (more than {MAX_NESTING})"))
+                .help("split the expression with `let` bindings, or use `builtins.concatLists`/`foldl'` over a list")
+                .fail();
+        }
         let (l_bp, r_bp) = match assoc {
             Assoc::Right => (2 * level as u8 + 1, 2 * level as u8),
             Assoc::Left | Assoc::None => (2 * level as u8, 2 * level as u8 + 1),
@@ -869,7 +887,7 @@ fn expr_select(i: In) -> PResult<Expr> {
     let (j, path) = attrpath(j).map_err(|e| harden(e, "expected an attribute name after `.`"))?;
     let (j, default) = match keyword(j, "or") {
         Ok((k, _)) => {
-            let (k, d) = operand(k, "or", expr_select)?;
+            let (k, d) = operand(k, "or", |x| nested(x, 1, expr_select))?;
             (k, Some(Box::new(d)))
         }
         Err(_) => (j, None),
@@ -1124,7 +1142,7 @@ fn list(i: In) -> PResult<Expr> {
         if let Ok((k, close)) = sym(j, "]") {
             return Ok((k, Expr { kind: ExprKind::List(items), span: open.to(close) }));
         }
-        match expr_select(j) {
+        match nested(j, 1, expr_select) {
             Ok((k, e)) => {
                 items.push(e);
                 j = k;

@@ -101,6 +101,9 @@ pub fn to_text(e: &mut Evaluator, v: &Value, span: Span, strict: bool) -> EResul
 }
 
 fn write_text(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, strict: bool, depth: usize) -> EResult<()> {
+    if depth > MAX_PRINT_DEPTH {
+        return Err(too_deep(span));
+    }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || match v {
         Value::Null => {
             out.push_str("null");
@@ -171,8 +174,26 @@ fn write_text(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, strict
     })
 }
 
+/// Values nested deeper than this are refused when printed (a cyclic value would never end).
+pub const MAX_PRINT_DEPTH: usize = 10_000;
+
+fn too_deep(span: Span) -> Box<EvalError> {
+    Box::new(
+        EvalError::new(ErrorKind::Other, format!("value nested more than {MAX_PRINT_DEPTH} levels deep, or cyclic"))
+            .at(span)
+            .help("a set that contains itself (for example `let x = { inherit x; }; in x`) has no finite form"),
+    )
+}
+
 /// JSON form of a value, forcing it completely (`builtins.toJSON`, `--json`).
 pub fn write_json(e: &mut Evaluator, v: &Value, out: &mut String, span: Span) -> EResult<()> {
+    write_json_at(e, v, out, span, 0)
+}
+
+fn write_json_at(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, depth: usize) -> EResult<()> {
+    if depth > MAX_PRINT_DEPTH {
+        return Err(too_deep(span));
+    }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || match v {
         Value::Null => {
             out.push_str("null");
@@ -205,7 +226,7 @@ pub fn write_json(e: &mut Evaluator, v: &Value, out: &mut String, span: Span) ->
                     out.push(',');
                 }
                 let x = e.force(t)?;
-                write_json(e, &x, out, span)?;
+                write_json_at(e, &x, out, span, depth + 1)?;
             }
             out.push(']');
             Ok(())
@@ -213,7 +234,7 @@ pub fn write_json(e: &mut Evaluator, v: &Value, out: &mut String, span: Span) ->
         Value::Attrs(a) => {
             if let Some(p) = a.get("outPath") {
                 let x = e.force(&p.value.clone())?;
-                return write_json(e, &x, out, span);
+                return write_json_at(e, &x, out, span, depth + 1);
             }
             out.push('{');
             for (i, attr) in a.iter().enumerate() {
@@ -231,7 +252,7 @@ pub fn write_json(e: &mut Evaluator, v: &Value, out: &mut String, span: Span) ->
                     }
                     err
                 })?;
-                write_json(e, &x, out, span).map_err(|mut err| {
+                write_json_at(e, &x, out, span, depth + 1).map_err(|mut err| {
                     if let Some(sp) = attr.span {
                         err.trace.push(crate::error::TraceFrame {
                             span: sp,

@@ -413,7 +413,10 @@ impl<'r> G<'r> {
             }
             6 => self.rand_rec_ty(d),
             7 => {
-                let e = self.rand_ty(d.saturating_sub(2));
+                let mut e = self.rand_ty(d.saturating_sub(2));
+                if self.ch(1, 3) {
+                    e = list_ty(e, self.below(2), INF);
+                }
                 let mx = if self.ch(1, 2) { INF } else { 1 + self.below(5) };
                 Map(Box::new(e), mx)
             }
@@ -801,7 +804,7 @@ impl<'r> G<'r> {
 
     fn common(&mut self, t: &Ty, d: u32) -> Option<String> {
         let d1 = d - 1;
-        let k = self.rng.weighted(&[8, 10, 6, 2, 4, 8, 5, 9, 4, 2, 5, 2, 2, 2, 3, 2, 3, 2]);
+        let k = self.rng.weighted(&[8, 10, 6, 2, 4, 8, 5, 9, 4, 2, 5, 2, 2, 2, 3, 2, 3, 2, 3]);
         match k {
             0 => {
                 let c = self.expr(&Bool, d1);
@@ -899,7 +902,20 @@ impl<'r> G<'r> {
                     self.withs.pop();
                     Some(format!("(with builtins; {})", body))
                 } else {
-                    let rt = self.rand_rec_ty(d1 + 1);
+                    let mut rt = self.rand_rec_ty(d1 + 1);
+                    // make the with-set contain a name that is lexically bound:
+                    // the lexical binding must win
+                    let lex: Vec<String> =
+                        self.env.iter().map(|e| e.0.clone()).filter(|n| is_ident(n) && !n.ends_with('_')).collect();
+                    if !lex.is_empty() && self.ch(1, 2) {
+                        let n = self.rng.pick(&lex).clone();
+                        let ft = self.rand_ty(d1.saturating_sub(1));
+                        if let Rec(fs) = &rt {
+                            let mut fs: Vec<(String, Ty)> = fs.iter().filter(|f| f.0 != n).cloned().collect();
+                            fs.push((n, ft));
+                            rt = rec_ty(fs);
+                        }
+                    }
                     let r = self.expr(&rt, d1);
                     let fs = match rt {
                         Rec(fs) => fs,
@@ -956,11 +972,29 @@ impl<'r> G<'r> {
                 let dflt = self.expr(t, d1);
                 Some(format!("({}.{} or {})", m, k, dflt))
             }
-            _ => {
+            17 => {
                 self.withs.push(Scope::Builtins);
                 let body = self.expr(t, d1);
                 self.withs.pop();
                 Some(format!("(with builtins; {})", body))
+            }
+            _ => {
+                // `inherit x;` of a variable in scope, then selected
+                let c: Vec<String> = self.var_candidates(t).into_iter().filter(|n| is_ident(n)).collect();
+                if c.is_empty() {
+                    return None;
+                }
+                let n = self.rng.pick(&c).clone();
+                let k = self.below(3);
+                let extra = self.extra_fields(k, &[n.clone()], d);
+                let mut parts = vec![format!("inherit {};", n)];
+                for (en, et) in &extra {
+                    let v = self.expr(et, d1);
+                    parts.push(format!("{} = {};", self.key(en), v));
+                }
+                self.rng.shuffle(&mut parts);
+                let kw = if self.ch(1, 3) { "rec " } else { "" };
+                Some(format!("({}{{ {} }}.{})", kw, parts.join(" "), self.sel_key(&n)))
             }
         }
     }
@@ -992,9 +1026,26 @@ impl<'r> G<'r> {
     fn let_expr(&mut self, t: &Ty, d: u32) -> String {
         let d1 = d - 1;
         let nb = 1 + self.below(3);
-        let names = self.var_names(nb);
+        let mut names = self.var_names(nb);
         let mut fields = Vec::new();
         let mut funs = Vec::new();
+        // sometimes rebind a visible variable of the same type (enables `inherit x;`)
+        if self.ch(1, 3) {
+            let vis: Vec<(String, Ty)> = self
+                .visible_names()
+                .into_iter()
+                .filter(|n| is_ident(n) && !n.ends_with('_'))
+                .filter_map(|n| match self.resolve(&n) {
+                    Some(Bind::Val(t)) => Some((n, t)),
+                    _ => None,
+                })
+                .collect();
+            if !vis.is_empty() {
+                let (n, t) = self.rng.pick(&vis).clone();
+                names.retain(|m| *m != n);
+                fields.push((n, t));
+            }
+        }
         for n in names {
             if self.ch(1, 5) {
                 let a = self.rand_ty(d1);
@@ -1033,7 +1084,7 @@ impl<'r> G<'r> {
         let mut units: Vec<U> = Vec::new();
         let mut pending: Vec<(String, Ty)> = Vec::new();
         for (n, t) in fields {
-            if is_ident(n) && self.ch(1, 7) {
+            if is_ident(n) && self.ch(1, 3) {
                 if let Some(Bind::Val(vt)) = self.resolve(n) {
                     if fits(&vt, t) {
                         units.push(U::InheritOuter(n.clone()));
@@ -2302,7 +2353,7 @@ impl<'r> G<'r> {
 
     fn map_prod(&mut self, e: &Ty, mx: usize, d: u32) -> Option<String> {
         let d1 = d - 1;
-        match self.rng.weighted(&[6, 4, 4, 2, 2, 2, 1]) {
+        match self.rng.weighted(&[6, 6, 4, 2, 2, 2, 1]) {
             0 => {
                 let k = self.below(mx.min(4) + 1);
                 let names = self.attr_names(k, &[], false);
@@ -2388,7 +2439,7 @@ impl<'r> G<'r> {
 
     fn any_prod(&mut self, d: u32) -> Option<String> {
         let d1 = d - 1;
-        match self.rng.weighted(&[8, 2, 2, 2]) {
+        match self.rng.weighted(&[8, 2, 2, 2, 2]) {
             0 => {
                 let t = self.rand_ty(d);
                 if t == Any {
@@ -2406,9 +2457,14 @@ impl<'r> G<'r> {
                 let s = self.match_input(d1);
                 Some(format!("({} \"{}\" {})", self.bi("match"), re, s))
             }
-            _ => {
+            3 => {
                 let j = self.json_text(d);
                 Some(format!("({} {})", self.bi("fromJSON"), j))
+            }
+            _ => {
+                let u = self.rand_ty(d1);
+                let e = list_ty(u, 1, INF);
+                Some(self.expr_nonleaf(&Map(Box::new(e), INF), d))
             }
         }
     }
