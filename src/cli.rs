@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "pipeline", version, about = "Plan and apply a whole environment of services from a definition kept in the repo")]
+#[command(
+    name = "pipeline",
+    version,
+    about = "Plan and apply a whole environment of services from a definition kept in the repo"
+)]
 pub struct Cli {
     /// When to use colour (NO_COLOR is respected by `auto`)
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -28,9 +32,7 @@ pub enum Command {
     Check(EvalInput),
     /// Print how a file parses, fully parenthesized (for debugging the grammar)
     #[command(hide = true)]
-    Parse {
-        file: PathBuf,
-    },
+    Parse { file: PathBuf },
 }
 
 /// What every evaluating command takes: the file, its arguments and the project root.

@@ -2,7 +2,5 @@
 //! on disk. `default.nix` is the entry point; real Nix reads the same files with `-I std=./stdlib`.
 
 /// Every file of the standard library: name relative to the library's folder, and its text.
-pub const FILES: &[(&str, &str)] = &[
-    ("default.nix", include_str!("default.nix")),
-    ("lib.nix", include_str!("lib.nix")),
-];
+pub const FILES: &[(&str, &str)] =
+    &[("default.nix", include_str!("default.nix")), ("lib.nix", include_str!("lib.nix"))];

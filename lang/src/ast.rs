@@ -83,20 +83,56 @@ pub enum ExprKind {
     Float(f64),
     Str(Vec<StrPart>),
     /// A path literal; `parts` holds the text (and interpolations, for `./a/${b}`).
-    Path { anchor: PathAnchor, parts: Vec<StrPart> },
+    Path {
+        anchor: PathAnchor,
+        parts: Vec<StrPart>,
+    },
     Var(Name),
     List(Vec<Expr>),
-    Attrs { rec: bool, binds: Vec<Binding> },
-    Let { binds: Vec<Binding>, body: Box<Expr> },
-    Select { expr: Box<Expr>, path: Vec<AttrKey>, default: Option<Box<Expr>> },
-    HasAttr { expr: Box<Expr>, path: Vec<AttrKey> },
-    Apply { func: Box<Expr>, arg: Box<Expr> },
+    Attrs {
+        rec: bool,
+        binds: Vec<Binding>,
+    },
+    Let {
+        binds: Vec<Binding>,
+        body: Box<Expr>,
+    },
+    Select {
+        expr: Box<Expr>,
+        path: Vec<AttrKey>,
+        default: Option<Box<Expr>>,
+    },
+    HasAttr {
+        expr: Box<Expr>,
+        path: Vec<AttrKey>,
+    },
+    Apply {
+        func: Box<Expr>,
+        arg: Box<Expr>,
+    },
     Lambda(Rc<Lambda>),
-    If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr> },
-    Assert { cond: Box<Expr>, body: Box<Expr> },
-    With { env: Box<Expr>, body: Box<Expr> },
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        else_: Box<Expr>,
+    },
+    Assert {
+        cond: Box<Expr>,
+        body: Box<Expr>,
+    },
+    With {
+        env: Box<Expr>,
+        body: Box<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! The builtins: pure functions only (no clock, network or environment), and the global scope.
 
 use crate::ast::BinOp;
-use crate::error::{EvalError, ErrorKind};
-use crate::eval::{missing_attr, type_err, EResult, Evaluator};
+use crate::error::{ErrorKind, EvalError};
+use crate::eval::{EResult, Evaluator, missing_attr, type_err};
 use crate::print;
 use crate::span::Span;
 use crate::value::*;
@@ -93,10 +93,8 @@ const TOP_LEVEL: [&str; 10] =
 /// The global scope: `builtins`, `true`, `false`, `null` and the top-level builtins.
 pub(crate) fn globals() -> (Rc<Env>, HashMap<Name, u32>) {
     let prim = |p: &'static PrimOp| Value::PrimOp(Rc::new(PrimOpApp { op: p, args: Vec::new() }));
-    let mut entries: Vec<Attr> = PRIMOPS
-        .iter()
-        .map(|p| Attr { name: Rc::from(p.name), value: Thunk::ready(prim(p)), span: None })
-        .collect();
+    let mut entries: Vec<Attr> =
+        PRIMOPS.iter().map(|p| Attr { name: Rc::from(p.name), value: Thunk::ready(prim(p)), span: None }).collect();
     for (name, v) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
         entries.push(Attr { name: Rc::from(name), value: Thunk::ready(v), span: None });
     }
@@ -331,7 +329,7 @@ fn prim_elem(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let x = e.force(&a[0])?;
     for t in list(e, &a[1], "the second argument of `elem`", span)?.iter() {
         let y = e.force(t)?;
-        if e.equal(&x, &y, span)? {
+        if e.equal(&x, &y)? {
             return Ok(Value::Bool(true));
         }
     }
@@ -342,8 +340,11 @@ fn prim_elem_at(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let l = list(e, &a[0], "the first argument of `elemAt`", span)?;
     let n = int(e, &a[1], "the index given to `elemAt`", span)?;
     if n < 0 || n as usize >= l.len() {
-        return Err(fail(ErrorKind::Index, format!("list index {n} is out of bounds"), span)
-            .with_help(format!("the list has {} element{}", l.len(), if l.len() == 1 { "" } else { "s" })));
+        return Err(fail(ErrorKind::Index, format!("list index {n} is out of bounds"), span).with_help(format!(
+            "the list has {} element{}",
+            l.len(),
+            if l.len() == 1 { "" } else { "s" }
+        )));
     }
     e.force(&l[n as usize])
 }
@@ -377,8 +378,8 @@ fn prim_foldl(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
 
 fn prim_from_json(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let s = string(e, &a[0], "the argument of `fromJSON`", span)?;
-    let j: serde_json::Value = serde_json::from_str(&s)
-        .map_err(|err| fail(ErrorKind::Json, format!("invalid JSON: {err}"), span))?;
+    let j: serde_json::Value =
+        serde_json::from_str(&s).map_err(|err| fail(ErrorKind::Json, format!("invalid JSON: {err}"), span))?;
     Ok(from_json(&j))
 }
 
@@ -461,10 +462,8 @@ fn prim_group_by(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
             }
         }
     }
-    let mut entries: Vec<Attr> = groups
-        .into_iter()
-        .map(|(k, v)| Attr { name: k, value: Thunk::ready(list_value(v)), span: None })
-        .collect();
+    let mut entries: Vec<Attr> =
+        groups.into_iter().map(|(k, v)| Attr { name: k, value: Thunk::ready(list_value(v)), span: None }).collect();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Value::Attrs(Rc::new(Attrs::from_sorted(entries))))
 }
@@ -532,11 +531,15 @@ fn prim_list_to_attrs(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Val
     for t in list(e, &a[0], "the argument of `listToAttrs`", span)?.iter() {
         let item = attrs(e, t, "an element of the list given to `listToAttrs`", span)?;
         let Some(n) = item.get("name") else {
-            return Err(missing_attr("name", &item, span).with_help("each element must be `{ name = ...; value = ...; }`"));
+            return Err(
+                missing_attr("name", &item, span).with_help("each element must be `{ name = ...; value = ...; }`")
+            );
         };
         let name = string(e, &n.value.clone(), "the `name` of a `listToAttrs` element", span)?;
         let Some(v) = item.get("value") else {
-            return Err(missing_attr("value", &item, span).with_help("each element must be `{ name = ...; value = ...; }`"));
+            return Err(
+                missing_attr("value", &item, span).with_help("each element must be `{ name = ...; value = ...; }`")
+            );
         };
         // The first occurrence of a name wins.
         if seen.insert(name.clone(), ()).is_none() {
@@ -583,12 +586,7 @@ fn regex(e: &mut Evaluator, re: &str, anchored: bool, span: Span) -> EResult<Rc<
 }
 
 fn captures_list(c: &regex::Captures) -> Value {
-    list_value(
-        c.iter()
-            .skip(1)
-            .map(|m| Thunk::ready(m.map_or(Value::Null, |m| str_value(m.as_str()))))
-            .collect(),
-    )
+    list_value(c.iter().skip(1).map(|m| Thunk::ready(m.map_or(Value::Null, |m| str_value(m.as_str())))).collect())
 }
 
 fn prim_match(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
@@ -670,7 +668,7 @@ fn prim_remove_attrs(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Valu
     for t in list(e, &a[1], "the second argument of `removeAttrs`", span)?.iter() {
         names.push(string(e, t, "an attribute name given to `removeAttrs`", span)?);
     }
-    let entries: Vec<Attr> = s.iter().filter(|x| !names.iter().any(|n| *n == x.name)).cloned().collect();
+    let entries: Vec<Attr> = s.iter().filter(|x| !names.contains(&x.name)).cloned().collect();
     Ok(Value::Attrs(Rc::new(Attrs::from_sorted(entries))))
 }
 
@@ -678,12 +676,8 @@ fn prim_replace_strings(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<V
     let from_l = list(e, &a[0], "the first argument of `replaceStrings`", span)?;
     let to_l = list(e, &a[1], "the second argument of `replaceStrings`", span)?;
     if from_l.len() != to_l.len() {
-        return Err(fail(
-            ErrorKind::Argument,
-            "`replaceStrings` needs two lists of the same length",
-            span,
-        )
-        .with_help(format!("the first has {} elements, the second {}", from_l.len(), to_l.len())));
+        return Err(fail(ErrorKind::Argument, "`replaceStrings` needs two lists of the same length", span)
+            .with_help(format!("the first has {} elements, the second {}", from_l.len(), to_l.len())));
     }
     let mut from = Vec::with_capacity(from_l.len());
     for t in from_l.iter() {

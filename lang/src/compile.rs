@@ -2,7 +2,7 @@
 //! paths merged, and the static errors (undefined variable, duplicate attribute) reported.
 
 use crate::ast::*;
-use crate::error::{EvalError, ErrorKind};
+use crate::error::{ErrorKind, EvalError};
 use crate::span::Span;
 use crate::value::Value;
 use std::collections::HashMap;
@@ -21,25 +21,62 @@ pub struct Ir {
 pub enum IrKind {
     Const(Value),
     /// A variable bound `depth` environments up, in slot `idx`.
-    Local { depth: u32, idx: u32 },
+    Local {
+        depth: u32,
+        idx: u32,
+    },
     /// A variable only a `with` can supply: the depths of the enclosing `with`s, innermost first.
-    WithVar { name: Name, withs: Box<[u32]> },
+    WithVar {
+        name: Name,
+        withs: Box<[u32]>,
+    },
     Interp(Vec<IrPart>),
-    Path { anchor: PathAnchor, base: Rc<Path>, parts: Vec<IrPart> },
+    Path {
+        anchor: PathAnchor,
+        base: Rc<Path>,
+        parts: Vec<IrPart>,
+    },
     SearchPath(Name),
     List(Vec<IrRef>),
     Attrs(Rc<AttrsIr>),
-    Let { slots: Vec<IrRef>, body: IrRef },
-    Select { expr: IrRef, path: Vec<IrKey>, default: Option<IrRef> },
-    HasAttr { expr: IrRef, path: Vec<IrKey> },
-    Apply { func: IrRef, args: Vec<IrRef> },
+    Let {
+        slots: Vec<IrRef>,
+        body: IrRef,
+    },
+    Select {
+        expr: IrRef,
+        path: Vec<IrKey>,
+        default: Option<IrRef>,
+    },
+    HasAttr {
+        expr: IrRef,
+        path: Vec<IrKey>,
+    },
+    Apply {
+        func: IrRef,
+        args: Vec<IrRef>,
+    },
     Lambda(Rc<LambdaIr>),
-    If { cond: IrRef, then: IrRef, else_: IrRef },
-    Assert { cond: IrRef, body: IrRef },
-    With { env: IrRef, body: IrRef },
+    If {
+        cond: IrRef,
+        then: IrRef,
+        else_: IrRef,
+    },
+    Assert {
+        cond: IrRef,
+        body: IrRef,
+    },
+    With {
+        env: IrRef,
+        body: IrRef,
+    },
     Not(IrRef),
     Neg(IrRef),
-    Binary { op: BinOp, lhs: IrRef, rhs: IrRef },
+    Binary {
+        op: BinOp,
+        lhs: IrRef,
+        rhs: IrRef,
+    },
 }
 
 #[derive(Debug)]
@@ -246,11 +283,8 @@ impl<'g> Compiler<'g> {
                 let names: HashMap<Name, u32> =
                     node.entries.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i as u32)).collect();
                 self.scopes.push(Scope::Frame(names));
-                let slots = node
-                    .entries
-                    .into_iter()
-                    .map(|(n, _, v)| self.lower_node(v, true, &n))
-                    .collect::<CResult<Vec<_>>>();
+                let slots =
+                    node.entries.into_iter().map(|(n, _, v)| self.lower_node(v, true, &n)).collect::<CResult<Vec<_>>>();
                 let body = slots.and_then(|slots| Ok((slots, self.lower(body, None)?)));
                 self.scopes.pop();
                 let (slots, body) = body?;
@@ -399,15 +433,13 @@ impl<'g> Compiler<'g> {
             match b {
                 Binding::Inherit { from, names, .. } => set.inherit(from, names)?,
                 Binding::Attr { path, value, .. } => {
-                    if is_let {
-                        if let Some(AttrKey::Dynamic(d)) = path.first() {
-                            return Err(static_error(
-                                ErrorKind::Syntax,
-                                d.span,
-                                "dynamic attributes are not allowed in `let`".into(),
-                            )
-                            .with_help("use a static name, or build a set with `listToAttrs`"));
-                        }
+                    if is_let && let Some(AttrKey::Dynamic(d)) = path.first() {
+                        return Err(static_error(
+                            ErrorKind::Syntax,
+                            d.span,
+                            "dynamic attributes are not allowed in `let`".into(),
+                        )
+                        .with_help("use a static name, or build a set with `listToAttrs`"));
                     }
                     insert_path(&mut set, path, value)?;
                 }
@@ -453,10 +485,7 @@ impl<'g> Compiler<'g> {
             Node::Inherit { from: None, name, span } => Ok(Self::mk(self.resolve(&name, span, in_frame)?, span)),
             Node::Inherit { from: Some(from), name, span } => {
                 let expr = self.lower(from, None)?;
-                Ok(Self::mk(
-                    IrKind::Select { expr, path: vec![IrKey::Static(name, span)], default: None },
-                    span,
-                ))
+                Ok(Self::mk(IrKind::Select { expr, path: vec![IrKey::Static(name, span)], default: None }, span))
             }
             Node::Set(set) => {
                 let span = set.span;

@@ -162,8 +162,8 @@ fn osa_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -195,20 +195,22 @@ mod tests {
 
 /// A language error ready to show: message, code, labelled source, help and trace.
 #[derive(Debug, Clone)]
-pub struct Error {
-    pub kind: ErrorKind,
-    pub message: String,
-    /// `file:line:col` of the primary location, when there is one.
-    pub location: Option<String>,
+pub struct Error(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    location: Option<String>,
     source: Option<NamedSource<Arc<str>>>,
     labels: Vec<LabeledSpan>,
-    pub help: Option<String>,
+    help: Option<String>,
     related: Vec<Error>,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
@@ -216,38 +218,59 @@ impl std::error::Error for Error {}
 
 impl Diagnostic for Error {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.kind.code()))
+        Some(Box::new(self.0.kind.code()))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.0.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        self.0.source.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            None
-        } else {
-            Some(Box::new(self.labels.iter().cloned()))
-        }
+        if self.0.labels.is_empty() { None } else { Some(Box::new(self.0.labels.iter().cloned())) }
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        if self.related.is_empty() {
+        if self.0.related.is_empty() {
             None
         } else {
-            Some(Box::new(self.related.iter().map(|e| e as &dyn Diagnostic)))
+            Some(Box::new(self.0.related.iter().map(|e| e as &dyn Diagnostic)))
         }
     }
 }
 
 impl Error {
+    fn new(inner: Inner) -> Error {
+        Error(Box::new(inner))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// `file:line:col` of the primary location, when there is one.
+    pub fn location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+
     /// An error with no source location (a missing top-level file, a bad `--arg`).
     pub fn plain(kind: ErrorKind, message: impl Into<String>, help: Option<String>) -> Error {
-        Error { kind, message: message.into(), location: None, source: None, labels: vec![], help, related: vec![] }
+        Error::new(Inner {
+            kind,
+            message: message.into(),
+            location: None,
+            source: None,
+            labels: vec![],
+            help,
+            related: vec![],
+        })
     }
 
     /// Attach source text to an evaluator error. Frames inside the standard library are folded
@@ -257,14 +280,13 @@ impl Error {
         let mut primary = e.span;
         let mut label = e.label.clone();
         let mut note = None;
-        if let Some(sp) = primary {
-            if !user(&sp) {
-                if let Some(f) = e.trace.iter().find(|f| user(&f.span)) {
-                    note = Some(format!("raised inside the standard library ({})", loc(sources, sp)));
-                    primary = Some(f.span);
-                    label = Some(format!("error raised in this {}", f.what.trim_start_matches("while ")));
-                }
-            }
+        if let Some(sp) = primary
+            && !user(&sp)
+            && let Some(f) = e.trace.iter().find(|f| user(&f.span))
+        {
+            note = Some(format!("raised inside the standard library ({})", loc(sources, sp)));
+            primary = Some(f.span);
+            label = Some(format!("error raised in this {}", f.what.trim_start_matches("while ")));
         }
         let mut err = match primary {
             Some(sp) => {
@@ -278,7 +300,7 @@ impl Error {
                         labels.push(LabeledSpan::new_with_span(Some(text.clone()), (rs.start as usize, rs.len())));
                     }
                 }
-                Error {
+                Error::new(Inner {
                     kind: e.kind,
                     message: e.message.clone(),
                     location: Some(loc(sources, sp)),
@@ -286,26 +308,25 @@ impl Error {
                     labels,
                     help: e.help.clone(),
                     related: vec![],
-                }
+                })
             }
             None => Error::plain(e.kind, e.message.clone(), e.help.clone()),
         };
         if let Some(note) = note {
-            err.related.push(Error::plain(ErrorKind::Other, note, None));
+            err.0.related.push(Error::plain(ErrorKind::Other, note, None));
         }
         // Related places in other files become notes of their own.
         for (rs, text) in &e.related {
             if Some(rs.file) != primary.map(|p| p.file) {
-                err.related.push(Error::frame(sources, *rs, text));
+                err.0.related.push(Error::frame(sources, *rs, text));
             }
         }
         // A short trace of user frames, innermost first, without repeating the primary span.
-        let frames: Vec<&TraceFrame> =
-            e.trace.iter().filter(|f| user(&f.span) && Some(f.span) != primary).collect();
+        let frames: Vec<&TraceFrame> = e.trace.iter().filter(|f| user(&f.span) && Some(f.span) != primary).collect();
         const KEEP: usize = 6;
         for (i, f) in frames.iter().enumerate() {
             if frames.len() > KEEP + 1 && i == KEEP - 1 {
-                err.related.push(Error::plain(
+                err.0.related.push(Error::plain(
                     ErrorKind::Other,
                     format!("… {} more frames …", frames.len() - KEEP),
                     None,
@@ -314,14 +335,14 @@ impl Error {
             if frames.len() > KEEP + 1 && i >= KEEP - 1 && i + 1 < frames.len() {
                 continue;
             }
-            err.related.push(Error::frame(sources, f.span, &f.what));
+            err.0.related.push(Error::frame(sources, f.span, &f.what));
         }
         err
     }
 
     fn frame(sources: &SourceMap, sp: Span, what: &str) -> Error {
         let file = sources.get(sp.file);
-        Error {
+        Error::new(Inner {
             kind: ErrorKind::Other,
             message: format!("{what} at {}", loc(sources, sp)),
             location: Some(loc(sources, sp)),
@@ -329,7 +350,7 @@ impl Error {
             labels: vec![LabeledSpan::new_primary_with_span(None, (sp.start as usize, sp.len()))],
             help: None,
             related: vec![],
-        }
+        })
     }
 }
 

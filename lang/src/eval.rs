@@ -3,8 +3,8 @@
 
 use crate::ast::{BinOp, PathAnchor};
 use crate::builtins;
-use crate::compile::{resolve_path, AttrsIr, Compiler, IrKey, IrKind, IrPart, IrRef, LambdaParam};
-use crate::error::{closest, EvalError, ErrorKind, TraceFrame};
+use crate::compile::{AttrsIr, Compiler, IrKey, IrKind, IrPart, IrRef, LambdaParam, resolve_path};
+use crate::error::{ErrorKind, EvalError, TraceFrame, closest};
 use crate::io::{EvalIo, FileKind};
 use crate::parser;
 use crate::span::{FileId, SourceMap, Span};
@@ -78,10 +78,10 @@ impl<'io> Evaluator<'io> {
                 return format!("<{name}>/{}", rest.display());
             }
         }
-        if let Some(base) = &self.options.display_base {
-            if let Ok(rest) = path.strip_prefix(base) {
-                return rest.display().to_string();
-            }
+        if let Some(base) = &self.options.display_base
+            && let Ok(rest) = path.strip_prefix(base)
+        {
+            return rest.display().to_string();
         }
         path.display().to_string()
     }
@@ -178,14 +178,14 @@ impl<'io> Evaluator<'io> {
         if !path.starts_with(root) {
             return Err(outside(format!("`{}` is outside the project root", path.display())));
         }
-        if let (Some(croot), Ok(real)) = (&self.canonical_root, self.io.canonicalize(path)) {
-            if !real.starts_with(croot) {
-                return Err(outside(format!(
-                    "`{}` leads outside the project root through a symlink (to `{}`)",
-                    path.display(),
-                    real.display()
-                )));
-            }
+        if let (Some(croot), Ok(real)) = (&self.canonical_root, self.io.canonicalize(path))
+            && !real.starts_with(croot)
+        {
+            return Err(outside(format!(
+                "`{}` leads outside the project root through a symlink (to `{}`)",
+                path.display(),
+                real.display()
+            )));
         }
         Ok(())
     }
@@ -200,13 +200,13 @@ impl<'io> Evaluator<'io> {
         }
         let known: Vec<String> = self.options.search_paths.iter().map(|(n, _)| format!("<{n}>")).collect();
         Err(Box::new(
-            EvalError::new(ErrorKind::Import, format!("`<{name}>` was not found in the search path"))
-                .at(span)
-                .help(if known.is_empty() {
+            EvalError::new(ErrorKind::Import, format!("`<{name}>` was not found in the search path")).at(span).help(
+                if known.is_empty() {
                     "no search paths are set".to_string()
                 } else {
                     format!("available: {}", known.join(", "))
-                }),
+                },
+            ),
         ))
     }
 
@@ -286,16 +286,24 @@ impl<'io> Evaluator<'io> {
                 for attr in a.iter() {
                     let x = self.force(&attr.value).map_err(|mut e| {
                         if let Some(sp) = attr.span {
-                            e.trace.push(TraceFrame { span: sp, what: format!("while evaluating attribute `{}`", attr.name) });
+                            e.trace.push(TraceFrame {
+                                span: sp,
+                                what: format!("while evaluating attribute `{}`", attr.name),
+                            });
                         }
                         e
                     })?;
-                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen)).map_err(|mut e| {
-                        if let Some(sp) = attr.span {
-                            e.trace.push(TraceFrame { span: sp, what: format!("while evaluating attribute `{}`", attr.name) });
-                        }
-                        e
-                    })?;
+                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen)).map_err(
+                        |mut e| {
+                            if let Some(sp) = attr.span {
+                                e.trace.push(TraceFrame {
+                                    span: sp,
+                                    what: format!("while evaluating attribute `{}`", attr.name),
+                                });
+                            }
+                            e
+                        },
+                    )?;
                 }
             }
             _ => {}
@@ -529,7 +537,8 @@ impl<'io> Evaluator<'io> {
             Value::Lambda(c) => {
                 let lam = &c.lambda;
                 // Only needed for messages: built on error paths alone.
-                let fname = || lam.name.as_deref().map_or("anonymous function".to_string(), |n| format!("function `{n}`"));
+                let fname =
+                    || lam.name.as_deref().map_or("anonymous function".to_string(), |n| format!("function `{n}`"));
                 let frame = match &lam.param {
                     LambdaParam::Ident => Env::new(Some(c.env.clone()), vec![arg]),
                     LambdaParam::Formals { formals, ellipsis, at } => {
@@ -537,31 +546,33 @@ impl<'io> Evaluator<'io> {
                         let Value::Attrs(a) = v else {
                             return Err(err(
                                 ErrorKind::Type,
-                                format!("{} expects a set as its argument but was called with {}", fname(), v.describe()),
+                                format!(
+                                    "{} expects a set as its argument but was called with {}",
+                                    fname(),
+                                    v.describe()
+                                ),
                                 span,
                             )
                             .with_help(format!("call it with a set, for example `{}`", example_args(formals))));
                         };
-                        if !ellipsis {
-                            if let Some(bad) = a.iter().find(|x| !formals.iter().any(|f| f.name == x.name)) {
-                                let names: Vec<&str> = formals.iter().map(|f| &*f.name).collect();
-                                let help = match closest(&bad.name, names.iter().copied()) {
-                                    Some(c) => format!("did you mean `{c}`? it takes: {}", names.join(", ")),
-                                    None if names.is_empty() => "it takes no arguments".into(),
-                                    None => format!("it takes: {}", names.join(", ")),
-                                };
-                                let mut e = EvalError::new(
-                                    ErrorKind::Argument,
-                                    format!("{} called with unexpected argument `{}`", fname(), bad.name),
-                                )
-                                .at(bad.span.unwrap_or(span))
-                                .help(help)
-                                .related(lam.span, "function defined here");
-                                if bad.span.is_some() {
-                                    e.trace.push(TraceFrame { span, what: format!("while calling {}", fname()) });
-                                }
-                                return Err(e.boxed());
+                        if !ellipsis && let Some(bad) = a.iter().find(|x| !formals.iter().any(|f| f.name == x.name)) {
+                            let names: Vec<&str> = formals.iter().map(|f| &*f.name).collect();
+                            let help = match closest(&bad.name, names.iter().copied()) {
+                                Some(c) => format!("did you mean `{c}`? it takes: {}", names.join(", ")),
+                                None if names.is_empty() => "it takes no arguments".into(),
+                                None => format!("it takes: {}", names.join(", ")),
+                            };
+                            let mut e = EvalError::new(
+                                ErrorKind::Argument,
+                                format!("{} called with unexpected argument `{}`", fname(), bad.name),
+                            )
+                            .at(bad.span.unwrap_or(span))
+                            .help(help)
+                            .related(lam.span, "function defined here");
+                            if bad.span.is_some() {
+                                e.trace.push(TraceFrame { span, what: format!("while calling {}", fname()) });
                             }
+                            return Err(e.boxed());
                         }
                         let frame = Env::new(Some(c.env.clone()), Vec::new());
                         let mut slots = Vec::with_capacity(formals.len() + usize::from(*at));
@@ -576,7 +587,10 @@ impl<'io> Evaluator<'io> {
                                     )
                                     .at(span)
                                     .related(f.span, "declared here")
-                                    .help(format!("pass `{} = ...;` or give it a default with `{} ? value`", f.name, f.name))
+                                    .help(format!(
+                                        "pass `{} = ...;` or give it a default with `{} ? value`",
+                                        f.name, f.name
+                                    ))
                                     .boxed());
                                 }
                             }
@@ -652,11 +666,19 @@ impl<'io> Evaluator<'io> {
         }
     }
 
-    pub(crate) fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span, ls: Span, rs: Span) -> EResult<Value> {
+    pub(crate) fn binary_values(
+        &mut self,
+        op: BinOp,
+        a: Value,
+        b: Value,
+        span: Span,
+        ls: Span,
+        rs: Span,
+    ) -> EResult<Value> {
         use Value::*;
         match op {
-            BinOp::Eq => Ok(Bool(self.equal(&a, &b, span)?)),
-            BinOp::Ne => Ok(Bool(!self.equal(&a, &b, span)?)),
+            BinOp::Eq => Ok(Bool(self.equal(&a, &b)?)),
+            BinOp::Ne => Ok(Bool(!self.equal(&a, &b)?)),
             BinOp::Lt => Ok(Bool(self.less_than(&a, &b, span)?)),
             BinOp::Gt => Ok(Bool(self.less_than(&b, &a, span)?)),
             BinOp::Le => Ok(Bool(!self.less_than(&b, &a, span)?)),
@@ -732,7 +754,7 @@ impl<'io> Evaluator<'io> {
         }
     }
 
-    pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> EResult<bool> {
+    pub fn equal(&mut self, a: &Value, b: &Value) -> EResult<bool> {
         use Value::*;
         Ok(match (a, b) {
             (Null, Null) => true,
@@ -754,7 +776,7 @@ impl<'io> Evaluator<'io> {
                         continue;
                     }
                     let (p, q) = (self.force(p)?, self.force(q)?);
-                    if !self.equal(&p, &q, span)? {
+                    if !self.equal(&p, &q)? {
                         return Ok(false);
                     }
                 }
@@ -777,7 +799,7 @@ impl<'io> Evaluator<'io> {
                         continue;
                     }
                     let (pv, qv) = (self.force(&p.value)?, self.force(&q.value)?);
-                    if !self.equal(&pv, &qv, span)? {
+                    if !self.equal(&pv, &qv)? {
                         return Ok(false);
                     }
                 }
@@ -802,7 +824,7 @@ impl<'io> Evaluator<'io> {
                     if self.less_than(&p, &q, span)? {
                         return Ok(true);
                     }
-                    if !self.equal(&p, &q, span)? {
+                    if !self.equal(&p, &q)? {
                         return Ok(false);
                     }
                 }
@@ -869,8 +891,11 @@ fn num(v: &Value) -> f64 {
 }
 
 fn overflow(op: &str, span: Span) -> Box<EvalError> {
-    err(ErrorKind::Overflow, format!("integer overflow in `{op}`"), span)
-        .with_help(format!("integers are 64-bit, from {} to {}", i64::MIN, i64::MAX))
+    err(ErrorKind::Overflow, format!("integer overflow in `{op}`"), span).with_help(format!(
+        "integers are 64-bit, from {} to {}",
+        i64::MIN,
+        i64::MAX
+    ))
 }
 
 fn add_help(x: &Value, y: &Value) -> String {

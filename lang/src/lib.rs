@@ -45,10 +45,7 @@ impl Evaluator<'_> {
         // A required argument nobody passed: say how to pass it, not "function called without".
         for (name, has_default) in &formals {
             if !has_default && !args.iter().any(|(n, _)| n == &**name) {
-                let declared = c
-                    .lambda
-                    .param_span(name)
-                    .unwrap_or(span);
+                let declared = c.lambda.param_span(name).unwrap_or(span);
                 return Err(error::EvalError::new(
                     ErrorKind::Argument,
                     format!("the definition takes the argument `{name}`, which was not given"),

@@ -1,6 +1,11 @@
 //! The parser: source text to [`Expr`], with Nix's lexical rules (longest match between identifiers,
 //! numbers, paths and URIs), its operator precedence, and errors that land where the mistake is.
 
+// nom returns errors by value, and most parse attempts fail (every probe for an operator or
+// keyword). Keeping `PErr` unboxed keeps those failures allocation-free, which measurably speeds
+// up parsing; boxing it to satisfy this lint would put an allocation on the common path.
+#![allow(clippy::result_large_err)]
+
 use crate::ast::*;
 use crate::span::{FileId, Span};
 use nom::Parser;
@@ -122,10 +127,10 @@ impl ContextError<In<'_>> for PErr {
 impl PErr {
     /// Move `expected_one` into `expected`.
     fn flatten(&mut self) {
-        if let Some(e) = self.expected_one.take() {
-            if !self.expected.contains(&e) {
-                self.expected.push(e);
-            }
+        if let Some(e) = self.expected_one.take()
+            && !self.expected.contains(&e)
+        {
+            self.expected.push(e);
         }
     }
 }
@@ -158,7 +163,10 @@ pub fn parse(src: &str, file: FileId) -> Result<Expr, PErr> {
             let mut err = PErr::at(i, format!("unexpected {found} after the end of the expression"));
             err.help = Some(match i.fragment().chars().next() {
                 Some(')') | Some(']') | Some('}') => "this closing bracket has no matching opening one".into(),
-                Some(';') => "a `;` ends an attribute inside `{ }` or `let`; at the top level there is only one expression".into(),
+                Some(';') => {
+                    "a `;` ends an attribute inside `{ }` or `let`; at the top level there is only one expression"
+                        .into()
+                }
                 _ => "a file holds exactly one expression; did you forget an operator or a `;`?".into(),
             });
             return Err(NomErr::Failure(err));
@@ -243,14 +251,12 @@ fn ws(mut i: In) -> PResult<()> {
         let mut n = s.len() - trimmed.len();
         if trimmed.starts_with('#') {
             n += trimmed.find('\n').unwrap_or(trimmed.len());
-        } else if trimmed.starts_with("/*") {
-            match trimmed[2..].find("*/") {
+        } else if let Some(body) = trimmed.strip_prefix("/*") {
+            match body.find("*/") {
                 Some(end) => n += end + 4,
                 None => {
                     let at = take(i, n);
-                    return PErr::at(at, "unterminated comment")
-                        .help("a `/*` comment ends with `*/`")
-                        .fail();
+                    return PErr::at(at, "unterminated comment").help("a `/*` comment ends with `*/`").fail();
                 }
             }
         }
@@ -277,7 +283,22 @@ fn is_uri_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
-            b'%' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b',' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\''
+            b'%' | b'/'
+                | b'?'
+                | b':'
+                | b'@'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
         )
 }
 
@@ -370,7 +391,10 @@ const KEYWORDS: [&str; 9] = ["if", "then", "else", "assert", "with", "let", "in"
 /// Is the longest token at `s` exactly the keyword `kw`?
 fn at_keyword(s: &str, kw: &str) -> bool {
     s.as_bytes().first() == kw.as_bytes().first()
-        && s.starts_with(kw) && id_len(s) == kw.len() && path_len(s) <= kw.len() && uri_len(s) <= kw.len()
+        && s.starts_with(kw)
+        && id_len(s) == kw.len()
+        && path_len(s) <= kw.len()
+        && uri_len(s) <= kw.len()
 }
 
 fn keyword<'a>(i: In<'a>, kw: &'static str) -> PResult<'a, Span> {
@@ -531,7 +555,7 @@ fn expr_function(i: In) -> PResult<Expr> {
             let (j, binds) = bindings(j, Terminator::In, kw)?;
             let (j, _) = expect(j, "in", "expected `in` after the `let` bindings", "")?;
             let (j, body) = expr(j)?;
-            return Ok((j.clone(), mk(ExprKind::Let { binds, body: Box::new(body) }, &j)));
+            return Ok((j, mk(ExprKind::Let { binds, body: Box::new(body) }, &j)));
         }
     }
     if at_keyword(s, "with") {
@@ -539,14 +563,14 @@ fn expr_function(i: In) -> PResult<Expr> {
         let (j, env) = expr(j)?;
         let (j, _) = expect(j, ";", "expected `;` after the `with` expression", "write `with attrs; body`")?;
         let (j, body) = expr(j)?;
-        return Ok((j.clone(), mk(ExprKind::With { env: Box::new(env), body: Box::new(body) }, &j)));
+        return Ok((j, mk(ExprKind::With { env: Box::new(env), body: Box::new(body) }, &j)));
     }
     if at_keyword(s, "assert") {
         let (j, _) = keyword(i, "assert")?;
         let (j, cond) = expr(j)?;
         let (j, _) = expect(j, ";", "expected `;` after the assertion", "write `assert condition; body`")?;
         let (j, body) = expr(j)?;
-        return Ok((j.clone(), mk(ExprKind::Assert { cond: Box::new(cond), body: Box::new(body) }, &j)));
+        return Ok((j, mk(ExprKind::Assert { cond: Box::new(cond), body: Box::new(body) }, &j)));
     }
     // `x: body` and `x @ { ... }: body`
     if let Ok((j, (name, nsp))) = ident(i) {
@@ -554,14 +578,14 @@ fn expr_function(i: In) -> PResult<Expr> {
             let (j, _) = sym(j, ":")?;
             let (j, body) = expr(j)?;
             let lam = Lambda { param: Param::Ident(name, nsp), body };
-            return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
+            return Ok((j, mk(ExprKind::Lambda(Rc::new(lam)), &j)));
         }
         if let Ok((j, _)) = sym(j, "@") {
             let (j, (formals, ellipsis)) = formals(j)?;
             let (j, _) = expect(j, ":", "expected `:` after the function's arguments", "")?;
             let (j, body) = expr(j)?;
             let lam = Lambda { param: Param::Formals { formals, ellipsis, at: Some((name, nsp)) }, body };
-            return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
+            return Ok((j, mk(ExprKind::Lambda(Rc::new(lam)), &j)));
         }
     }
     // `{ a, b ? 1, ... }: body` and `{ ... } @ args: body`
@@ -571,17 +595,16 @@ fn expr_function(i: In) -> PResult<Expr> {
             Ok((j, _)) => match ident(j) {
                 Ok((j, a)) => (j, Some(a)),
                 Err(_) => {
-                    return PErr::at(j, "expected a name after `@`")
-                        .help("write `{ a, b }@args: body`")
-                        .fail();
+                    return PErr::at(j, "expected a name after `@`").help("write `{ a, b }@args: body`").fail();
                 }
             },
             Err(_) => (j, None),
         };
-        let (j, _) = expect(j, ":", "expected `:` after the function's arguments", "a function is written `{ a, b }: body`")?;
+        let (j, _) =
+            expect(j, ":", "expected `:` after the function's arguments", "a function is written `{ a, b }: body`")?;
         let (j, body) = expr(j)?;
         let lam = Lambda { param: Param::Formals { formals, ellipsis, at }, body };
-        return Ok((j.clone(), mk(ExprKind::Lambda(Rc::new(lam)), &j)));
+        return Ok((j, mk(ExprKind::Lambda(Rc::new(lam)), &j)));
     }
     expr_if(i)
 }
@@ -676,9 +699,15 @@ fn formals(i: In) -> PResult<(Vec<Formal>, bool)> {
             Ok((j, _)) => i = j,
             Err(_) => {
                 if sym(i, "}").is_err() {
-                    return PErr::at(i, format!("expected `,` or `}}` in the function's arguments, found {}", describe_next(i.fragment())))
-                        .help("arguments are separated by commas: `{ a, b ? 1 }: ...`")
-                        .fail();
+                    return PErr::at(
+                        i,
+                        format!(
+                            "expected `,` or `}}` in the function's arguments, found {}",
+                            describe_next(i.fragment())
+                        ),
+                    )
+                    .help("arguments are separated by commas: `{ a, b ? 1 }: ...`")
+                    .fail();
                 }
             }
         }
@@ -824,13 +853,13 @@ fn op_bp_inner(i: In, min: u8) -> PResult<Expr> {
             return Ok((i, lhs));
         }
         let (j, op_span) = sym(i, text)?;
-        if let Some((lv, first, first_span)) = last_nonassoc {
-            if lv == level {
-                return PErr::at(i, format!("`{text}` cannot follow `{first}` without parentheses"))
-                    .related(first_span, "first comparison here")
-                    .help("comparisons do not chain: write `(a < b) && (b < c)` or add parentheses")
-                    .fail();
-            }
+        if let Some((lv, first, first_span)) = last_nonassoc
+            && lv == level
+        {
+            return PErr::at(i, format!("`{text}` cannot follow `{first}` without parentheses"))
+                .related(first_span, "first comparison here")
+                .help("comparisons do not chain: write `(a < b) && (b < c)` or add parentheses")
+                .fail();
         }
         let Some(op) = op else {
             // `e ? a.b`
@@ -1031,7 +1060,8 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
                 break;
             }
             let span = Span::new(i.extra.file, start, last_end(&j));
-            let (j, _) = expect(j, ";", "expected `;` after `inherit`", "write `inherit a b;` or `inherit (set) a b;`")?;
+            let (j, _) =
+                expect(j, ";", "expected `;` after `inherit`", "write `inherit a b;` or `inherit (set) a b;`")?;
             binds.push(Binding::Inherit { from, names, span });
             i = j;
             continue;
@@ -1129,7 +1159,9 @@ fn parens(i: In) -> PResult<Expr> {
         Ok(r) => r,
         Err(_) => {
             let found = describe_next(j.fragment());
-            return PErr::at(j, format!("expected `)`, found {found}")).related(open, "unclosed `(` opened here").fail();
+            return PErr::at(j, format!("expected `)`, found {found}"))
+                .related(open, "unclosed `(` opened here")
+                .fail();
         }
     };
     Ok((j, Expr { kind: e.kind, span: open.to(close) }))
@@ -1211,7 +1243,10 @@ fn word(i: In) -> PResult<Expr> {
             let (j, e) = attrs(j, true)?;
             let span = Span::new(file, start, e.span.end as usize);
             let body = AttrKey::Static(Rc::from("body"), span);
-            return Ok((j, Expr { kind: ExprKind::Select { expr: Box::new(e), path: vec![body], default: None }, span }));
+            return Ok((
+                j,
+                Expr { kind: ExprKind::Select { expr: Box::new(e), path: vec![body], default: None }, span },
+            ));
         }
         if KEYWORDS.contains(&w) || w == "or" {
             return soft(i, "an expression");
@@ -1264,7 +1299,9 @@ fn path_literal(i: In, anchor: PathAnchor, skip: usize) -> PResult<Expr> {
         first = false;
         lit.push_str(&s[..n]);
         j = take(j, n);
-        if j.fragment().starts_with("${") && lit.ends_with('/') || j.fragment().starts_with("${") && !parts.is_empty() && n == 0 {
+        if j.fragment().starts_with("${") && lit.ends_with('/')
+            || j.fragment().starts_with("${") && !parts.is_empty() && n == 0
+        {
             if !lit.is_empty() {
                 parts.push(StrPart::Lit(std::mem::take(&mut lit)));
             }
@@ -1273,7 +1310,11 @@ fn path_literal(i: In, anchor: PathAnchor, skip: usize) -> PResult<Expr> {
             let k = match k.fragment().strip_prefix('}') {
                 Some(_) => take(k, 1),
                 None => {
-                    return PErr::at(k, format!("expected `}}` to close `${{` in a path, found {}", describe_next(k.fragment()))).fail();
+                    return PErr::at(
+                        k,
+                        format!("expected `}}` to close `${{` in a path, found {}", describe_next(k.fragment())),
+                    )
+                    .fail();
                 }
             };
             parts.push(StrPart::Interp(e));
@@ -1584,12 +1625,11 @@ fn strip_indentation(toks: Vec<IndPart>) -> Vec<StrPart> {
                         }
                     }
                 }
-                if idx + 1 == n {
-                    if let Some(p) = s2.rfind('\n') {
-                        if s2[p + 1..].bytes().all(|c| c == b' ') {
-                            s2.truncate(p + 1);
-                        }
-                    }
+                if idx + 1 == n
+                    && let Some(p) = s2.rfind('\n')
+                    && s2[p + 1..].bytes().all(|c| c == b' ')
+                {
+                    s2.truncate(p + 1);
                 }
                 push_lit(&mut out, &s2);
             }

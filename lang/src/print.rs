@@ -1,7 +1,7 @@
 //! Printing values as Nix-like text and as JSON, byte for byte as `nix-instantiate --eval --strict`
 //! prints them (floats as C++ streams print them: six significant digits).
 
-use crate::error::{EvalError, ErrorKind};
+use crate::error::{ErrorKind, EvalError};
 use crate::eval::{EResult, Evaluator};
 use crate::span::Span;
 use crate::value::{Thunk, Value};

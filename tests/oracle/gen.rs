@@ -84,6 +84,7 @@ impl Rng {
 /// A well-typed expression that evaluates WITHOUT error in Nix 2.8 (under
 /// `--strict`) and whose result is JSON-printable (no functions, no paths).
 /// Every integer that is ever computed stays within [-10^6, 10^6].
+#[allow(dead_code)]
 pub fn gen_expr(rng: &mut Rng, depth: u32) -> String {
     let mut g = G::new(rng);
     let t = g.top_ty(depth);
@@ -95,6 +96,7 @@ pub fn gen_expr(rng: &mut Rng, depth: u32) -> String {
 /// Most fail during evaluation; a few (about 2%) are rejected before
 /// evaluation (undefined variable, duplicate attribute / formal).
 /// Run these one per process: an error aborts a whole batch file.
+#[allow(dead_code)]
 pub fn gen_failing_expr(rng: &mut Rng, depth: u32) -> String {
     let mut g = G::new(rng);
     g.fail_top(depth.max(1))
@@ -263,6 +265,7 @@ struct G<'r> {
     fresh: u32,
 }
 
+#[allow(dead_code)]
 impl<'r> G<'r> {
     fn new(rng: &'r mut Rng) -> Self {
         G { rng, env: Vec::new(), withs: Vec::new(), fresh: 0 }
