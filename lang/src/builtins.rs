@@ -425,7 +425,7 @@ fn prim_function_args(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Val
 }
 
 fn prim_gen_list(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
-    let f = function(e, &a[0], "the first argument of `genList`", span)?;
+    let f = &a[0];
     let n = int(e, &a[1], "the length given to `genList`", span)?;
     if n < 0 {
         return Err(fail(ErrorKind::Argument, format!("cannot create a list of length {n}"), span));
@@ -551,13 +551,13 @@ fn prim_list_to_attrs(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Val
 }
 
 fn prim_map(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
-    let f = function(e, &a[0], "the first argument of `map`", span)?;
+    let f = &a[0];
     let l = list(e, &a[1], "the second argument of `map`", span)?;
     Ok(list_value(l.iter().map(|t| Thunk::apply(f.clone(), vec![t.clone()], span)).collect()))
 }
 
 fn prim_map_attrs(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
-    let f = function(e, &a[0], "the first argument of `mapAttrs`", span)?;
+    let f = &a[0];
     let s = attrs(e, &a[1], "the second argument of `mapAttrs`", span)?;
     let entries = s
         .iter()

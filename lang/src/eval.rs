@@ -228,7 +228,10 @@ impl<'io> Evaluator<'io> {
         };
         let r = stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || match &state {
             ThunkState::Pending(ir, env) => self.eval(ir, env),
-            ThunkState::Apply(f, args, sp) => self.call_n(f.clone(), args, *sp),
+            ThunkState::Apply(f, args, sp) => {
+                let f = self.force(f)?;
+                self.call_n(f, args, *sp)
+            }
             _ => unreachable!("handled above"),
         });
         let mut st = t.0.borrow_mut();

@@ -93,8 +93,9 @@ pub struct Thunk(pub(crate) Rc<RefCell<ThunkState>>);
 pub(crate) enum ThunkState {
     Done(Value),
     Pending(IrRef, Rc<Env>),
-    /// `f a b ...`, computed when first needed (used by lazy builtins such as `map`).
-    Apply(Value, Vec<Thunk>, Span),
+    /// `f a b ...`, computed when first needed (used by lazy builtins such as `map`, which do not
+    /// look at `f` until an element is used, as in Nix).
+    Apply(Thunk, Vec<Thunk>, Span),
     /// Being computed: reaching it again is infinite recursion.
     Blackhole(Span),
 }
@@ -108,7 +109,7 @@ impl Thunk {
         Thunk(Rc::new(RefCell::new(ThunkState::Pending(ir, env))))
     }
 
-    pub(crate) fn apply(f: Value, args: Vec<Thunk>, span: Span) -> Thunk {
+    pub(crate) fn apply(f: Thunk, args: Vec<Thunk>, span: Span) -> Thunk {
         Thunk(Rc::new(RefCell::new(ThunkState::Apply(f, args, span))))
     }
 

@@ -31,20 +31,12 @@ impl Rng {
 
     /// Uniform in `0..n` (returns 0 for n <= 1).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n <= 1 {
-            0
-        } else {
-            ((self.next_u64() as u128 * n as u128) >> 64) as u64
-        }
+        if n <= 1 { 0 } else { ((self.next_u64() as u128 * n as u128) >> 64) as u64 }
     }
 
     /// Uniform in `lo..=hi` (returns lo if hi <= lo).
     pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        if hi <= lo {
-            lo
-        } else {
-            lo + self.below((hi - lo) as u64 + 1) as i64
-        }
+        if hi <= lo { lo } else { lo + self.below((hi - lo) as u64 + 1) as i64 }
     }
 
     /// True with probability num/den.
@@ -139,8 +131,7 @@ fn fits(have: &Ty, want: &Ty) -> bool {
         (Bool, Bool) | (Str, Str) | (Null, Null) => true,
         (List(he, hmn, hmx), List(we, wmn, wmx)) => hmn >= wmn && hmx <= wmx && fits(he, we),
         (Rec(hf), Rec(wf)) => {
-            hf.len() == wf.len()
-                && hf.iter().zip(wf).all(|((hn, ht), (wn, wt))| hn == wn && fits(ht, wt))
+            hf.len() == wf.len() && hf.iter().zip(wf).all(|((hn, ht), (wn, wt))| hn == wn && fits(ht, wt))
         }
         (Rec(hf), Map(wt, wmx)) => hf.len() <= *wmx && hf.iter().all(|(_, t)| fits(t, wt)),
         (Map(ht, hmx), Map(wt, wmx)) => hmx <= wmx && fits(ht, wt),
@@ -177,13 +168,10 @@ fn sat_add(a: usize, b: usize) -> usize {
 /// Variable names (lambda params, let bindings).  Overlaps with ATTR_NAMES on
 /// purpose so that `with` / `rec` / `let` shadowing is exercised.  None of
 /// these is a builtin name, so `with builtins;` never captures them.
-const VAR_NAMES: &[&str] = &[
-    "a", "b", "c", "x", "y", "z", "n", "s", "foo", "bar", "x1", "y_2", "f'", "my-var", "acc", "v",
-];
+const VAR_NAMES: &[&str] =
+    &["a", "b", "c", "x", "y", "z", "n", "s", "foo", "bar", "x1", "y_2", "f'", "my-var", "acc", "v"];
 /// Attribute names; the last two are not identifiers and are always quoted.
-const ATTR_NAMES: &[&str] = &[
-    "a", "b", "c", "x", "y", "foo", "bar", "baz", "z_1", "k-2", "q'", "a b", "1x",
-];
+const ATTR_NAMES: &[&str] = &["a", "b", "c", "x", "y", "foo", "bar", "baz", "z_1", "k-2", "q'", "a b", "1x"];
 
 const KEYWORDS: &[&str] = &["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"];
 
@@ -202,11 +190,7 @@ fn q(s: &str) -> String {
 }
 
 fn num(v: i64) -> String {
-    if v < 0 {
-        format!("(-{})", -v)
-    } else {
-        v.to_string()
-    }
+    if v < 0 { format!("(-{})", -v) } else { v.to_string() }
 }
 
 fn isqrt(n: i64) -> i64 {
@@ -236,8 +220,25 @@ const MATCH_RES: &[(&str, usize)] = &[
 const SPLIT_RES: &[&str] = &["-", " ", "(,)", "([0-9]+)", "[aeiou]", "(a)|(b)", "x+", "(-)([a-z])"];
 /// Inputs that hit the regexes above reasonably often.
 const SHAPED: &[&str] = &[
-    "abbbc", "ac", "abc", "abc-123", "foo-42", "bar7", "Hello world", "xyz", "a b c", "Abc12", "x-y-z",
-    "1,2,,3", "banana", "xxaxxbxx", "foo", "Zebra", "a-b", "", " ",
+    "abbbc",
+    "ac",
+    "abc",
+    "abc-123",
+    "foo-42",
+    "bar7",
+    "Hello world",
+    "xyz",
+    "a b c",
+    "Abc12",
+    "x-y-z",
+    "1,2,,3",
+    "banana",
+    "xxaxxbxx",
+    "foo",
+    "Zebra",
+    "a-b",
+    "",
+    " ",
 ];
 
 // ---------------------------------------------------------------------------
@@ -432,10 +433,7 @@ impl<'r> G<'r> {
         match self.below(12) {
             0 => {
                 let e = self.rand_ty(sub);
-                rec_ty(vec![
-                    ("right".into(), list_ty(e.clone(), 0, INF)),
-                    ("wrong".into(), list_ty(e, 0, INF)),
-                ])
+                rec_ty(vec![("right".into(), list_ty(e.clone(), 0, INF)), ("wrong".into(), list_ty(e, 0, INF))])
             }
             1 => {
                 let v = self.rand_ty(sub);
@@ -513,11 +511,7 @@ impl<'r> G<'r> {
             3 => format!("{}.{}E0", ip, frac),
             _ => format!("{}.{}", ip, frac),
         };
-        if self.ch(1, 4) {
-            format!("(-{})", body)
-        } else {
-            body
-        }
+        if self.ch(1, 4) { format!("(-{})", body) } else { body }
     }
 
     /// Piece of a "..." string literal (source text), never ends in a bare `$`
@@ -534,7 +528,10 @@ impl<'r> G<'r> {
                 1 => s.push((b'A' + self.below(26) as u8) as char),
                 2 => s.push((b'0' + self.below(10) as u8) as char),
                 3 => s.push(' '),
-                4 => s.push(*self.rng.pick(&['-', '_', '.', ',', ':', ';', '!', '?', '/', '(', ')', '[', ']', '<', '>', '=', '+', '*', '#', '@', '%', '&', '|', '~', '^', '\'', '{', '}'])),
+                4 => s.push(*self.rng.pick(&[
+                    '-', '_', '.', ',', ':', ';', '!', '?', '/', '(', ')', '[', ']', '<', '>', '=', '+', '*', '#', '@',
+                    '%', '&', '|', '~', '^', '\'', '{', '}',
+                ])),
                 _ => {
                     let e = *self.rng.pick(&["\\n", "\\t", "\\\"", "\\\\", "\\$", "\\r", "$a", "\\q"]);
                     s.push_str(e);
@@ -630,7 +627,14 @@ impl<'r> G<'r> {
                 2 => out.push_str(*g.rng.pick(&["true", "false"])),
                 3 => out.push_str("null"),
                 4 | 5 => out.push_str(*g.rng.pick(&[
-                    "\"abc\"", "\"\"", "\"a\\nb\"", "\"q\\\"uote\"", "\"back\\\\slash\"", "\"\\u0041\\u0062\"", "\"tab\\tx\"", "\"$x\"",
+                    "\"abc\"",
+                    "\"\"",
+                    "\"a\\nb\"",
+                    "\"q\\\"uote\"",
+                    "\"back\\\\slash\"",
+                    "\"\\u0041\\u0062\"",
+                    "\"tab\\tx\"",
+                    "\"$x\"",
                 ])),
                 6 => {
                     out.push('[');
@@ -703,11 +707,7 @@ impl<'r> G<'r> {
                 for _ in 0..n {
                     items.push(self.leaf(e));
                 }
-                if items.is_empty() {
-                    "[ ]".into()
-                } else {
-                    format!("[ {} ]", items.join(" "))
-                }
+                if items.is_empty() { "[ ]".into() } else { format!("[ {} ]", items.join(" ")) }
             }
             Rec(fs) => {
                 let mut parts = Vec::new();
@@ -717,11 +717,7 @@ impl<'r> G<'r> {
                     parts.push(format!("{} = {};", k, v));
                 }
                 self.rng.shuffle(&mut parts);
-                if parts.is_empty() {
-                    "{ }".into()
-                } else {
-                    format!("{{ {} }}", parts.join(" "))
-                }
+                if parts.is_empty() { "{ }".into() } else { format!("{{ {} }}", parts.join(" ")) }
             }
             Map(e, mx) => {
                 let k = self.below(3).min(*mx);
@@ -744,11 +740,7 @@ impl<'r> G<'r> {
 
     /// Attribute key in a binding (static).
     fn key(&mut self, n: &str) -> String {
-        if is_ident(n) && self.ch(6, 7) {
-            n.to_string()
-        } else {
-            q(n)
-        }
+        if is_ident(n) && self.ch(6, 7) { n.to_string() } else { q(n) }
     }
 
     /// Attribute key in a select / `?` (may be dynamic).
@@ -857,11 +849,7 @@ impl<'r> G<'r> {
             }
             5 => {
                 let c = self.var_candidates(t);
-                if c.is_empty() {
-                    None
-                } else {
-                    Some(self.rng.pick(&c).clone())
-                }
+                if c.is_empty() { None } else { Some(self.rng.pick(&c).clone()) }
             }
             6 => {
                 let c = self.fun_candidates(None, t);
@@ -1149,7 +1137,8 @@ impl<'r> G<'r> {
                         }
                         for (sn, st) in &sub[split..] {
                             let v = self.expr(st, d1);
-                            let sk = if allow_dynamic && self.ch(1, 6) { format!("${{{}}}", q(sn)) } else { self.key(sn) };
+                            let sk =
+                                if allow_dynamic && self.ch(1, 6) { format!("${{{}}}", q(sn)) } else { self.key(sn) };
                             lines.push(format!("{}.{} = {};", k, sk, v));
                         }
                     } else {
@@ -1364,11 +1353,7 @@ impl<'r> G<'r> {
                 c.push(self.bi("attrNames"));
             }
         }
-        if c.is_empty() {
-            None
-        } else {
-            Some(self.rng.pick(&c).clone())
-        }
+        if c.is_empty() { None } else { Some(self.rng.pick(&c).clone()) }
     }
 
     /// Attribute selection producing `t`.
@@ -1568,9 +1553,7 @@ impl<'r> G<'r> {
                     k += 1;
                 }
                 let arg = self.expr(&Int(k), d1);
-                Some(format!(
-                    "(let {f} = n: acc: if n <= 0 then acc else {f} (n - 1) (acc + n); in {f} {arg} 0)"
-                ))
+                Some(format!("(let {f} = n: acc: if n <= 0 then acc else {f} (n - 1) (acc + n); in {f} {arg} 0)"))
             }
             2 => {
                 let k = (b / 2).min(50);
@@ -1594,9 +1577,7 @@ impl<'r> G<'r> {
                     k += 1;
                 }
                 let arg = self.expr(&Int(k), d1);
-                Some(format!(
-                    "(let {f} = n: if n < 2 then n else {f} (n - 1) + {f} (n - 2); in {f} {arg})"
-                ))
+                Some(format!("(let {f} = n: if n < 2 then n else {f} (n - 1) + {f} (n - 2); in {f} {arg})"))
             }
         }
     }
@@ -1605,11 +1586,7 @@ impl<'r> G<'r> {
 
     /// A float-or-int operand with |v| <= b; `need_float` forces a float.
     fn num_operand(&mut self, b: i64, need_float: bool, d: u32) -> (String, bool) {
-        if need_float || self.ch(2, 3) {
-            (self.expr(&Float(b), d), true)
-        } else {
-            (self.expr(&Int(b), d), false)
-        }
+        if need_float || self.ch(2, 3) { (self.expr(&Float(b), d), true) } else { (self.expr(&Int(b), d), false) }
     }
 
     fn float_prod(&mut self, b: i64, d: u32) -> Option<String> {
@@ -1739,11 +1716,7 @@ impl<'r> G<'r> {
                 let n = *self.rng.pick(&["isInt", "isFloat", "isBool", "isString", "isList", "isAttrs", "isNull"]);
                 let t = self.rand_ty(d1);
                 let x = self.expr(&t, d1);
-                if self.ch(1, 6) {
-                    Some(format!("({} == null)", x))
-                } else {
-                    Some(format!("({} {})", self.bi(n), x))
-                }
+                if self.ch(1, 6) { Some(format!("({} == null)", x)) } else { Some(format!("({} {})", self.bi(n), x)) }
             }
             8 => {
                 // `?` / hasAttr on records (present or absent) and maps
@@ -1789,7 +1762,11 @@ impl<'r> G<'r> {
             12 => {
                 let x = match self.below(3) {
                     0 => format!("(throw {})", self.expr(&Str, d1.min(2))),
-                    1 => format!("(assert {}; {})", self.rng.pick(&["false", "(1 == 2)", "(\"a\" > \"b\")"]), self.expr(&Int(10), d1.min(2))),
+                    1 => format!(
+                        "(assert {}; {})",
+                        self.rng.pick(&["false", "(1 == 2)", "(\"a\" > \"b\")"]),
+                        self.expr(&Int(10), d1.min(2))
+                    ),
                     _ => {
                         let t = self.rand_ty(d1);
                         self.expr(&t, d1)
@@ -1851,7 +1828,11 @@ impl<'r> G<'r> {
                 Some(format!("({} {})", self.bi("toJSON"), x))
             }
             5 => {
-                let sep = if self.ch(1, 2) { q(*self.rng.pick(&["", ",", ", ", "-", "\\n"])) } else { self.expr(&Str, d1.min(1)) };
+                let sep = if self.ch(1, 2) {
+                    q(*self.rng.pick(&["", ",", ", ", "-", "\\n"]))
+                } else {
+                    self.expr(&Str, d1.min(1))
+                };
                 let l = self.expr(&list_ty(Str, 0, INF), d1);
                 Some(format!("({} {} {})", self.bi("concatStringsSep"), sep, l))
             }
@@ -1861,7 +1842,11 @@ impl<'r> G<'r> {
                 let mut to = Vec::new();
                 for _ in 0..k {
                     from.push(q(*self.rng.pick(&["a", "b", "o", "-", " ", "ab", "x", "1", "foo", "\\n", ""])));
-                    let t = if self.ch(1, 2) { q(*self.rng.pick(&["", "_", "AB", "-", "xyz"])) } else { self.expr(&Str, d1.min(2)) };
+                    let t = if self.ch(1, 2) {
+                        q(*self.rng.pick(&["", "_", "AB", "-", "xyz"]))
+                    } else {
+                        self.expr(&Str, d1.min(2))
+                    };
                     to.push(t);
                 }
                 let s = self.expr(&Str, d1);
@@ -1964,11 +1949,7 @@ impl<'r> G<'r> {
                     let dd = if i == 0 { d1 } else { d1.saturating_sub(self.below(2) as u32) };
                     items.push(self.expr(e, dd));
                 }
-                if items.is_empty() {
-                    Some("[ ]".into())
-                } else {
-                    Some(format!("[ {} ]", items.join(" ")))
-                }
+                if items.is_empty() { Some("[ ]".into()) } else { Some(format!("[ {} ]", items.join(" "))) }
             }
             1 => {
                 let ((a1, b1), (a2, b2)) = self.split_range(mn, mx)?;
@@ -2004,12 +1985,10 @@ impl<'r> G<'r> {
                 let mut parts = Vec::new();
                 let (mut rmn, mut rmx) = (mn, mx);
                 for i in 0..k {
-                    let (this, rest) = if i + 1 == k {
-                        ((rmn, rmx), (0, 0))
-                    } else {
-                        self.split_range(rmn, rmx)?
-                    };
-                    parts.push(self.expr(&list_ty(e.clone(), this.0, this.1), d1.saturating_sub(if i > 0 { 1 } else { 0 })));
+                    let (this, rest) = if i + 1 == k { ((rmn, rmx), (0, 0)) } else { self.split_range(rmn, rmx)? };
+                    parts.push(
+                        self.expr(&list_ty(e.clone(), this.0, this.1), d1.saturating_sub(if i > 0 { 1 } else { 0 })),
+                    );
                     rmn = rest.0;
                     rmx = rest.1;
                 }
@@ -2374,7 +2353,8 @@ impl<'r> G<'r> {
                             self.env.push((p.clone(), Bind::Val(u.clone())));
                             let c = self.expr(&Bool, d1);
                             self.env.pop();
-                            let (k1, k2) = (self.rng.pick(ATTR_NAMES).to_string(), self.rng.pick(ATTR_NAMES).to_string());
+                            let (k1, k2) =
+                                (self.rng.pick(ATTR_NAMES).to_string(), self.rng.pick(ATTR_NAMES).to_string());
                             format!("({}: if {} then {} else {})", p, c, q(&k1), q(&k2))
                         };
                         let l = self.expr(&list_ty(u, 0, (*gmx).min(mx)), d1);
@@ -2731,7 +2711,9 @@ impl<'r> G<'r> {
                     let u = self.rand_ty(1);
                     format!("({} {})", self.bi("typeOf"), self.fail_whnf(&u, d1))
                 }
-                _ => format!("({} {} [ {} ])", self.bi("concatStringsSep"), self.expr(&Str, g), self.fail_whnf(&Str, d1)),
+                _ => {
+                    format!("({} {} [ {} ])", self.bi("concatStringsSep"), self.expr(&Str, g), self.fail_whnf(&Str, d1))
+                }
             },
             List(e, _, _) => {
                 let lt = list_ty((**e).clone(), 0, INF);
