@@ -206,6 +206,8 @@ struct Inner {
     labels: Vec<LabeledSpan>,
     help: Option<String>,
     related: Vec<Error>,
+    /// A note attached to another error (a trace frame, a related place): shown as advice.
+    note: bool,
 }
 
 impl fmt::Display for Error {
@@ -218,7 +220,11 @@ impl std::error::Error for Error {}
 
 impl Diagnostic for Error {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.0.kind.code()))
+        if self.0.note { None } else { Some(Box::new(self.0.kind.code())) }
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.note.then_some(miette::Severity::Advice)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -270,7 +276,14 @@ impl Error {
             labels: vec![],
             help,
             related: vec![],
+            note: false,
         })
+    }
+
+    fn plain_note(message: String) -> Error {
+        let mut e = Error::plain(ErrorKind::Other, message, None);
+        e.0.note = true;
+        e
     }
 
     /// Attach source text to an evaluator error. Frames inside the standard library are folded
@@ -308,12 +321,13 @@ impl Error {
                     labels,
                     help: e.help.clone(),
                     related: vec![],
+                    note: false,
                 })
             }
             None => Error::plain(e.kind, e.message.clone(), e.help.clone()),
         };
         if let Some(note) = note {
-            err.0.related.push(Error::plain(ErrorKind::Other, note, None));
+            err.0.related.push(Error::plain_note(note));
         }
         // Related places in other files become notes of their own.
         for (rs, text) in &e.related {
@@ -326,11 +340,7 @@ impl Error {
         const KEEP: usize = 6;
         for (i, f) in frames.iter().enumerate() {
             if frames.len() > KEEP + 1 && i == KEEP - 1 {
-                err.0.related.push(Error::plain(
-                    ErrorKind::Other,
-                    format!("… {} more frames …", frames.len() - KEEP),
-                    None,
-                ));
+                err.0.related.push(Error::plain_note(format!("… {} more frames …", frames.len() - KEEP)));
             }
             if frames.len() > KEEP + 1 && i >= KEEP - 1 && i + 1 < frames.len() {
                 continue;
@@ -350,6 +360,7 @@ impl Error {
             labels: vec![LabeledSpan::new_primary_with_span(None, (sp.start as usize, sp.len()))],
             help: None,
             related: vec![],
+            note: true,
         })
     }
 }

@@ -317,10 +317,10 @@ impl<'r> G<'r> {
             }
         }
         for s in self.withs.iter().rev() {
-            if let Scope::Rec(fs) = s {
-                if let Some((_, t)) = fs.iter().find(|(n, _)| n == name) {
-                    return Some(Bind::Val(t.clone()));
-                }
+            if let Scope::Rec(fs) = s
+                && let Some((_, t)) = fs.iter().find(|(n, _)| n == name)
+            {
+                return Some(Bind::Val(t.clone()));
             }
         }
         None
@@ -355,10 +355,11 @@ impl<'r> G<'r> {
     fn fun_candidates(&self, arg: Option<&Ty>, ret: &Ty) -> Vec<(String, Ty)> {
         let mut out = Vec::new();
         for n in self.visible_names() {
-            if let Some(Bind::Fun(a, r)) = self.resolve(&n) {
-                if fits(&r, ret) && arg.map_or(true, |x| fits(x, &a)) {
-                    out.push((n, a));
-                }
+            if let Some(Bind::Fun(a, r)) = self.resolve(&n)
+                && fits(&r, ret)
+                && arg.is_none_or(|x| fits(x, &a))
+            {
+                out.push((n, a));
             }
         }
         out
@@ -623,10 +624,10 @@ impl<'r> G<'r> {
             let k = if depth == 0 { g.below(6) } else { g.below(8) };
             match k {
                 0 => out.push_str(&g.rng.range(-1000, 1000).to_string()),
-                1 => out.push_str(*g.rng.pick(&["1.5", "-2.25", "0.125", "1e3", "2.5E-1", "100.0"])),
-                2 => out.push_str(*g.rng.pick(&["true", "false"])),
+                1 => out.push_str(g.rng.pick::<&str>(&["1.5", "-2.25", "0.125", "1e3", "2.5E-1", "100.0"])),
+                2 => out.push_str(g.rng.pick::<&str>(&["true", "false"])),
                 3 => out.push_str("null"),
-                4 | 5 => out.push_str(*g.rng.pick(&[
+                4 | 5 => out.push_str(g.rng.pick::<&str>(&[
                     "\"abc\"",
                     "\"\"",
                     "\"a\\nb\"",
@@ -977,7 +978,7 @@ impl<'r> G<'r> {
                 }
                 let n = self.rng.pick(&c).clone();
                 let k = self.below(3);
-                let extra = self.extra_fields(k, &[n.clone()], d);
+                let extra = self.extra_fields(k, std::slice::from_ref(&n), d);
                 let mut parts = vec![format!("inherit {};", n)];
                 for (en, et) in &extra {
                     let v = self.expr(et, d1);
@@ -1075,13 +1076,13 @@ impl<'r> G<'r> {
         let mut units: Vec<U> = Vec::new();
         let mut pending: Vec<(String, Ty)> = Vec::new();
         for (n, t) in fields {
-            if is_ident(n) && self.ch(1, 3) {
-                if let Some(Bind::Val(vt)) = self.resolve(n) {
-                    if fits(&vt, t) {
-                        units.push(U::InheritOuter(n.clone()));
-                        continue;
-                    }
-                }
+            if is_ident(n)
+                && self.ch(1, 3)
+                && let Some(Bind::Val(vt)) = self.resolve(n)
+                && fits(&vt, t)
+            {
+                units.push(U::InheritOuter(n.clone()));
+                continue;
             }
             if is_ident(n) && self.ch(1, 6) {
                 pending.push((n.clone(), t.clone()));
@@ -1276,11 +1277,9 @@ impl<'r> G<'r> {
                     return self.rng.pick(&c).0.clone();
                 }
             }
-            3 => {
-                if fits(arg, ret) {
-                    let p = self.var_name();
-                    return format!("({}: {})", p, p);
-                }
+            3 if fits(arg, ret) => {
+                let p = self.var_name();
+                return format!("({}: {})", p, p);
             }
             4 => {
                 if let Some(s) = self.builtin_func(arg, ret) {
@@ -1308,10 +1307,10 @@ impl<'r> G<'r> {
                 c.push(format!("({} 0 3)", self.bi("substring")));
                 c.push(format!("({} [ \"a\" ] [ \"A-\" ])", self.bi("replaceStrings")));
             }
-            if let List(e, _, _) = arg {
-                if **e == Str {
-                    c.push(format!("({} \"-\")", self.bi("concatStringsSep")));
-                }
+            if let List(e, _, _) = arg
+                && **e == Str
+            {
+                c.push(format!("({} \"-\")", self.bi("concatStringsSep")));
             }
         }
         if *ret == Bool {
@@ -1339,19 +1338,19 @@ impl<'r> G<'r> {
             if *mn >= 1 && fits(e, ret) {
                 c.push(self.bi("head"));
             }
-            if let Int(b) = ret {
-                if *mx as i64 <= *b {
-                    c.push(self.bi("length"));
-                }
+            if let Int(b) = ret
+                && *mx as i64 <= *b
+            {
+                c.push(self.bi("length"));
             }
             if *mn >= 1 && fits(&list_ty((**e).clone(), mn - 1, mx.saturating_sub(1)), ret) {
                 c.push(self.bi("tail"));
             }
         }
-        if let Rec(fs) = arg {
-            if fits(&list_ty(Str, fs.len(), fs.len()), ret) {
-                c.push(self.bi("attrNames"));
-            }
+        if let Rec(fs) = arg
+            && fits(&list_ty(Str, fs.len(), fs.len()), ret)
+        {
+            c.push(self.bi("attrNames"));
         }
         if c.is_empty() { None } else { Some(self.rng.pick(&c).clone()) }
     }
@@ -1487,7 +1486,7 @@ impl<'r> G<'r> {
                 if b >= BIG {
                     Some(format!("({} {})", self.bi("stringLength"), s))
                 } else {
-                    let k = b.min(20).max(0);
+                    let k = b.clamp(0, 20);
                     let st = self.below(4);
                     Some(format!("({} ({} {} {} {}))", self.bi("stringLength"), self.bi("substring"), st, k, s))
                 }
@@ -1801,7 +1800,7 @@ impl<'r> G<'r> {
 
     fn match_input(&mut self, d: u32) -> String {
         match self.below(4) {
-            0 | 1 => q(*self.rng.pick(SHAPED)),
+            0 | 1 => q(self.rng.pick::<&str>(SHAPED)),
             2 => {
                 let w = *self.rng.pick(&["abc", "foo", "x", "Zed", "bar"]);
                 let n = self.expr(&Int(1000), d.min(2));
@@ -1829,7 +1828,7 @@ impl<'r> G<'r> {
             }
             5 => {
                 let sep = if self.ch(1, 2) {
-                    q(*self.rng.pick(&["", ",", ", ", "-", "\\n"]))
+                    q(self.rng.pick::<&str>(&["", ",", ", ", "-", "\\n"]))
                 } else {
                     self.expr(&Str, d1.min(1))
                 };
@@ -1841,9 +1840,9 @@ impl<'r> G<'r> {
                 let mut from = Vec::new();
                 let mut to = Vec::new();
                 for _ in 0..k {
-                    from.push(q(*self.rng.pick(&["a", "b", "o", "-", " ", "ab", "x", "1", "foo", "\\n", ""])));
+                    from.push(q(self.rng.pick::<&str>(&["a", "b", "o", "-", " ", "ab", "x", "1", "foo", "\\n", ""])));
                     let t = if self.ch(1, 2) {
-                        q(*self.rng.pick(&["", "_", "AB", "-", "xyz"]))
+                        q(self.rng.pick::<&str>(&["", "_", "AB", "-", "xyz"]))
                     } else {
                         self.expr(&Str, d1.min(2))
                     };
@@ -1886,7 +1885,7 @@ impl<'r> G<'r> {
             _ => {
                 let re = *self.rng.pick(SPLIT_RES);
                 let s = self.match_input(d1);
-                let sep = q(*self.rng.pick(&["", "|", "+"]));
+                let sep = q(self.rng.pick::<&str>(&["", "|", "+"]));
                 Some(format!(
                     "({} {} ({} {} ({} \"{}\" {})))",
                     self.bi("concatStringsSep"),
@@ -1904,7 +1903,11 @@ impl<'r> G<'r> {
     fn null_prod(&mut self, d: u32) -> Option<String> {
         let d1 = d - 1;
         match self.below(3) {
-            0 => Some(format!("({} \"[0-9]+\" {})", self.bi("match"), q(*self.rng.pick(&["abc", "", "x1", "12a"])))),
+            0 => Some(format!(
+                "({} \"[0-9]+\" {})",
+                self.bi("match"),
+                q(self.rng.pick::<&str>(&["abc", "", "x1", "12a"]))
+            )),
             1 => {
                 let t = self.rand_ty(d1);
                 let x = self.expr(&t, d1);
@@ -2085,7 +2088,7 @@ impl<'r> G<'r> {
                 let mut items = Vec::new();
                 for i in 0..(with_n + without) {
                     let k = self.below(3);
-                    let mut fs = self.extra_fields(k, &[name.clone()], d);
+                    let mut fs = self.extra_fields(k, std::slice::from_ref(&name), d);
                     if i < with_n {
                         fs.push((name.clone(), e.clone()));
                     }
@@ -2249,14 +2252,13 @@ impl<'r> G<'r> {
             }
             7 => {
                 // shapes produced by builtins: partition / tryEval
-                if names == ["right", "wrong"] {
-                    if let (List(e1, 0, m1), List(e2, 0, m2)) = (&fs[0].1, &fs[1].1) {
-                        if e1 == e2 {
-                            let p = self.func(e1, &Bool, d1);
-                            let l = self.expr(&list_ty((**e1).clone(), 0, *m1.min(m2)), d1);
-                            return Some(format!("({} {} {})", self.bi("partition"), p, l));
-                        }
-                    }
+                if names == ["right", "wrong"]
+                    && let (List(e1, 0, m1), List(e2, 0, m2)) = (&fs[0].1, &fs[1].1)
+                    && e1 == e2
+                {
+                    let p = self.func(e1, &Bool, d1);
+                    let l = self.expr(&list_ty((**e1).clone(), 0, *m1.min(m2)), d1);
+                    return Some(format!("({} {} {})", self.bi("partition"), p, l));
                 }
                 if names == ["success", "value"] && fs[0].1 == Bool {
                     if fits(&Bool, &fs[1].1) && self.ch(1, 2) {
@@ -2343,23 +2345,22 @@ impl<'r> G<'r> {
                 Some(self.expr_nonleaf(&rt, d))
             }
             1 => {
-                if let List(u, gmn, gmx) = e {
-                    if *gmn <= 1 {
-                        let u = (**u).clone();
-                        let f = if self.ch(1, 2) {
-                            self.func(&u, &Str, d1)
-                        } else {
-                            let p = self.var_name();
-                            self.env.push((p.clone(), Bind::Val(u.clone())));
-                            let c = self.expr(&Bool, d1);
-                            self.env.pop();
-                            let (k1, k2) =
-                                (self.rng.pick(ATTR_NAMES).to_string(), self.rng.pick(ATTR_NAMES).to_string());
-                            format!("({}: if {} then {} else {})", p, c, q(&k1), q(&k2))
-                        };
-                        let l = self.expr(&list_ty(u, 0, (*gmx).min(mx)), d1);
-                        return Some(format!("({} {} {})", self.bi("groupBy"), f, l));
-                    }
+                if let List(u, gmn, gmx) = e
+                    && *gmn <= 1
+                {
+                    let u = (**u).clone();
+                    let f = if self.ch(1, 2) {
+                        self.func(&u, &Str, d1)
+                    } else {
+                        let p = self.var_name();
+                        self.env.push((p.clone(), Bind::Val(u.clone())));
+                        let c = self.expr(&Bool, d1);
+                        self.env.pop();
+                        let (k1, k2) = (self.rng.pick(ATTR_NAMES).to_string(), self.rng.pick(ATTR_NAMES).to_string());
+                        format!("({}: if {} then {} else {})", p, c, q(&k1), q(&k2))
+                    };
+                    let l = self.expr(&list_ty(u, 0, (*gmx).min(mx)), d1);
+                    return Some(format!("({} {} {})", self.bi("groupBy"), f, l));
                 }
                 None
             }
@@ -2890,7 +2891,11 @@ impl<'r> G<'r> {
                     2 => format!("({} {{ }})", self.bi("toString")),
                     3 => format!("({} (x: x))", self.bi("toJSON")),
                     4 => format!("({} (-1) 1 {})", self.bi("substring"), self.expr(&Str, g)),
-                    5 => format!("({} {})", self.bi("fromJSON"), q(*self.rng.pick(&["{", "[1,]", "tru", "", "\\\"a"]))),
+                    5 => format!(
+                        "({} {})",
+                        self.bi("fromJSON"),
+                        q(self.rng.pick::<&str>(&["{", "[1,]", "tru", "", "\\\"a"]))
+                    ),
                     6 => format!("({} (a: b: a < b) [ 1 \"a\" ])", self.bi("sort")),
                     7 => format!("({} (i: i) (-1))", self.bi("genList")),
                     8 => format!("({} [ {{ name = 1; value = 2; }} ])", self.bi("listToAttrs")),

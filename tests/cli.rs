@@ -1,0 +1,74 @@
+//! The command line as users drive it: arguments, attribute selection, exit codes, errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pipeline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run pipeline")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn argstr_reaches_the_top_level_function() {
+    let o = pipeline(&["eval", "examples/shop/pipeline.nix", "--argstr", "env", "production", "--attr", "name"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "\"production\"\n");
+}
+
+#[test]
+fn arg_takes_an_expression_and_defaults_apply_without_it() {
+    let o = pipeline(&["eval", "examples/shop/pipeline.nix", "--arg", "env", "\"qa\" + \"-1\"", "--attr", "name"]);
+    assert_eq!(text(&o.stdout), "\"qa-1\"\n", "{}", text(&o.stderr));
+    let o = pipeline(&["eval", "examples/shop/pipeline.nix", "--attr", "name"]);
+    assert_eq!(text(&o.stdout), "\"staging\"\n", "{}", text(&o.stderr));
+}
+
+#[test]
+fn attr_selects_json_and_suggests_on_a_typo() {
+    let o = pipeline(&["eval", "examples/shop/pipeline.nix", "--json", "--attr", "services.web.ports"]);
+    assert_eq!(text(&o.stdout), "[80]\n", "{}", text(&o.stderr));
+    let o = pipeline(&["eval", "examples/shop/pipeline.nix", "--attr", "services.wbe"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("attribute `wbe`") && err.contains("did you mean `web`?"), "{err}");
+}
+
+#[test]
+fn check_exits_zero_on_valid_definitions_and_one_on_errors() {
+    let o = pipeline(&["check", "examples/minimal/pipeline.nix"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = pipeline(&["check", "tests/lang/eval-fail/throw.nix"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("tests/lang/eval-fail/throw.nix:2:1"), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty(), "diagnostics go to stderr only");
+}
+
+#[test]
+fn a_missing_definition_file_is_a_clear_error() {
+    let o = pipeline(&["eval", "no/such/pipeline.nix"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("definition file `no/such/pipeline.nix` not found"), "{err}");
+}
+
+#[test]
+fn bad_usage_exits_two() {
+    let o = pipeline(&["eval", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn no_color_when_not_a_terminal_even_if_asked_auto() {
+    let o = pipeline(&["eval", "tests/lang/eval-fail/throw.nix"]);
+    assert!(!text(&o.stderr).contains('\u{1b}'), "escape codes in non-terminal output");
+    let o = pipeline(&["--color", "always", "eval", "tests/lang/eval-fail/throw.nix"]);
+    assert!(text(&o.stderr).contains('\u{1b}'), "--color always must colour");
+}

@@ -1,0 +1,2 @@
+# a symlink inside the root that leads outside it is refused
+builtins.readFile ./lib/escape-link.md
