@@ -655,7 +655,7 @@ fn prim_read_file(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> 
         Ok(s) => Ok(str_value(s)),
         Err(err) => Err(fail(
             ErrorKind::Io,
-            format!("cannot read `{}`: {}", path.display(), crate::eval::io_reason(&err)),
+            format!("cannot read `{}`: {}", e.display_name(&path), crate::eval::io_reason(&err)),
             span,
         )
         .with_help("check the path; relative paths are resolved against the file that contains them")),

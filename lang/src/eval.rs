@@ -72,18 +72,18 @@ impl<'io> Evaluator<'io> {
 
     // --- loading --------------------------------------------------------------------------
 
-    fn display_name(&self, path: &Path) -> String {
+    /// How a path is shown in messages: relative to the working directory (`display_base`), or
+    /// under its search path (`<std>/default.nix`).
+    pub(crate) fn display_name(&self, path: &Path) -> String {
         for (name, dir) in &self.options.search_paths {
             if let Ok(rest) = path.strip_prefix(dir) {
                 return format!("<{name}>/{}", rest.display());
             }
         }
-        if let Some(base) = &self.options.display_base
-            && let Ok(rest) = path.strip_prefix(base)
-        {
-            return rest.display().to_string();
+        match &self.options.display_base {
+            Some(base) => relative_to(path, base),
+            None => path.display().to_string(),
         }
-        path.display().to_string()
     }
 
     fn is_stdlib(&self, path: &Path) -> bool {
@@ -166,9 +166,12 @@ impl<'io> Evaluator<'io> {
             return Ok(());
         }
         let outside = |what: String| {
+            let shown = match self.display_name(root) {
+                s if s.is_empty() => ".".to_string(),
+                s => s,
+            };
             let mut e = EvalError::new(ErrorKind::OutsideRoot, what).help(format!(
-                "definitions may only read files inside the project root `{}`; pass `--root DIR` to widen it",
-                root.display()
+                "definitions may only read files inside the project root `{shown}`; pass `--root DIR` to widen it"
             ));
             if let Some(sp) = span {
                 e = e.at(sp);
@@ -176,15 +179,15 @@ impl<'io> Evaluator<'io> {
             e.boxed()
         };
         if !path.starts_with(root) {
-            return Err(outside(format!("`{}` is outside the project root", path.display())));
+            return Err(outside(format!("`{}` is outside the project root", self.display_name(path))));
         }
         if let (Some(croot), Ok(real)) = (&self.canonical_root, self.io.canonicalize(path))
             && !real.starts_with(croot)
         {
             return Err(outside(format!(
                 "`{}` leads outside the project root through a symlink (to `{}`)",
-                path.display(),
-                real.display()
+                self.display_name(path),
+                self.display_name(&real)
             )));
         }
         Ok(())
@@ -883,6 +886,24 @@ impl<'io> Evaluator<'io> {
         }
         Ok(())
     }
+}
+
+/// `path` relative to `base` (both absolute), with `..` where it lies outside `base`.
+fn relative_to(path: &Path, base: &Path) -> String {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return path.display().to_string();
+    }
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c);
+    }
+    out.display().to_string()
 }
 
 fn num(v: &Value) -> f64 {
