@@ -69,6 +69,16 @@ pub struct TraceFrame {
     pub what: String,
 }
 
+/// A trace frame for an error met while evaluating attribute `attr`.
+pub(crate) fn in_attr(attr: &crate::value::Attr) -> impl FnOnce(Box<EvalError>) -> Box<EvalError> + '_ {
+    move |mut err| {
+        if let Some(sp) = attr.span {
+            err.trace.push(TraceFrame { span: sp, what: format!("while evaluating attribute `{}`", attr.name) });
+        }
+        err
+    }
+}
+
 /// The evaluator's error, before it is attached to source text.
 #[derive(Debug, Clone)]
 pub struct EvalError {

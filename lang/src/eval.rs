@@ -290,26 +290,9 @@ impl<'io> Evaluator<'io> {
                     return Ok(());
                 }
                 for attr in a.iter() {
-                    let x = self.force(&attr.value).map_err(|mut e| {
-                        if let Some(sp) = attr.span {
-                            e.trace.push(TraceFrame {
-                                span: sp,
-                                what: format!("while evaluating attribute `{}`", attr.name),
-                            });
-                        }
-                        e
-                    })?;
-                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen)).map_err(
-                        |mut e| {
-                            if let Some(sp) = attr.span {
-                                e.trace.push(TraceFrame {
-                                    span: sp,
-                                    what: format!("while evaluating attribute `{}`", attr.name),
-                                });
-                            }
-                            e
-                        },
-                    )?;
+                    let x = self.force(&attr.value).map_err(crate::error::in_attr(attr))?;
+                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen))
+                        .map_err(crate::error::in_attr(attr))?;
                 }
             }
             _ => {}

@@ -93,6 +93,20 @@ fn force_elem(e: &mut Evaluator, t: &Thunk) -> EResult<Value> {
     e.force(t)
 }
 
+/// Null, Booleans and numbers print the same way as text and as JSON. Returns false for others.
+fn write_scalar(v: &Value, out: &mut String) -> bool {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.push_str(&format_float(*f)),
+        _ => return false,
+    }
+    true
+}
+
 /// Text form of a value. `strict`: force everything (as `--strict`); otherwise print thunks as `«thunk»`.
 pub fn to_text(e: &mut Evaluator, v: &Value, span: Span, strict: bool) -> EResult<String> {
     let mut out = String::new();
@@ -105,20 +119,8 @@ fn write_text(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, strict
         return Err(too_deep(span));
     }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || match v {
-        Value::Null => {
-            out.push_str("null");
-            Ok(())
-        }
-        Value::Bool(b) => {
-            out.push_str(if *b { "true" } else { "false" });
-            Ok(())
-        }
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-            Ok(())
-        }
-        Value::Float(f) => {
-            out.push_str(&format_float(*f));
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
+            write_scalar(v, out);
             Ok(())
         }
         Value::String(s) => {
@@ -195,20 +197,8 @@ fn write_json_at(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, dep
         return Err(too_deep(span));
     }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || match v {
-        Value::Null => {
-            out.push_str("null");
-            Ok(())
-        }
-        Value::Bool(b) => {
-            out.push_str(if *b { "true" } else { "false" });
-            Ok(())
-        }
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-            Ok(())
-        }
-        Value::Float(f) => {
-            out.push_str(&format_float(*f));
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
+            write_scalar(v, out);
             Ok(())
         }
         Value::String(s) => {
@@ -243,24 +233,8 @@ fn write_json_at(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, dep
                 }
                 json_string(&attr.name, out);
                 out.push(':');
-                let x = e.force(&attr.value).map_err(|mut err| {
-                    if let Some(sp) = attr.span {
-                        err.trace.push(crate::error::TraceFrame {
-                            span: sp,
-                            what: format!("while evaluating attribute `{}`", attr.name),
-                        });
-                    }
-                    err
-                })?;
-                write_json_at(e, &x, out, span, depth + 1).map_err(|mut err| {
-                    if let Some(sp) = attr.span {
-                        err.trace.push(crate::error::TraceFrame {
-                            span: sp,
-                            what: format!("while evaluating attribute `{}`", attr.name),
-                        });
-                    }
-                    err
-                })?;
+                let x = e.force(&attr.value).map_err(crate::error::in_attr(attr))?;
+                write_json_at(e, &x, out, span, depth + 1).map_err(crate::error::in_attr(attr))?;
             }
             out.push('}');
             Ok(())
