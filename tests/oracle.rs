@@ -34,6 +34,16 @@ struct Out {
     stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Out {
+        Out {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).trim_end().to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
 fn nix(file: &Path, extra: &[&str]) -> Out {
     let o = Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json"])
@@ -41,11 +51,7 @@ fn nix(file: &Path, extra: &[&str]) -> Out {
         .arg(file)
         .output()
         .expect("run nix-instantiate");
-    Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).trim_end().to_string(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Out::from(o)
 }
 
 fn ours(file: &Path) -> Out {
@@ -55,11 +61,7 @@ fn ours(file: &Path) -> Out {
         .env("NO_COLOR", "1")
         .output()
         .expect("run pipeline");
-    Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).trim_end().to_string(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Out::from(o)
 }
 
 /// A scratch folder of this test's own (tests in this file run in parallel).

@@ -165,8 +165,7 @@ fn function(e: &mut Evaluator, t: &Thunk, what: &str, span: Span) -> EResult<Val
     }
 }
 
-fn boolean(e: &mut Evaluator, v: Value, what: &str, span: Span) -> EResult<bool> {
-    let _ = e;
+fn boolean(v: Value, what: &str, span: Span) -> EResult<bool> {
     match v {
         Value::Bool(b) => Ok(b),
         v => Err(type_err(&format!("a Boolean from {what}"), &v, span)),
@@ -224,7 +223,7 @@ fn prim_all(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let f = function(e, &a[0], "the first argument of `all`", span)?;
     for t in list(e, &a[1], "the second argument of `all`", span)?.iter() {
         let r = e.call(f.clone(), t.clone(), span)?;
-        if !boolean(e, r, "the predicate of `all`", span)? {
+        if !boolean(r, "the predicate of `all`", span)? {
             return Ok(Value::Bool(false));
         }
     }
@@ -235,7 +234,7 @@ fn prim_any(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let f = function(e, &a[0], "the first argument of `any`", span)?;
     for t in list(e, &a[1], "the second argument of `any`", span)?.iter() {
         let r = e.call(f.clone(), t.clone(), span)?;
-        if boolean(e, r, "the predicate of `any`", span)? {
+        if boolean(r, "the predicate of `any`", span)? {
             return Ok(Value::Bool(true));
         }
     }
@@ -354,7 +353,7 @@ fn prim_filter(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let mut out = Vec::new();
     for t in list(e, &a[1], "the second argument of `filter`", span)?.iter() {
         let r = e.call(f.clone(), t.clone(), span)?;
-        if boolean(e, r, "the predicate of `filter`", span)? {
+        if boolean(r, "the predicate of `filter`", span)? {
             out.push(t.clone());
         }
     }
@@ -388,9 +387,11 @@ pub fn from_json(j: &serde_json::Value) -> Value {
     match j {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
+        // serde_json keeps integer literals as integers and anything with `.` or an exponent as
+        // a float, which is Nix's rule too.
         serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) if !n.to_string().contains(['.', 'e', 'E']) => Value::Int(i),
-            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         serde_json::Value::String(s) => str_value(s),
         serde_json::Value::Array(items) => list_value(items.iter().map(|x| Thunk::ready(from_json(x))).collect()),
@@ -620,7 +621,7 @@ fn prim_partition(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> 
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for t in list(e, &a[1], "the second argument of `partition`", span)?.iter() {
         let r = e.call(f.clone(), t.clone(), span)?;
-        if boolean(e, r, "the predicate of `partition`", span)? {
+        if boolean(r, "the predicate of `partition`", span)? {
             right.push(t.clone());
         } else {
             wrong.push(t.clone());
@@ -740,7 +741,7 @@ fn merge_sort(e: &mut Evaluator, v: Vec<Thunk>, f: &Value, span: Span) -> EResul
         // Take from the right only when it is strictly less: keeps equal elements in order.
         let g = e.call(f.clone(), right[j].clone(), span)?;
         let r = e.call(g, left[i].clone(), span)?;
-        if boolean(e, r, "the comparator of `sort`", span)? {
+        if boolean(r, "the comparator of `sort`", span)? {
             out.push(right[j].clone());
             j += 1;
         } else {

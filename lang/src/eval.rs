@@ -93,7 +93,7 @@ impl<'io> Evaluator<'io> {
     /// Register source text and parse and lower it in the global scope.
     pub fn compile_source(&mut self, name: String, path: &Path, text: &str) -> EResult<(FileId, IrRef)> {
         let stdlib = self.is_stdlib(path);
-        let id = self.sources.add(name, path.to_path_buf(), Rc::<str>::from(text).as_ref().into(), stdlib);
+        let id = self.sources.add(name, path.to_path_buf(), std::sync::Arc::from(text), stdlib);
         let expr = parser::parse(text, id).map_err(|e| syntax_error(&e, id, text))?;
         let dir: Rc<Path> = Rc::from(path.parent().unwrap_or(Path::new("/")));
         let mut c = Compiler::new(&self.global_names, dir);

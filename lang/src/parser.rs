@@ -1428,8 +1428,9 @@ fn string(i: In) -> PResult<Expr> {
                 break;
             }
             '\\' => {
+                // A `\` at the very end: nothing closes the string.
                 let Some(e) = s[1..].chars().next() else {
-                    continue_unterminated(&mut j, s.len());
+                    j = take(j, s.len());
                     continue;
                 };
                 let lit = match e {
@@ -1460,10 +1461,6 @@ fn string(i: In) -> PResult<Expr> {
     let span = Span::new(file, start, j.location_offset());
     let (j, _) = ws(j)?;
     Ok((j, Expr { kind: ExprKind::Str(parts), span }))
-}
-
-fn continue_unterminated(j: &mut In, len: usize) {
-    *j = take(*j, len);
 }
 
 /// A token of an indented string, before indentation is stripped (Nix 2.8 keeps them apart).

@@ -4,7 +4,7 @@
 use crate::error::{ErrorKind, EvalError};
 use crate::eval::{EResult, Evaluator};
 use crate::span::Span;
-use crate::value::{Thunk, Value};
+use crate::value::Value;
 use std::fmt::Write;
 
 /// A float as `std::ostream << double` prints it (`%g`, precision 6).
@@ -89,10 +89,6 @@ pub fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn force_elem(e: &mut Evaluator, t: &Thunk) -> EResult<Value> {
-    e.force(t)
-}
-
 /// Null, Booleans and numbers print the same way as text and as JSON. Returns false for others.
 fn write_scalar(v: &Value, out: &mut String) -> bool {
     match v {
@@ -143,7 +139,7 @@ fn write_text(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, strict
             out.push_str("[ ");
             for t in items.iter() {
                 if strict || t.value().is_some() {
-                    let x = force_elem(e, t)?;
+                    let x = e.force(t)?;
                     write_text(e, &x, out, span, strict, depth + 1)?;
                 } else {
                     out.push_str("«thunk»");
@@ -163,7 +159,7 @@ fn write_text(e: &mut Evaluator, v: &Value, out: &mut String, span: Span, strict
                 }
                 out.push_str(" = ");
                 if strict || attr.value.value().is_some() {
-                    let x = force_elem(e, &attr.value)?;
+                    let x = e.force(&attr.value)?;
                     write_text(e, &x, out, span, strict, depth + 1)?;
                 } else {
                     out.push_str("«thunk»");

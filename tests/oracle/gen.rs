@@ -370,6 +370,12 @@ impl<'r> G<'r> {
     }
 
     /// Reference to builtin `name` (sometimes unqualified when legal).
+    /// `x + y` or `x - y`, written with `builtins.add`/`builtins.sub` one time in `odds`.
+    fn add_or_sub(&mut self, x: &str, y: &str, odds: u64) -> String {
+        let (op, f) = if self.ch(1, 2) { ("+", "add") } else { ("-", "sub") };
+        if self.ch(1, odds) { format!("({} {} {})", self.bi(f), x, y) } else { format!("({} {} {})", x, op, y) }
+    }
+
     fn bi(&mut self, name: &str) -> String {
         if self.builtins_in_scope() && self.ch(1, 2) {
             return name.to_string();
@@ -1431,12 +1437,7 @@ impl<'r> G<'r> {
                 let h = b / 2;
                 let x = self.expr(&Int(h), d1);
                 let y = self.expr(&Int(b - h), d1);
-                let (op, f) = if self.ch(1, 2) { ("+", "add") } else { ("-", "sub") };
-                if self.ch(1, 5) {
-                    Some(format!("({} {} {})", self.bi(f), x, y))
-                } else {
-                    Some(format!("({} {} {})", x, op, y))
-                }
+                Some(self.add_or_sub(&x, &y, 5))
             }
             2 => {
                 if b < 4 {
@@ -1596,12 +1597,7 @@ impl<'r> G<'r> {
                 let (x, xf) = self.num_operand(h, false, d1);
                 let (y, _) = self.num_operand(b - h, !xf, d1);
                 let (x, y) = if self.ch(1, 2) { (x, y) } else { (y, x) };
-                let (op, f) = if self.ch(1, 2) { ("+", "add") } else { ("-", "sub") };
-                if self.ch(1, 6) {
-                    Some(format!("({} {} {})", self.bi(f), x, y))
-                } else {
-                    Some(format!("({} {} {})", x, op, y))
-                }
+                Some(self.add_or_sub(&x, &y, 6))
             }
             2 => {
                 if b < 4 {
