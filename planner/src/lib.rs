@@ -1,2 +1,8 @@
-//! The planner: from evaluated definitions to a typed model, the stage/service graph, content
-//! hashing of build contexts and the plan with its diff. (Built under the planner issue.)
+//! The planner: from an evaluated definition to a typed model, the stage/service graph, content-hashed
+//! build keys, cache lookups in the mirror registry, the diff against live state, and the plan.
+//! It does no network I/O itself: the registry and the live state come in through traits.
+
+pub mod cache;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod walk;

@@ -1,0 +1,441 @@
+//! What the planner needs from a Dockerfile: its `ARG` declarations and its stages, read the way
+//! Docker's Dockerfile parser (moby/buildkit `frontend/dockerfile/parser`) splits a file into
+//! instructions.
+//!
+//! Followed from Docker: a UTF-8 byte-order mark at the start is dropped; parser directives
+//! (`# escape=``, `# syntax=...`) are read from the lines before anything else and `escape` sets the
+//! line-continuation character (`\` or `` ` ``); an instruction whose line ends with that character
+//! (spaces and tabs after it allowed) continues on the next line, where comment lines and blank lines
+//! are skipped; comment lines start with `#` after leading whitespace; keywords are case-insensitive;
+//! leading `--flag=value` words are not arguments; `ARG` words are split like Docker's
+//! `parseNameOrNameVal` (quotes and the escape character keep a word together).
+//!
+//! Heredocs (`RUN <<EOF`, `COPY <<-"EOF" /x`) are opaque: the body lines up to the terminator are
+//! skipped, so an `ARG` written inside a heredoc body is not a declaration. The classic builder of
+//! Docker 20.10 does not support heredocs at all; this follows BuildKit, which does.
+//!
+//! The parser never fails: what Docker would reject (an invalid `escape` value, a second directive,
+//! `FROM a b`, `ARG =x`) is skipped or kept without a stage name, and unknown instructions are ignored.
+
+/// One name declared by an `ARG` instruction (`ARG A B=1` declares two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: String,
+    /// 1-based line of the instruction (its first line when it is continued).
+    pub line: usize,
+    /// The default exactly as written after `=` (quotes kept, variables not expanded).
+    pub default: Option<String>,
+}
+
+/// One `FROM` instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageDecl {
+    /// The name after `AS`, as written (Docker compares stage names case-insensitively).
+    pub name: Option<String>,
+    /// 1-based line of the instruction.
+    pub line: usize,
+}
+
+/// The `ARG`s and stages of a Dockerfile, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dockerfile {
+    pub args: Vec<ArgDecl>,
+    pub stages: Vec<StageDecl>,
+}
+
+impl Dockerfile {
+    /// Reads the `ARG` and `FROM` instructions of a Dockerfile; never fails.
+    pub fn parse(text: &str) -> Dockerfile {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+        let mut out = Dockerfile::default();
+        let mut directives = Directives { escape: '\\', done: false, seen_escape: false };
+        let mut next = 0;
+        while next < lines.len() {
+            let start_line = next + 1;
+            let first = lines[next].trim_start();
+            next += 1;
+            directives.read(first);
+            let is_comment = first.starts_with('#');
+            let (head, mut continues) = trim_continuation(if is_comment { "" } else { first }, directives.escape);
+            if !continues && head.is_empty() {
+                continue;
+            }
+            let mut instruction = head.to_owned();
+            while continues && next < lines.len() {
+                let line = lines[next];
+                next += 1;
+                directives.read(line);
+                let trimmed = line.trim_start();
+                if trimmed.starts_with('#') || trimmed.is_empty() {
+                    continue;
+                }
+                let (part, more) = trim_continuation(line, directives.escape);
+                instruction.push_str(part);
+                continues = more;
+            }
+            let (keyword, args) = split_command(&instruction);
+            match keyword.as_str() {
+                "arg" => {
+                    for word in parse_words(args, directives.escape) {
+                        let (name, default) = match word.split_once('=') {
+                            Some((name, value)) => (name, Some(value.to_owned())),
+                            None => (word.as_str(), None),
+                        };
+                        if !name.is_empty() {
+                            out.args.push(ArgDecl { name: name.to_owned(), line: start_line, default });
+                        }
+                    }
+                }
+                "from" => {
+                    let fields: Vec<&str> = args.split(is_docker_space).filter(|f| !f.is_empty()).collect();
+                    let name = match fields[..] {
+                        [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_owned()),
+                        _ => None,
+                    };
+                    out.stages.push(StageDecl { name, line: start_line });
+                }
+                "run" | "copy" | "add" => {
+                    for terminator in heredoc_terminators(args) {
+                        while next < lines.len() {
+                            let body = lines[next];
+                            next += 1;
+                            let body = if terminator.strip_tabs { body.trim_start_matches('\t') } else { body };
+                            if body == terminator.word {
+                                break;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The first `ARG` declaration of `name` (ARG names are case-sensitive), in any stage.
+    pub fn declares(&self, name: &str) -> Option<&ArgDecl> {
+        self.args.iter().find(|a| a.name == name)
+    }
+
+    /// Whether a stage is named `name`, compared case-insensitively as Docker does.
+    pub fn has_stage(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.stages.iter().any(|s| s.name.as_ref().is_some_and(|n| n.to_lowercase() == name))
+    }
+}
+
+/// Parser directives: only at the top, each at most once, and only `escape` matters here.
+struct Directives {
+    escape: char,
+    done: bool,
+    seen_escape: bool,
+}
+
+impl Directives {
+    /// Docker's `possibleParserDirective`: the first line that is not a known directive ends them.
+    fn read(&mut self, line: &str) {
+        if self.done {
+            return;
+        }
+        let Some((key, value)) = directive(line) else {
+            self.done = true;
+            return;
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "escape" => {
+                if !self.seen_escape && (value == "\\" || value == "`") {
+                    self.escape = if value == "`" { '`' } else { '\\' };
+                }
+                self.seen_escape = true;
+            }
+            "syntax" | "check" => {}
+            _ => self.done = true,
+        }
+    }
+}
+
+/// `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` (Go's `\s` is ASCII).
+fn directive(line: &str) -> Option<(&str, &str)> {
+    let go_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0C' | '\r');
+    let rest = line.strip_prefix('#')?.trim_start_matches(go_space);
+    let key_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+    let key = &rest[..key_len];
+    if !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let value = rest[key_len..].trim_start_matches(go_space).strip_prefix('=')?.trim_matches(go_space);
+    (!value.is_empty()).then_some((key, value))
+}
+
+/// Removes a trailing continuation character (and the spaces and tabs after it): the text before it
+/// and whether the instruction continues.
+fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    match trimmed.strip_suffix(escape) {
+        Some(head) => (head, true),
+        None => (line, false),
+    }
+}
+
+/// Docker's `reWhitespace`: `[\t\v\f\r ]`.
+fn is_docker_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\x0B' | '\x0C' | '\r')
+}
+
+/// The lower-cased keyword and the arguments after any leading `--flag` words (Docker's
+/// `splitCommand` and `extractBuilderFlags`).
+fn split_command(instruction: &str) -> (String, &str) {
+    let instruction = instruction.trim();
+    let (keyword, rest) = match instruction.find(is_docker_space) {
+        Some(i) => (&instruction[..i], instruction[i..].trim_start_matches(is_docker_space)),
+        None => (instruction, ""),
+    };
+    (keyword.to_lowercase(), strip_flags(rest).trim())
+}
+
+/// Skips leading words that start with `--` (a bare `--` ends the flags), honouring quotes and `\`.
+fn strip_flags(line: &str) -> &str {
+    let b = line.as_bytes();
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+    let mut pos = 0;
+    loop {
+        while pos < b.len() && space(b[pos]) {
+            pos += 1;
+        }
+        if pos >= b.len() {
+            return "";
+        }
+        if !(b[pos] == b'-' && b.get(pos + 1) == Some(&b'-')) {
+            return line.get(pos..).unwrap_or("");
+        }
+        let start = pos;
+        let mut quote = None;
+        while pos < b.len() {
+            let c = b[pos];
+            match quote {
+                None if space(c) => break,
+                None if c == b'\'' || c == b'"' => quote = Some(c),
+                Some(q) if c == q => quote = None,
+                _ if c == b'\\' => pos += 1,
+                _ => {}
+            }
+            pos += 1;
+        }
+        if line.get(start..pos) == Some("--") {
+            return line.get(pos..).unwrap_or("");
+        }
+    }
+}
+
+/// Docker's `parseWords`: whitespace-separated words, where quotes and the escape character keep
+/// whitespace inside a word; quotes and escapes stay in the words.
+fn parse_words(rest: &str, escape: char) -> Vec<String> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote,
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut word = String::new();
+    let mut quote = '\0';
+    let mut blank_ok = false;
+    let mut pos = 0;
+    loop {
+        let at_end = pos == chars.len();
+        let mut ch = chars.get(pos).copied().unwrap_or('\0');
+        if phase == Phase::Spaces {
+            if at_end {
+                break;
+            }
+            if ch.is_whitespace() {
+                pos += 1;
+                continue;
+            }
+            phase = Phase::Word;
+        }
+        if at_end {
+            if blank_ok || !word.is_empty() {
+                words.push(word);
+            }
+            break;
+        }
+        if phase == Phase::Word {
+            if ch.is_whitespace() {
+                phase = Phase::Spaces;
+                if blank_ok || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                blank_ok = false;
+                pos += 1;
+                continue;
+            }
+            if ch == '\'' || ch == '"' {
+                quote = ch;
+                blank_ok = true;
+                phase = Phase::Quote;
+            }
+            if ch == escape {
+                if pos + 1 == chars.len() {
+                    pos += 1;
+                    continue;
+                }
+                word.push(ch);
+                pos += 1;
+                ch = chars[pos];
+            }
+            word.push(ch);
+            pos += 1;
+            continue;
+        }
+        // Phase::Quote
+        if ch == quote {
+            phase = Phase::Word;
+        }
+        if ch == escape && quote != '\'' {
+            if pos + 1 == chars.len() {
+                phase = Phase::Word;
+                pos += 1;
+                continue;
+            }
+            word.push(ch);
+            pos += 1;
+            ch = chars[pos];
+        }
+        word.push(ch);
+        pos += 1;
+    }
+    words
+}
+
+struct Heredoc {
+    word: String,
+    strip_tabs: bool,
+}
+
+/// The heredocs an instruction opens (`<<EOF`, `<<-EOF`, `<<"EOF"`, `2<<'EOF'`), in order.
+fn heredoc_terminators(args: &str) -> Vec<Heredoc> {
+    let mut out = Vec::new();
+    let mut rest = args;
+    while let Some(i) = rest.find("<<") {
+        let before = &rest[..i];
+        let at_word_start =
+            before.trim_end_matches(|c: char| c.is_ascii_digit()).chars().next_back().is_none_or(char::is_whitespace);
+        let mut after = &rest[i + 2..];
+        rest = after;
+        if !at_word_start || after.starts_with('<') {
+            continue;
+        }
+        let strip_tabs = after.starts_with('-');
+        if strip_tabs {
+            after = &after[1..];
+        }
+        let end = after.find(|c: char| c.is_whitespace()).unwrap_or(after.len());
+        let word: String = after[..end].chars().filter(|&c| c != '"' && c != '\'').collect();
+        if !word.is_empty() && !word.contains('<') {
+            out.push(Heredoc { word, strip_tabs });
+        }
+        rest = &after[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Args<'a> = &'a [(&'a str, usize, Option<&'a str>)];
+    type Stages<'a> = &'a [(Option<&'a str>, usize)];
+
+    #[test]
+    fn args_and_stages() {
+        let table: &[(&str, Args, Stages)] = &[
+            ("FROM scratch\n", &[], &[(None, 1)]),
+            ("ARG A\nFROM a AS build\nARG B=1\n", &[("A", 1, None), ("B", 3, Some("1"))], &[(Some("build"), 2)]),
+            (
+                "ARG A B=1 C=\"x y\" D='p q' E=\n",
+                &[
+                    ("A", 1, None),
+                    ("B", 1, Some("1")),
+                    ("C", 1, Some("\"x y\"")),
+                    ("D", 1, Some("'p q'")),
+                    ("E", 1, Some("")),
+                ],
+                &[],
+            ),
+            ("arg lower=a=b\n", &[("lower", 1, Some("a=b"))], &[]),
+            ("from a as One\nFROM b As two\nFROM c\n", &[], &[(Some("One"), 1), (Some("two"), 2), (None, 3)]),
+            ("FROM --platform=$BUILDPLATFORM golang:1 AS gen\n", &[], &[(Some("gen"), 1)]),
+            ("FROM a b\nFROM a AS\n", &[], &[(None, 1), (None, 2)]),
+            // Continuations, with comments and blank lines inside.
+            (
+                "# leading comment\n\nARG A \\\n  # inside\n\n  B=2 \\  \n  C\nFROM x \\\n  AS y\n",
+                &[("A", 3, None), ("B", 3, Some("2")), ("C", 3, None)],
+                &[(Some("y"), 8)],
+            ),
+            // The escape directive switches the continuation character.
+            (
+                "# escape=`\nARG A=C:\\dir\\\nFROM x `\n  AS w\nARG B=`\n1\n",
+                &[("A", 2, Some("C:\\dir\\")), ("B", 5, Some("1"))],
+                &[(Some("w"), 3)],
+            ),
+            // Directives only count at the very top.
+            ("\n# escape=`\nARG A=`\nARG B\n", &[("A", 3, Some("`")), ("B", 4, None)], &[]),
+            ("# syntax=docker/dockerfile:1\n# escape=`\nARG A=`\nB\n", &[("A", 3, Some("B"))], &[]),
+            ("# foo=bar\n# escape=`\nARG A=`\nARG B\n", &[("A", 3, Some("`")), ("B", 4, None)], &[]),
+            // Escaped spaces and quotes keep words together.
+            ("ARG A=a\\ b C\n", &[("A", 1, Some("a\\ b")), ("C", 1, None)], &[]),
+            ("ARG =x Y\n", &[("Y", 1, None)], &[]),
+            ("   arg   INDENTED\n", &[("INDENTED", 1, None)], &[]),
+            ("\u{feff}ARG BOM\r\nFROM a AS b\r\n", &[("BOM", 1, None)], &[(Some("b"), 2)]),
+            // Heredoc bodies are opaque.
+            (
+                concat!(
+                    "FROM a\nRUN <<EOF\nARG NOT_ME\nEOF\nARG AFTER\n",
+                    "COPY <<-\"X\" <<Y /dst\n\tARG NO1\n\tX\nARG NO2\nY\nARG LAST\n",
+                ),
+                &[("AFTER", 5, None), ("LAST", 11, None)],
+                &[(None, 1)],
+            ),
+            ("RUN echo $((1<<2)) && cat <<<x\nARG KEPT\n", &[("KEPT", 2, None)], &[]),
+            ("ONBUILD ARG NOPE\nMAINTAINER x\nUNKNOWN y\n", &[], &[]),
+            ("ARG A \\\n", &[("A", 1, None)], &[]),
+            // Inside a continuation, leading whitespace is kept: `B=` and `1` are two words.
+            ("ARG B=\\\n  1\n", &[("B", 1, Some("")), ("1", 1, None)], &[]),
+        ];
+        for (text, args, stages) in table {
+            let df = Dockerfile::parse(text);
+            let got_args: Vec<(&str, usize, Option<&str>)> =
+                df.args.iter().map(|a| (a.name.as_str(), a.line, a.default.as_deref())).collect();
+            assert_eq!(&got_args, args, "args of {text:?}");
+            let got_stages: Vec<(Option<&str>, usize)> =
+                df.stages.iter().map(|s| (s.name.as_deref(), s.line)).collect();
+            assert_eq!(&got_stages, stages, "stages of {text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Never fails, never panics, on any text.
+        #[test]
+        fn never_panics(text in "([A-Za-z =\"'`#\\\\<-]|\n|\r|\t|\u{feff}|é){0,80}") {
+            let df = Dockerfile::parse(&text);
+            for arg in &df.args {
+                proptest::prop_assert!(!arg.name.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        let df = Dockerfile::parse("ARG V=1\nFROM a AS Build\nARG V=2\nARG W\n");
+        assert_eq!(df.declares("V").map(|a| (a.line, a.default.as_deref())), Some((1, Some("1"))));
+        assert!(df.declares("v").is_none());
+        assert_eq!(df.declares("W").map(|a| a.line), Some(4));
+        assert!(df.has_stage("build") && df.has_stage("BUILD"));
+        assert!(!df.has_stage("other"));
+        assert_eq!(Dockerfile::parse(""), Dockerfile::default());
+    }
+}
