@@ -30,6 +30,12 @@ pub enum Command {
     Eval(EvalArgs),
     /// Parse and evaluate a definition file; print diagnostics and exit 0 (ok) or 1 (errors)
     Check(EvalInput),
+    /// Show what `apply` would build and change, stage by stage
+    Plan(PlanArgs),
+    /// Show the stages and services, with dependencies as edges
+    Graph(GraphArgs),
+    /// Show a service's build key (and with --files, everything that went into it)
+    Hash(HashArgs),
     /// Print how a file parses, fully parenthesized (for debugging the grammar)
     #[command(hide = true)]
     Parse { file: PathBuf },
@@ -60,6 +66,60 @@ pub struct EvalArgs {
     #[arg(long = "attr", short = 'A')]
     pub attr: Option<String>,
     /// Print JSON (as `nix-instantiate --eval --strict --json`)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Read secret values from this dotenv file (else from PIPELINE_SECRET_<NAME> variables)
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// Print the plan as JSON (format: docs/plan-format.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Also save the plan as JSON to this file, for `pipeline apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on errors
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Do not ask the mirror registry; every image is planned to be built
+    #[arg(long)]
+    pub offline: bool,
+    /// Compare with live state recorded in this JSON file instead of asking the target (for tests)
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub live_state: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct HashArgs {
+    /// The service whose build key to show
+    pub service: String,
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// List the files (paths relative to the context) and the build args that went into the key
+    #[arg(long)]
+    pub files: bool,
+    /// Print JSON: {"key", "image", "files": [{"path", "blake3", "executable", "symlink"}], "args"}
     #[arg(long)]
     pub json: bool,
 }

@@ -16,17 +16,20 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
     match cli.command {
         Command::Eval(args) => eval(args),
         Command::Check(input) => check(input),
+        Command::Plan(args) => crate::planning::plan(args),
+        Command::Graph(args) => crate::planning::graph(args),
+        Command::Hash(args) => crate::planning::hash(args),
         Command::Parse { file } => parse(&file),
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf, Report> {
+pub fn absolute(p: &Path) -> Result<PathBuf, Report> {
     std::path::absolute(p).map_err(|e| {
         Box::new(Error::plain(ErrorKind::Io, format!("cannot resolve `{}`: {e}", p.display()), None)) as Report
     })
 }
 
-fn io() -> FsIo {
+pub fn io() -> FsIo {
     FsIo::default().with_embedded(Path::new(STD_DIR), pipeline_stdlib::FILES)
 }
 
@@ -67,7 +70,7 @@ fn missing_file(file: &Path) -> Report {
 }
 
 /// Load, evaluate and (optionally) select; the value is forced completely.
-fn load<'io>(input: &EvalInput, io: &'io FsIo) -> Result<(Evaluator<'io>, Value), Report> {
+pub fn load<'io>(input: &EvalInput, io: &'io FsIo) -> Result<(Evaluator<'io>, Value), Report> {
     let file = absolute(&input.file)?;
     if !file.exists() {
         return Err(missing_file(&input.file));

@@ -6,14 +6,31 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 static COLOR: OnceLock<bool> = OnceLock::new();
+static STDOUT_COLOR: OnceLock<bool> = OnceLock::new();
 
 pub fn init(choice: Color) {
-    let on = match choice {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let on = |tty: bool| match choice {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        Color::Auto => tty && !no_color,
     };
-    let _ = COLOR.set(on);
+    let _ = COLOR.set(on(std::io::stderr().is_terminal()));
+    let _ = STDOUT_COLOR.set(on(std::io::stdout().is_terminal()));
+}
+
+/// Whether data printed on stdout may be coloured.
+pub fn stdout_color() -> bool {
+    *STDOUT_COLOR.get().unwrap_or(&false)
+}
+
+/// A warning line on stderr.
+pub fn warn(text: &str) {
+    if color() {
+        eprintln!("\x1b[33mwarning\x1b[0m: {text}");
+    } else {
+        eprintln!("warning: {text}");
+    }
 }
 
 fn color() -> bool {

@@ -84,18 +84,12 @@ in
   kubernetes = { namespace, context ? null, ... }@args:
     { _kind = "pipeline.target"; type = "kubernetes"; inherit namespace context; } // args;
 
-  # environment :: { project; name; registry; target; services; parallelism ? { build = 7; deploy = 7; };
-  #                  stages ? defaultStages; ... } -> environment; each service gets its attribute name as `name`.
-  environment = { project, name, registry, target, services, parallelism ? { }, stages ? defaultStages, ... }@args:
-    args // {
-      _kind = "pipeline.environment";
-      inherit stages;
-      parallelism = if isAttrs parallelism then defaultParallelism // parallelism else parallelism;
-      services =
-        if isAttrs services
-        then mapAttrs (name: svc: if isAttrs svc then svc // { inherit name; } else svc) services
-        else services;
-    };
+  # environment :: { project; name; registry; target; services; parallelism ? defaultParallelism;
+  #                  stages ? defaultStages; ... } -> environment. The user's attributes are kept as written
+  # (with their source positions), so the planner reports mistakes in them at the user's own lines; it also
+  # fills a partial `parallelism` and names each service after its attribute.
+  environment = { project, name, registry, target, services, ... }@args:
+    { stages = defaultStages; parallelism = defaultParallelism; } // args // { _kind = "pipeline.environment"; };
 
   # lib :: attrs; small pure helpers (optional, optionalAttrs, mapAttrsToList, filterAttrs, genAttrs, recursiveUpdate, range, ...).
   lib = import ./lib.nix;

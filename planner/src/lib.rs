@@ -3,6 +3,19 @@
 //! It does no network I/O itself: the registry and the live state come in through traits.
 
 pub mod cache;
+pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod error;
+pub mod graph;
+pub mod key;
+pub mod live;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod secrets;
 pub mod walk;
+
+pub use error::{Diag, Error, Result};
+pub use model::{Environment, read_environment};
+pub use plan::{Plan, PlanInput, plan};

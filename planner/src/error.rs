@@ -1,0 +1,202 @@
+//! Planner errors: every one names the file, line and column (or the system) at fault, and a hint.
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceCode};
+use pipeline_lang::span::{SourceMap, Span};
+use std::fmt;
+use std::sync::Arc;
+
+/// Anything planning can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The definition did not evaluate.
+    #[error(transparent)]
+    Lang(#[from] pipeline_lang::Error),
+    /// The definition evaluated but does not describe a valid environment, or a file it names is unusable.
+    #[error(transparent)]
+    Invalid(#[from] Box<Diag>),
+}
+
+impl Error {
+    fn inner(&self) -> &dyn Diagnostic {
+        match self {
+            Error::Lang(e) => e,
+            Error::Invalid(d) => d.as_ref(),
+        }
+    }
+}
+
+impl Diagnostic for Error {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner().code()
+    }
+
+    fn severity(&self) -> Option<Severity> {
+        self.inner().severity()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner().help()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.inner().source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.inner().labels()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        self.inner().related()
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A planner diagnostic: a message, a code, an optional labelled place in a source file, a help and notes.
+#[derive(Debug, Clone)]
+pub struct Diag {
+    code: &'static str,
+    message: String,
+    location: Option<String>,
+    source: Option<NamedSource<Arc<str>>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+    notes: Vec<Diag>,
+    note: bool,
+}
+
+impl Diag {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Diag {
+        Diag {
+            code,
+            message: message.into(),
+            location: None,
+            source: None,
+            labels: vec![],
+            help: None,
+            notes: vec![],
+            note: false,
+        }
+    }
+
+    /// Point at `span` (when known) in a definition file, with a label.
+    pub fn at(mut self, sources: &SourceMap, span: Option<Span>, label: impl Into<String>) -> Diag {
+        let Some(sp) = span else { return self };
+        let file = sources.get(sp.file);
+        self.location = Some(pipeline_lang::error::loc(sources, sp));
+        self.source = Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("nix"));
+        self.labels = vec![LabeledSpan::new_primary_with_span(Some(label.into()), (sp.start as usize, sp.len()))];
+        self
+    }
+
+    /// Point at a line of a plain file (a Dockerfile, a .dockerignore, a secrets file); `line` is 1-based.
+    pub fn at_line(mut self, name: &str, text: &str, line: usize, label: impl Into<String>) -> Diag {
+        let (start, len) = line_range(text, line);
+        self.location = Some(format!("{name}:{line}:1"));
+        self.source = Some(NamedSource::new(name, Arc::from(text)));
+        self.labels = vec![LabeledSpan::new_primary_with_span(Some(label.into()), (start, len))];
+        self
+    }
+
+    /// Add a second label in the same file.
+    pub fn also(mut self, sources: &SourceMap, span: Option<Span>, label: impl Into<String>) -> Diag {
+        if let Some(sp) = span {
+            let same = self.source.as_ref().is_some_and(|s| s.name() == sources.get(sp.file).name);
+            if same {
+                self.labels.push(LabeledSpan::new_with_span(Some(label.into()), (sp.start as usize, sp.len())));
+            } else {
+                let mut n = Diag::new(self.code, label).at(sources, Some(sp), "here");
+                n.note = true;
+                self.notes.push(n);
+            }
+        }
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diag {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// A note shown under the error.
+    pub fn note(mut self, text: impl Into<String>) -> Diag {
+        let mut n = Diag::new(self.code, text);
+        n.note = true;
+        self.notes.push(n);
+        self
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn help_text(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// `file:line:col` of the primary place, when there is one.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    pub fn into_error(self) -> Error {
+        Error::Invalid(Box::new(self))
+    }
+}
+
+/// Byte range of a 1-based line (without its newline).
+fn line_range(text: &str, line: usize) -> (usize, usize) {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return (start, l.trim_end_matches(['\n', '\r']).len());
+        }
+        start += l.len();
+    }
+    (text.len(), 0)
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diag {}
+
+impl Diagnostic for Diag {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        if self.note { None } else { Some(Box::new(self.code)) }
+    }
+
+    fn severity(&self) -> Option<Severity> {
+        self.note.then_some(Severity::Advice)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() { None } else { Some(Box::new(self.labels.iter().cloned())) }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.notes.is_empty() { None } else { Some(Box::new(self.notes.iter().map(|e| e as &dyn Diagnostic))) }
+    }
+}
+
+impl From<Diag> for Error {
+    fn from(d: Diag) -> Error {
+        d.into_error()
+    }
+}

@@ -1,0 +1,38 @@
+//! Live state as the planner sees it: which services a target runs now, and the spec each was deployed
+//! with. The real observers (Docker labels, Kubernetes objects) live in the executor.
+
+use serde::{Deserialize, Serialize};
+
+/// One deployed service, as the target reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveService {
+    pub name: String,
+    /// The deploy spec it was deployed with (the `spec` object of a plan's service).
+    pub spec: serde_json::Value,
+}
+
+/// Reports what a target runs for one environment of a project.
+pub trait LiveState {
+    /// The deployed services; an error says which system could not be asked and why.
+    fn observe(&self, project: &str, environment: &str) -> Result<Vec<LiveService>, String>;
+}
+
+/// A target where nothing is deployed yet.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NothingDeployed;
+
+impl LiveState for NothingDeployed {
+    fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
+        Ok(vec![])
+    }
+}
+
+/// Live state read from a JSON file (`[{"name", "spec"}]`): for tests and dry runs.
+#[derive(Debug, Clone)]
+pub struct Recorded(pub Vec<LiveService>);
+
+impl LiveState for Recorded {
+    fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
+        Ok(self.0.clone())
+    }
+}

@@ -1,0 +1,1238 @@
+//! The typed model of an environment, read from an evaluated definition with every field checked: unknown
+//! fields (with a did-you-mean), wrong types, missing or conflicting fields, each reported at the
+//! attribute in the user's file.
+
+use crate::error::{Diag, Error, Result};
+use pipeline_lang::span::Span;
+use pipeline_lang::value::Attr;
+use pipeline_lang::{Attrs, Evaluator, Thunk, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// The stages used when an environment lists none, in order (also `std.defaultStages`).
+pub const DEFAULT_STAGES: [&str; 4] =
+    ["0.DEFAULT DATABASE", "1.DEFAULT JOB", "2.DEFAULT CONTAINER", "3.DEFAULT APPLICATION"];
+
+/// Builds and deploys at once unless the definition says otherwise.
+pub const DEFAULT_PARALLELISM: usize = 7;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceType {
+    Database,
+    Job,
+    Container,
+    Application,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Database => "database",
+            ServiceType::Job => "job",
+            ServiceType::Container => "container",
+            ServiceType::Application => "application",
+        }
+    }
+
+    pub fn default_stage(self) -> &'static str {
+        match self {
+            ServiceType::Database => DEFAULT_STAGES[0],
+            ServiceType::Job => DEFAULT_STAGES[1],
+            ServiceType::Container => DEFAULT_STAGES[2],
+            ServiceType::Application => DEFAULT_STAGES[3],
+        }
+    }
+
+    fn parse(s: &str) -> Option<ServiceType> {
+        Some(match s {
+            "database" => ServiceType::Database,
+            "job" => ServiceType::Job,
+            "container" => ServiceType::Container,
+            "application" => ServiceType::Application,
+            _ => return None,
+        })
+    }
+}
+
+/// Where services are deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Target {
+    Docker,
+    Kubernetes { namespace: String, context: Option<String> },
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Docker => "docker".into(),
+            Target::Kubernetes { namespace, .. } => format!("kubernetes, namespace {namespace}"),
+        }
+    }
+}
+
+/// `registry = "host[:port]/prefix"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub host: String,
+    pub prefix: String,
+}
+
+impl std::fmt::Display for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() { f.write_str(&self.host) } else { write!(f, "{}/{}", self.host, self.prefix) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parallelism {
+    pub build: usize,
+    pub deploy: usize,
+}
+
+/// `build = { context; dockerfile; target; args; platform; repository; }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// Absolute path of the context directory.
+    pub context: PathBuf,
+    /// Absolute path of the Dockerfile (`dockerfile` is relative to the context unless it is a path value).
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    pub args: BTreeMap<String, String>,
+    pub repository: Option<String>,
+    pub spans: BuildSpans,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BuildSpans {
+    pub context: Option<Span>,
+    pub dockerfile: Option<Span>,
+    pub target: Option<Span>,
+    pub args: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// How a deploy knows a service is healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// Run in the container (exit 0 = healthy)…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// …or an HTTP GET on a port (2xx/3xx = healthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    pub interval: String,
+    pub timeout: String,
+    pub retries: u32,
+    #[serde(rename = "startPeriod")]
+    pub start_period: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCheck {
+    pub port: u16,
+    pub path: String,
+}
+
+/// A value of `env`: plain text or a secret reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Text(String),
+    Secret(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub kind: ServiceType,
+    pub stage: String,
+    pub image: Option<String>,
+    pub build: Option<Build>,
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+    /// Plain environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Environment variables whose value is a secret: variable name -> secret name.
+    pub secrets: BTreeMap<String, String>,
+    pub ports: Vec<u16>,
+    pub replicas: u32,
+    pub resources: Option<Resources>,
+    pub healthcheck: Option<Healthcheck>,
+    pub volume: Option<String>,
+    pub schedule: Option<String>,
+    pub depends_on: Vec<String>,
+    pub spans: ServiceSpans,
+}
+
+/// Where the parts of a service were written, for later errors (graph, build key).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceSpans {
+    pub name: Option<Span>,
+    pub stage: Option<Span>,
+    pub depends_on: Option<Span>,
+    pub env: BTreeMap<String, Span>,
+    pub secrets: BTreeMap<String, Span>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The definition file and the folder relative paths are resolved against.
+    pub file: PathBuf,
+    pub project: String,
+    pub name: String,
+    pub registry: Registry,
+    pub target: Target,
+    pub parallelism: Parallelism,
+    pub stages: Vec<String>,
+    pub stages_span: Option<Span>,
+    /// Sorted by name.
+    pub services: Vec<Service>,
+}
+
+impl Environment {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn stage_index(&self, stage: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s == stage)
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+/// A value with the place it was written (when written in a user file) and its path for messages.
+struct Node {
+    value: Value,
+    span: Option<Span>,
+    path: String,
+}
+
+/// Reads values out of the evaluator, forcing lazily, checking as it goes.
+struct Reader<'e, 'io> {
+    ev: &'e mut Evaluator<'io>,
+    base: PathBuf,
+}
+
+const SERVICE_FIELDS: &[&str] = &[
+    "image",
+    "build",
+    "command",
+    "args",
+    "env",
+    "secrets",
+    "ports",
+    "replicas",
+    "resources",
+    "healthcheck",
+    "volume",
+    "schedule",
+    "stage",
+    "dependsOn",
+];
+const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "target", "args", "platform", "repository"];
+const ENV_FIELDS: &[&str] = &["project", "name", "registry", "target", "services", "parallelism", "stages"];
+const HEALTH_FIELDS: &[&str] = &["command", "http", "interval", "timeout", "retries", "startPeriod"];
+
+/// Read the environment a definition evaluated to.
+pub fn read_environment(ev: &mut Evaluator<'_>, file: &Path, value: Value) -> Result<Environment> {
+    let base = file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let mut r = Reader { ev, base };
+    let root = Node { value, span: None, path: "the definition".into() };
+    r.environment(root, file)
+}
+
+impl Reader<'_, '_> {
+    fn diag(&self, code: &'static str, node_span: Option<Span>, message: String, label: &str) -> Diag {
+        Diag::new(code, message).at(&self.ev.sources, self.user_span(node_span), label)
+    }
+
+    /// A span only if it is in a user file (stdlib positions mean nothing to users).
+    fn user_span(&self, span: Option<Span>) -> Option<Span> {
+        span.filter(|s| !self.ev.sources.get(s.file).is_stdlib)
+    }
+
+    fn force(&mut self, t: &Thunk) -> Result<Value> {
+        self.ev.force(t).map_err(|e| Error::from(self.ev.to_error(&e)))
+    }
+
+    fn child(&mut self, parent: &Node, attr: &Attr, sep: &str) -> Result<Node> {
+        let value = self.force(&attr.value)?;
+        let span = self.user_span(attr.span).or(parent.span);
+        let path = if parent.path.starts_with("the ") {
+            attr.name.to_string()
+        } else {
+            format!("{}{sep}{}", parent.path, display_key(&attr.name))
+        };
+        Ok(Node { value, span, path })
+    }
+
+    fn type_error(&self, n: &Node, expected: &str) -> Error {
+        self.diag(
+            "pipeline::plan::type",
+            n.span,
+            format!("`{}` should be {expected}, but it is {}", n.path, n.value.describe()),
+            &format!("expected {expected}"),
+        )
+        .into()
+    }
+
+    fn attrs(&self, n: &Node, expected: &str) -> Result<Rc<Attrs>> {
+        match &n.value {
+            Value::Attrs(a) => Ok(a.clone()),
+            _ => Err(self.type_error(n, expected)),
+        }
+    }
+
+    fn string(&self, n: &Node) -> Result<String> {
+        match &n.value {
+            Value::String(s) => Ok(s.to_string()),
+            _ => Err(self.type_error(n, "a string")),
+        }
+    }
+
+    fn opt_string(&self, n: &Node) -> Result<Option<String>> {
+        match &n.value {
+            Value::Null => Ok(None),
+            _ => self.string(n).map(Some),
+        }
+    }
+
+    /// Strings, numbers and booleans as text (what an environment variable can hold).
+    fn scalar_text(&self, n: &Node) -> Result<String> {
+        Ok(match &n.value {
+            Value::String(s) => s.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => pipeline_lang::print::format_float(*f),
+            Value::Bool(b) => b.to_string(),
+            Value::Path(p) => p.to_string(),
+            _ => return Err(self.type_error(n, "a string, number or boolean")),
+        })
+    }
+
+    fn int(&self, n: &Node, min: i64, max: i64) -> Result<i64> {
+        match &n.value {
+            Value::Int(i) if (min..=max).contains(i) => Ok(*i),
+            Value::Int(i) => Err(self
+                .diag(
+                    "pipeline::plan::range",
+                    n.span,
+                    format!("`{}` is {i}, outside {min}..={max}", n.path),
+                    "out of range",
+                )
+                .into()),
+            _ => Err(self.type_error(n, "an integer")),
+        }
+    }
+
+    fn list(&mut self, n: &Node, expected: &str) -> Result<Vec<Node>> {
+        let Value::List(items) = &n.value else { return Err(self.type_error(n, expected)) };
+        let items = items.clone();
+        let mut out = Vec::with_capacity(items.len());
+        for (i, t) in items.iter().enumerate() {
+            let value = self.force(t)?;
+            out.push(Node { value, span: n.span, path: format!("{}[{i}]", n.path) });
+        }
+        Ok(out)
+    }
+
+    fn string_list(&mut self, n: &Node) -> Result<Vec<String>> {
+        let items = self.list(n, "a list of strings")?;
+        items.iter().map(|i| self.string(i)).collect()
+    }
+
+    /// A command: a list of strings, or one string run by `/bin/sh -c`.
+    fn command(&mut self, n: &Node) -> Result<Option<Vec<String>>> {
+        match &n.value {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(vec!["/bin/sh".into(), "-c".into(), s.to_string()])),
+            Value::List(_) => self.string_list(n).map(Some),
+            _ => Err(self.type_error(n, "a list of strings or a string")),
+        }
+    }
+
+    /// The attributes of a set, each forced, after checking every name is known.
+    fn fields(&mut self, n: &Node, known: &[&str], what: &str, sep: &str) -> Result<Vec<(Rc<str>, Node)>> {
+        let a = self.attrs(n, &format!("a set ({what})"))?;
+        let mut out = Vec::with_capacity(a.len());
+        for attr in a.iter() {
+            // `_kind` is the stdlib's own tag, not a user field.
+            if &*attr.name == "_kind" {
+                continue;
+            }
+            if !known.is_empty() && !known.contains(&&*attr.name) {
+                let help = match pipeline_lang::error::closest(&attr.name, known.iter().copied()) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!("{what} takes: {}", known.join(", ")),
+                };
+                let path = format!("{}{sep}{}", n.path, display_key(&attr.name));
+                return Err(self
+                    .diag(
+                        "pipeline::plan::unknown_field",
+                        self.user_span(attr.span).or(n.span),
+                        format!("unknown field `{}` in {what}", path.trim_start_matches('.')),
+                        "unknown field",
+                    )
+                    .help(help)
+                    .into());
+            }
+            let child = self.child(n, attr, sep)?;
+            out.push((attr.name.clone(), child));
+        }
+        Ok(out)
+    }
+
+    fn environment(&mut self, root: Node, file: &Path) -> Result<Environment> {
+        let kind = self.kind_of(&root)?;
+        if kind.as_deref() != Some("pipeline.environment") {
+            return Err(Diag::new(
+                "pipeline::plan::not_an_environment",
+                format!("the definition evaluates to {}, not an environment", what_is(&root.value, kind.as_deref())),
+            )
+            .help("the file should evaluate to `std.environment { project = ...; name = ...; registry = ...; target = ...; services = { ... }; }`")
+            .into());
+        }
+        let mut project = None;
+        let mut name = None;
+        let mut registry = None;
+        let mut target = None;
+        let mut services_node = None;
+        let mut parallelism = Parallelism { build: DEFAULT_PARALLELISM, deploy: DEFAULT_PARALLELISM };
+        let mut stages = DEFAULT_STAGES.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut stages_span = None;
+        for (key, n) in self.fields(&root, ENV_FIELDS, "the environment", ".")? {
+            match &*key {
+                "project" => project = Some(self.dns_name(&n, "project")?),
+                "name" => name = Some(self.dns_name(&n, "environment name")?),
+                "registry" => registry = Some(self.registry(&n)?),
+                "target" => target = Some(self.target(&n)?),
+                "services" => services_node = Some(n),
+                "parallelism" => parallelism = self.parallelism(&n)?,
+                "stages" => {
+                    stages = self.stages(&n)?;
+                    stages_span = n.span;
+                }
+                _ => {}
+            }
+        }
+        let (Some(project), Some(name), Some(registry), Some(target), Some(services_node)) =
+            (project, name, registry, target, services_node)
+        else {
+            return Err(Diag::new("pipeline::plan::missing_field", "the environment lacks a required field")
+                .help("`std.environment` needs project, name, registry, target and services")
+                .into());
+        };
+        let services_attrs = self.attrs(&services_node, "a set of services")?;
+        let mut services = Vec::with_capacity(services_attrs.len());
+        for attr in services_attrs.iter() {
+            let n = self.child(&services_node, attr, ".")?;
+            let n = Node { path: format!("services.{}", display_key(&attr.name)), ..n };
+            services.push(self.service(&attr.name, n, &stages, stages_span)?);
+        }
+        Ok(Environment {
+            file: file.to_path_buf(),
+            project,
+            name,
+            registry,
+            target,
+            parallelism,
+            stages,
+            stages_span,
+            services,
+        })
+    }
+
+    /// The `_kind` tag the stdlib puts on its values.
+    fn kind_of(&mut self, n: &Node) -> Result<Option<String>> {
+        let Value::Attrs(a) = &n.value else { return Ok(None) };
+        let Some(k) = a.get("_kind") else { return Ok(None) };
+        let t = k.value.clone();
+        match self.force(&t)? {
+            Value::String(s) => Ok(Some(s.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Names used in container, network and Kubernetes object names: a DNS label.
+    fn dns_name(&self, n: &Node, what: &str) -> Result<String> {
+        let s = self.string(n)?;
+        check_dns_label(&s).map_err(|why| {
+            self.diag("pipeline::plan::bad_name", n.span, format!("the {what} `{s}` {why}"), "not a valid name")
+                .help("use lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters")
+                .into_error()
+        })?;
+        Ok(s)
+    }
+
+    fn registry(&self, n: &Node) -> Result<Registry> {
+        let s = self.string(n)?;
+        let (host, prefix) = s.split_once('/').unwrap_or((&s, ""));
+        let is_host = host.contains('.') || host.contains(':') || host == "localhost";
+        let prefix_ok = prefix.is_empty() || prefix.split('/').all(valid_repo_component);
+        if !is_host || !prefix_ok || s.contains("://") {
+            return Err(self
+                .diag(
+                    "pipeline::plan::bad_registry",
+                    n.span,
+                    format!("`registry = \"{s}\"` is not `host[:port]/prefix`"),
+                    "not a registry reference",
+                )
+                .help("write the mirror registry's host (with a `.` or a port, or `localhost`) and a lowercase repository prefix, e.g. \"127.0.0.1:5000/shop\" or \"registry.example.com/team/shop\"")
+                .into());
+        }
+        Ok(Registry { host: host.to_string(), prefix: prefix.to_string() })
+    }
+
+    fn target(&mut self, n: &Node) -> Result<Target> {
+        let kind = self.kind_of(n)?;
+        if kind.as_deref() != Some("pipeline.target") {
+            return Err(self
+                .diag(
+                    "pipeline::plan::type",
+                    n.span,
+                    format!("`target` should be a target, but it is {}", what_is(&n.value, kind.as_deref())),
+                    "not a target",
+                )
+                .help("use `std.docker { }` or `std.kubernetes { namespace = \"...\"; }`")
+                .into());
+        }
+        let fields = self.fields(n, &[], "the target", ".")?;
+        let get = |k: &str| fields.iter().find(|(name, _)| &**name == k).map(|(_, n)| n);
+        let ty = match get("type") {
+            Some(t) => self.string(t)?,
+            None => String::new(),
+        };
+        match ty.as_str() {
+            "docker" => {
+                for (k, v) in &fields {
+                    if &**k != "type" {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::unknown_field",
+                                v.span,
+                                format!("unknown field `{k}` in `std.docker`"),
+                                "unknown field",
+                            )
+                            .help("`std.docker { }` takes no options yet")
+                            .into());
+                    }
+                }
+                Ok(Target::Docker)
+            }
+            "kubernetes" => {
+                for (k, v) in &fields {
+                    if !["type", "namespace", "context"].contains(&&**k) {
+                        let help = match pipeline_lang::error::closest(k, ["namespace", "context"]) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => "`std.kubernetes` takes: namespace, context".into(),
+                        };
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::unknown_field",
+                                v.span,
+                                format!("unknown field `{k}` in `std.kubernetes`"),
+                                "unknown field",
+                            )
+                            .help(help)
+                            .into());
+                    }
+                }
+                let namespace = match get("namespace") {
+                    Some(ns) => self.dns_name(ns, "namespace")?,
+                    None => String::new(),
+                };
+                let context = match get("context") {
+                    Some(c) => self.opt_string(c)?,
+                    None => None,
+                };
+                Ok(Target::Kubernetes { namespace, context })
+            }
+            other => Err(self
+                .diag(
+                    "pipeline::plan::unknown_target",
+                    n.span,
+                    format!("unknown target type `{other}`"),
+                    "unknown target",
+                )
+                .help("use `std.docker { }` or `std.kubernetes { namespace = \"...\"; }`")
+                .into()),
+        }
+    }
+
+    fn parallelism(&mut self, n: &Node) -> Result<Parallelism> {
+        let mut p = Parallelism { build: DEFAULT_PARALLELISM, deploy: DEFAULT_PARALLELISM };
+        for (k, v) in self.fields(n, &["build", "deploy"], "`parallelism`", ".")? {
+            let x = self.int(&v, 1, 1024)? as usize;
+            if &*k == "build" {
+                p.build = x;
+            } else {
+                p.deploy = x;
+            }
+        }
+        Ok(p)
+    }
+
+    fn stages(&mut self, n: &Node) -> Result<Vec<String>> {
+        let items = self.list(n, "a list of stage names")?;
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        for item in &items {
+            let s = self.string(item)?;
+            if s.trim().is_empty() {
+                return Err(self
+                    .diag(
+                        "pipeline::plan::bad_stage",
+                        n.span,
+                        format!("`{}` is an empty stage name", item.path),
+                        "here",
+                    )
+                    .into());
+            }
+            if let Some(first) = out.iter().position(|x| *x == s) {
+                return Err(self
+                    .diag(
+                        "pipeline::plan::duplicate_stage",
+                        n.span,
+                        format!("stage `{s}` is listed twice (stages[{first}] and {})", item.path),
+                        "duplicate stage",
+                    )
+                    .help("each stage appears once in `stages`; remove the repeated entry")
+                    .into());
+            }
+            out.push(s);
+        }
+        if out.is_empty() {
+            return Err(self
+                .diag("pipeline::plan::bad_stage", n.span, "`stages` is empty".into(), "no stages")
+                .help("list the stages in order, e.g. `stages = std.defaultStages;`")
+                .into());
+        }
+        Ok(out)
+    }
+
+    fn service(&mut self, name: &str, n: Node, stages: &[String], stages_span: Option<Span>) -> Result<Service> {
+        let service_span = n.span;
+        if let Err(why) = check_dns_label(name) {
+            return Err(self
+                .diag("pipeline::plan::bad_name", n.span, format!("the service name `{name}` {why}"), "here")
+                .help("service names become container and DNS names: lowercase letters, digits and `-`, at most 63 characters")
+                .into());
+        }
+        let kind = self.kind_of(&n)?;
+        if kind.as_deref() != Some("pipeline.service") {
+            return Err(self
+                .diag(
+                    "pipeline::plan::type",
+                    n.span,
+                    format!("`{}` should be a service, but it is {}", n.path, what_is(&n.value, kind.as_deref())),
+                    "not a service",
+                )
+                .help("make it with `std.application { ... }`, `std.container`, `std.job` or `std.database`")
+                .into());
+        }
+        // The stdlib sets `type`; read it first (it is not a user field).
+        let a = self.attrs(&n, "a service")?;
+        let ty = match a.get("type") {
+            Some(t) => {
+                let t = t.value.clone();
+                match self.force(&t)? {
+                    Value::String(s) => ServiceType::parse(&s),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let Some(ty) = ty else {
+            return Err(self
+                .diag("pipeline::plan::type", n.span, format!("`{}` has no service type", n.path), "here")
+                .into());
+        };
+        let known: Vec<&str> = SERVICE_FIELDS.iter().copied().chain(["type"]).collect();
+        let mut s = Service {
+            name: name.to_string(),
+            kind: ty,
+            stage: ty.default_stage().to_string(),
+            image: None,
+            build: None,
+            command: None,
+            args: None,
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            ports: vec![],
+            replicas: 1,
+            resources: None,
+            healthcheck: None,
+            volume: None,
+            schedule: None,
+            depends_on: vec![],
+            spans: ServiceSpans { name: service_span, ..Default::default() },
+        };
+        let mut image_span = None;
+        let mut build_span = None;
+        let mut schedule_span = None;
+        for (key, v) in self.fields(&n, &known, &format!("{} {} service", article(ty.as_str()), ty.as_str()), ".")? {
+            match &*key {
+                "image" => {
+                    s.image = self.opt_string(&v)?;
+                    if s.image.is_some() {
+                        image_span = v.span;
+                    }
+                    if let Some(img) = &s.image
+                        && (img.is_empty() || img.chars().any(char::is_whitespace))
+                    {
+                        return Err(self
+                            .diag("pipeline::plan::bad_image", v.span, format!("`{}` is not an image reference", v.path), "here")
+                            .help("write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"")
+                            .into());
+                    }
+                }
+                "build" if !matches!(v.value, Value::Null) => {
+                    build_span = v.span;
+                    s.build = Some(self.build(&v)?);
+                }
+                "command" => s.command = self.command(&v)?,
+                "args" => {
+                    s.args = match &v.value {
+                        Value::Null => None,
+                        _ => Some(self.string_list(&v)?),
+                    }
+                }
+                "env" => {
+                    for (k, e) in self.fields(&v, &[], "`env`", ".")? {
+                        self.env_name(&k, &e)?;
+                        match self.env_value(&e)? {
+                            EnvValue::Text(t) => {
+                                s.env.insert(k.to_string(), t);
+                            }
+                            EnvValue::Secret(sec) => {
+                                s.secrets.insert(k.to_string(), sec);
+                            }
+                        }
+                        if let Some(sp) = e.span {
+                            s.spans.env.insert(k.to_string(), sp);
+                        }
+                    }
+                }
+                "secrets" => {
+                    for (k, e) in self.fields(&v, &[], "`secrets`", ".")? {
+                        self.env_name(&k, &e)?;
+                        match self.env_value(&e)? {
+                            EnvValue::Secret(sec) => {
+                                s.secrets.insert(k.to_string(), sec);
+                            }
+                            EnvValue::Text(_) => {
+                                return Err(self
+                                    .diag(
+                                        "pipeline::plan::plain_secret",
+                                        e.span,
+                                        format!("`{}` holds a plain value, not a secret reference", e.path),
+                                        "a value written in the definition",
+                                    )
+                                    .help(format!("write `std.secret \"name\"` and supply the value at plan/apply time (e.g. `PIPELINE_SECRET_{}`); plain values belong in `env`", env_var_suffix(&k)))
+                                    .into());
+                            }
+                        }
+                        if let Some(sp) = e.span {
+                            s.spans.secrets.insert(k.to_string(), sp);
+                        }
+                    }
+                }
+                "ports" => {
+                    for p in self.list(&v, "a list of port numbers")? {
+                        let port = self.int(&p, 1, 65535)? as u16;
+                        if s.ports.contains(&port) {
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::duplicate_port",
+                                    v.span,
+                                    format!("port {port} is listed twice in `{}`", v.path),
+                                    "here",
+                                )
+                                .into());
+                        }
+                        s.ports.push(port);
+                    }
+                }
+                "replicas" => s.replicas = self.int(&v, 0, 10_000)? as u32,
+                "resources" if !matches!(v.value, Value::Null) => {
+                    s.resources = Some(self.resources(&v)?);
+                }
+                "healthcheck" if !matches!(v.value, Value::Null) => {
+                    s.healthcheck = Some(self.healthcheck(&v)?);
+                }
+                "volume" => {
+                    s.volume = self.opt_string(&v)?;
+                    if let Some(vol) = &s.volume
+                        && !vol.starts_with('/')
+                    {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::bad_volume",
+                                v.span,
+                                format!("`{}` must be an absolute path in the container", v.path),
+                                "here",
+                            )
+                            .help(
+                                "write the directory the service keeps its data in, e.g. \"/var/lib/postgresql/data\"",
+                            )
+                            .into());
+                    }
+                }
+                "schedule" => {
+                    s.schedule = self.opt_string(&v)?;
+                    if s.schedule.is_some() {
+                        schedule_span = v.span;
+                    }
+                    if let Some(c) = &s.schedule
+                        && let Err(why) = check_cron(c)
+                    {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::bad_schedule",
+                                v.span,
+                                format!("`{}` is not a cron schedule: {why}", v.path),
+                                "here",
+                            )
+                            .help("five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"")
+                            .into());
+                    }
+                }
+                // A stage the stdlib filled in (not written by the user) is checked below.
+                "stage" if a.get("stage").and_then(|x| self.user_span(x.span)).is_none() => {}
+                "stage" => {
+                    let st = self.string(&v)?;
+                    if !stages.contains(&st) {
+                        let help = match pipeline_lang::error::closest(&st, stages.iter().map(String::as_str)) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!("the stages are: {}; add it to `stages` to create it", stages.join(", ")),
+                        };
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::unknown_stage",
+                                v.span,
+                                format!("unknown stage `{st}` for service `{name}`"),
+                                "not in `stages`",
+                            )
+                            .also(&self.ev.sources, stages_span, "stages listed here")
+                            .help(help)
+                            .into());
+                    }
+                    s.stage = st;
+                    s.spans.stage = v.span;
+                }
+                "dependsOn" => {
+                    s.depends_on = self.string_list(&v)?;
+                    s.spans.depends_on = v.span;
+                }
+                _ => {}
+            }
+        }
+        if !stages.contains(&s.stage) {
+            return Err(self
+                .diag(
+                    "pipeline::plan::unknown_stage",
+                    service_span,
+                    format!("service `{name}` goes to its type's default stage `{}`, which is not in `stages`", s.stage),
+                    "here",
+                )
+                .also(&self.ev.sources, stages_span, "stages listed here")
+                .help(format!("set `stage` on the service, or keep `{}` in `stages` (e.g. `stages = std.defaultStages ++ [ ... ];`)", s.stage))
+                .into());
+        }
+        self.check_image_build(&s, service_span, image_span, build_span)?;
+        if s.schedule.is_some() && ty != ServiceType::Job {
+            return Err(self
+                .diag(
+                    "pipeline::plan::bad_schedule",
+                    schedule_span,
+                    format!("`schedule` is only for jobs, and `{name}` is {} {}", article(ty.as_str()), ty.as_str()),
+                    "here",
+                )
+                .help("make it a `std.job { ... }` to run it on a schedule")
+                .into());
+        }
+        Ok(s)
+    }
+
+    fn check_image_build(&self, s: &Service, at: Option<Span>, image: Option<Span>, build: Option<Span>) -> Result<()> {
+        let code = "pipeline::plan::image_or_build";
+        let name = &s.name;
+        let t = s.kind.as_str();
+        let err = match (s.kind, s.image.is_some(), s.build.is_some()) {
+            (ServiceType::Container, _, true) => Some((
+                build,
+                format!("service `{name}` is a container, which runs a prebuilt image, but it has `build`"),
+                "a container takes `image`; use `std.application` for a service built from a Dockerfile",
+            )),
+            (ServiceType::Container, false, false) => {
+                Some((at, format!("service `{name}` (container) has no `image`"), "add `image = \"name:tag\";`"))
+            }
+            (ServiceType::Application, _, false) => Some((
+                image.or(at),
+                format!("service `{name}` is an application, which is built from a Dockerfile, but it has no `build`"),
+                "add `build.context = ./dir;`, or use `std.container` for a prebuilt image",
+            )),
+            (ServiceType::Application, true, true) => Some((
+                image,
+                format!("service `{name}` (application) has both `image` and `build`"),
+                "an application's image is the one it builds: remove `image`",
+            )),
+            (_, true, true) => Some((
+                image,
+                format!("service `{name}` ({t}) has both `image` and `build`"),
+                "keep one: `image` for a prebuilt image or `build` to build one",
+            )),
+            (_, false, false) => Some((
+                at,
+                format!("service `{name}` ({t}) has neither `image` nor `build`"),
+                "add `image = \"name:tag\";` or `build.context = ./dir;`",
+            )),
+            _ => None,
+        };
+        match err {
+            Some((span, msg, help)) => Err(self.diag(code, span, msg, "here").help(help).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn env_name(&self, k: &str, n: &Node) -> Result<()> {
+        let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ok {
+            return Ok(());
+        }
+        Err(self
+            .diag(
+                "pipeline::plan::bad_env_name",
+                n.span,
+                format!("`{k}` is not a valid environment variable name"),
+                "here",
+            )
+            .help("use letters, digits and `_`, not starting with a digit")
+            .into())
+    }
+
+    fn env_value(&mut self, n: &Node) -> Result<EnvValue> {
+        if self.kind_of(n)?.as_deref() == Some("pipeline.secret") {
+            let a = self.attrs(n, "a secret")?;
+            let name = match a.get("name") {
+                Some(t) => {
+                    let t = t.value.clone();
+                    match self.force(&t)? {
+                        Value::String(s) if !s.is_empty() => s.to_string(),
+                        _ => return Err(self.type_error(n, "a secret with a non-empty string name")),
+                    }
+                }
+                None => return Err(self.type_error(n, "a secret with a name")),
+            };
+            return Ok(EnvValue::Secret(name));
+        }
+        self.scalar_text(n).map(EnvValue::Text)
+    }
+
+    fn resources(&mut self, n: &Node) -> Result<Resources> {
+        let mut r = Resources { cpu: None, memory: None };
+        for (k, v) in self.fields(n, &["cpu", "memory"], "`resources`", ".")? {
+            if &*k == "cpu" {
+                let text = match &v.value {
+                    Value::Int(_) | Value::Float(_) => self.scalar_text(&v)?,
+                    _ => self.string(&v)?,
+                };
+                if !valid_cpu(&text) {
+                    return Err(self
+                        .diag(
+                            "pipeline::plan::bad_quantity",
+                            v.span,
+                            format!("`{}` = \"{text}\" is not a CPU amount", v.path),
+                            "here",
+                        )
+                        .help("write cores as a number (0.5, 2) or millicores (\"500m\")")
+                        .into());
+                }
+                r.cpu = Some(text);
+            } else {
+                let text = self.string(&v)?;
+                if !valid_memory(&text) {
+                    return Err(self
+                        .diag(
+                            "pipeline::plan::bad_quantity",
+                            v.span,
+                            format!("`{}` = \"{text}\" is not a memory amount", v.path),
+                            "here",
+                        )
+                        .help("write bytes with a binary suffix, e.g. \"256Mi\" or \"2Gi\"")
+                        .into());
+                }
+                r.memory = Some(text);
+            }
+        }
+        Ok(r)
+    }
+
+    fn healthcheck(&mut self, n: &Node) -> Result<Healthcheck> {
+        let mut h = Healthcheck {
+            command: None,
+            http: None,
+            interval: "10s".into(),
+            timeout: "5s".into(),
+            retries: 3,
+            start_period: "0s".into(),
+        };
+        for (k, v) in self.fields(n, HEALTH_FIELDS, "`healthcheck`", ".")? {
+            match &*k {
+                "command" => h.command = self.command(&v)?,
+                "http" => {
+                    let mut port = None;
+                    let mut path = "/".to_string();
+                    for (hk, hv) in self.fields(&v, &["port", "path"], "`healthcheck.http`", ".")? {
+                        if &*hk == "port" {
+                            port = Some(self.int(&hv, 1, 65535)? as u16);
+                        } else {
+                            path = self.string(&hv)?;
+                        }
+                    }
+                    let Some(port) = port else {
+                        return Err(self
+                            .diag("pipeline::plan::missing_field", v.span, format!("`{}` needs `port`", v.path), "here")
+                            .into());
+                    };
+                    h.http = Some(HttpCheck { port, path });
+                }
+                "retries" => h.retries = self.int(&v, 1, 1000)? as u32,
+                _ => {
+                    let d = self.string(&v)?;
+                    if !valid_duration(&d) {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::bad_duration",
+                                v.span,
+                                format!("`{}` = \"{d}\" is not a duration", v.path),
+                                "here",
+                            )
+                            .help("write a number with a unit: \"500ms\", \"10s\", \"2m\", \"1h\"")
+                            .into());
+                    }
+                    match &*k {
+                        "interval" => h.interval = d,
+                        "timeout" => h.timeout = d,
+                        _ => h.start_period = d,
+                    }
+                }
+            }
+        }
+        if h.command.is_some() == h.http.is_some() {
+            return Err(self
+                .diag("pipeline::plan::bad_healthcheck", n.span, format!("`{}` needs exactly one of `command` and `http`", n.path), "here")
+                .help("e.g. `healthcheck.command = [ \"/bin/check\" ];` or `healthcheck.http = { port = 8080; path = \"/health\"; };`")
+                .into());
+        }
+        Ok(h)
+    }
+
+    fn build(&mut self, n: &Node) -> Result<Build> {
+        // `build = ./dir;` is short for `build.context = ./dir;` (the stdlib normalizes it).
+        let mut context = None;
+        let mut dockerfile_node = None;
+        let mut b = Build {
+            context: PathBuf::new(),
+            dockerfile: PathBuf::new(),
+            target: None,
+            platform: None,
+            args: BTreeMap::new(),
+            repository: None,
+            spans: BuildSpans::default(),
+        };
+        for (k, v) in self.fields(n, BUILD_FIELDS, "`build`", ".")? {
+            match &*k {
+                "context" => {
+                    b.spans.context = v.span;
+                    context = Some(self.path_like(&v, &self.base.clone())?);
+                }
+                "dockerfile" => dockerfile_node = Some(v),
+                "target" => {
+                    b.target = self.opt_string(&v)?;
+                    b.spans.target = v.span;
+                }
+                "platform" => b.platform = self.opt_string(&v)?,
+                "repository" => {
+                    b.repository = self.opt_string(&v)?;
+                    if let Some(r) = &b.repository
+                        && !r.split('/').all(valid_repo_component)
+                    {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::bad_repository",
+                                v.span,
+                                format!("`{}` = \"{r}\" is not a repository name", v.path),
+                                "here",
+                            )
+                            .help("lowercase letters, digits and `.`, `_`, `-` separators, components joined by `/`")
+                            .into());
+                    }
+                }
+                "args" => {
+                    b.spans.args = v.span;
+                    for (ak, av) in self.fields(&v, &[], "`build.args`", ".")? {
+                        match self.env_value(&av)? {
+                            EnvValue::Text(t) => {
+                                b.args.insert(ak.to_string(), t);
+                            }
+                            EnvValue::Secret(_) => {
+                                return Err(self
+                                    .diag("pipeline::plan::secret_build_arg", av.span, format!("`{}` is a secret, and a secret never becomes a build arg", av.path), "a secret")
+                                    .help("build args end up in the image's history; pass the secret at runtime through `secrets`")
+                                    .into());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(context) = context else {
+            return Err(self
+                .diag("pipeline::plan::missing_field", n.span, format!("`{}` has no `context`", n.path), "here")
+                .help("add `build.context = ./dir;` (the folder holding the Dockerfile and the files it copies)")
+                .into());
+        };
+        b.dockerfile = match &dockerfile_node {
+            None => context.join("Dockerfile"),
+            Some(d) => match &d.value {
+                Value::Path(p) => PathBuf::from(&**p),
+                Value::String(s) => context.join(&**s),
+                Value::Null => context.join("Dockerfile"),
+                _ => return Err(self.type_error(d, "a path or a string relative to the context")),
+            },
+        };
+        b.spans.dockerfile = dockerfile_node.as_ref().and_then(|d| d.span).or(b.spans.context);
+        b.context = context;
+        Ok(b)
+    }
+
+    /// A path value, or a string taken relative to `base` (the definition's folder).
+    fn path_like(&self, n: &Node, base: &Path) -> Result<PathBuf> {
+        match &n.value {
+            Value::Path(p) => Ok(PathBuf::from(&**p)),
+            Value::String(s) => Ok(normalize(&base.join(&**s))),
+            _ => Err(self.type_error(n, "a path (e.g. `./api`)")),
+        }
+    }
+}
+
+/// Lexically normalize `a/./b/../c` (paths in definitions never follow symlinks here).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
+fn display_key(k: &str) -> String {
+    let plain = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-'".contains(c));
+    if plain { k.to_string() } else { format!("{k:?}") }
+}
+
+fn what_is(v: &Value, kind: Option<&str>) -> String {
+    match kind {
+        Some(k) => format!("a `{k}`"),
+        None => v.describe().to_string(),
+    }
+}
+
+/// `PIPELINE_SECRET_<this>` for a secret name: upper-cased, every other character `_`.
+pub fn env_var_suffix(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+pub fn check_dns_label(s: &str) -> std::result::Result<(), &'static str> {
+    if s.is_empty() {
+        return Err("is empty");
+    }
+    if s.len() > 63 {
+        return Err("is longer than 63 characters");
+    }
+    if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err("may only hold lowercase letters, digits and `-`");
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+/// One component of an OCI repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn valid_repo_component(c: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$").expect("a valid regex")).is_match(c)
+}
+
+fn valid_duration(s: &str) -> bool {
+    let digits = s.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && matches!(&s[digits..], "ms" | "s" | "m" | "h")
+}
+
+fn valid_cpu(s: &str) -> bool {
+    if let Some(m) = s.strip_suffix('m') {
+        return !m.is_empty() && m.chars().all(|c| c.is_ascii_digit()) && m != "0";
+    }
+    s.parse::<f64>().is_ok_and(|x| x > 0.0 && x.is_finite())
+}
+
+fn valid_memory(s: &str) -> bool {
+    let digits = s.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && matches!(&s[digits..], "" | "Ki" | "Mi" | "Gi" | "Ti" | "k" | "M" | "G" | "T")
+}
+
+/// Five cron fields of `*`, numbers, ranges, steps and lists (or an `@hourly`-style macro).
+fn check_cron(s: &str) -> std::result::Result<(), String> {
+    const MACROS: [&str; 7] = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
+    if s.starts_with('@') {
+        return if MACROS.contains(&s) { Ok(()) } else { Err(format!("unknown macro `{s}`")) };
+    }
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("{} fields instead of 5", fields.len()));
+    }
+    let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
+    for (f, (lo, hi)) in fields.iter().zip(bounds) {
+        for part in f.split(',') {
+            let (range, step) = part.split_once('/').unwrap_or((part, "1"));
+            if step.parse::<u32>().map_or(true, |s| s == 0) {
+                return Err(format!("bad step in `{part}`"));
+            }
+            if range == "*" {
+                continue;
+            }
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(a), Ok(b)) if lo <= a && a <= b && b <= hi => {}
+                _ => return Err(format!("`{part}` is outside {lo}-{hi}")),
+            }
+        }
+    }
+    Ok(())
+}

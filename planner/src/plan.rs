@@ -1,0 +1,657 @@
+//! The plan: per stage, per service, what will be built (or found in the mirror registry, or shared)
+//! and what will change in the target, field by field. Serialized as the documented `--json` format
+//! (docs/plan-format.md) and saved with `--out` for `apply`.
+
+use crate::cache::{CacheState, ImageCache, ImageRef};
+use crate::context::{self, Context, StatCache};
+use crate::dockerfile::Dockerfile;
+use crate::error::{Diag, Result};
+use crate::graph::Graph;
+use crate::key::{self, KeyInput};
+use crate::live::{LiveService, LiveState};
+use crate::model::{Environment, Parallelism, Service, ServiceType, Target};
+use crate::secrets::Secrets;
+use pipeline_lang::span::SourceMap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bumped on any incompatible change to the serialized plan.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub project: String,
+    pub environment: String,
+    pub target: Target,
+    pub registry: String,
+    pub parallelism: Parallelism,
+    pub stages: Vec<StagePlan>,
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+    /// blake3 of the desired state (every key and deploy spec): what `apply` checks a saved plan against.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagePlan {
+    pub name: String,
+    pub services: Vec<ServicePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    pub build: BuildPlan,
+    pub deploy: DeployPlan,
+    /// The desired deploy spec (absent for a service to delete). Secrets appear as name + fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<Json>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildAction {
+    Build,
+    Cached,
+    Shared,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildPlan {
+    pub action: BuildAction,
+    pub image: Option<String>,
+    pub key: Option<String>,
+    pub shared_with: Option<String>,
+    pub reason: Option<String>,
+    /// What to build, for `apply` (paths relative to the definition's folder when inside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BuildSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildSource {
+    pub context: String,
+    pub dockerfile: String,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    /// The build args that reach the build (declared by the Dockerfile).
+    pub args: BTreeMap<String, String>,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployAction {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployPlan {
+    pub action: DeployAction,
+    pub changes: Vec<Change>,
+}
+
+/// One field-level change; `before`/`after` are absent for an added/removed field. Secret values are
+/// never shown: a sensitive change carries `"(sensitive)"` on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub path: String,
+    pub before: Option<Json>,
+    pub after: Option<Json>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub build: usize,
+    pub cached: usize,
+    pub shared: usize,
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    /// Whether applying would do anything (for `--detailed-exitcode`).
+    pub fn has_changes(&self) -> bool {
+        let s = &self.summary;
+        s.build + s.create + s.update + s.replace + s.delete > 0
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = (&StagePlan, &ServicePlan)> {
+        self.stages.iter().flat_map(|st| st.services.iter().map(move |s| (st, s)))
+    }
+}
+
+/// A service's build, keyed.
+#[derive(Debug, Clone)]
+pub struct KeyedBuild {
+    pub key: String,
+    pub image: ImageRef,
+    pub context: Arc<Context>,
+    pub dockerfile: PathBuf,
+    /// The args that reach the build.
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// Hash every build context (each distinct one once, in parallel) and key every built service.
+/// Returns one entry per service (None for prebuilt images) and warnings.
+pub fn key_builds(
+    env: &Environment,
+    sources: &SourceMap,
+    cache: &StatCache,
+) -> Result<(Vec<Option<KeyedBuild>>, Vec<String>)> {
+    key_builds_for(env, sources, cache, |_| true)
+}
+
+/// As [`key_builds`], for the services `wanted` accepts only.
+pub fn key_builds_for(
+    env: &Environment,
+    sources: &SourceMap,
+    cache: &StatCache,
+    wanted: impl Fn(&Service) -> bool,
+) -> Result<(Vec<Option<KeyedBuild>>, Vec<String>)> {
+    let roots: BTreeSet<&Path> = env
+        .services
+        .iter()
+        .filter(|s| wanted(s))
+        .filter_map(|s| s.build.as_ref())
+        .map(|b| b.context.as_path())
+        .collect();
+    let hashed: Vec<Result<Arc<Context>>> = roots
+        .par_iter()
+        .map(|root| context::hash_context(root, &display_path(env.base_dir(), root), cache).map(Arc::new))
+        .collect();
+    let mut contexts: HashMap<&Path, Arc<Context>> = HashMap::new();
+    for (root, r) in roots.iter().zip(hashed) {
+        contexts.insert(root, r.map_err(|e| at_context(e, env, sources, root))?);
+    }
+    let mut out = Vec::with_capacity(env.services.len());
+    let mut warnings = Vec::new();
+    for s in &env.services {
+        let Some(b) = s.build.as_ref().filter(|_| wanted(s)) else {
+            out.push(None);
+            continue;
+        };
+        let ctx = contexts[b.context.as_path()].clone();
+        let shown = display_path(env.base_dir(), &b.dockerfile);
+        let bytes = std::fs::read(&b.dockerfile).map_err(|e| {
+            Diag::new(
+                "pipeline::plan::dockerfile",
+                format!("cannot read Dockerfile `{shown}` of service `{}`: {e}", s.name),
+            )
+            .at(sources, b.spans.dockerfile, "named here")
+            .help("set `build.dockerfile` to a file relative to the context, or put a `Dockerfile` in it")
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        let df = Dockerfile::parse(&text);
+        if let Some(t) = &b.target
+            && !df.has_stage(t)
+        {
+            let named: Vec<String> = df.stages.iter().filter_map(|st| st.name.clone()).collect();
+            let help = if named.is_empty() {
+                format!("`{shown}` names no stage; add `AS {t}` to a FROM line or drop `build.target`")
+            } else {
+                format!("the named stages are: {}", named.join(", "))
+            };
+            return Err(Diag::new(
+                "pipeline::plan::unknown_target",
+                format!("`{shown}` has no stage `{t}` (build.target of `{}`)", s.name),
+            )
+            .at(sources, b.spans.target, "no such stage")
+            .help(help)
+            .into());
+        }
+        // Offered args, later sources winning: built-ins, env, build.args.
+        let mut offered: BTreeMap<&str, String> = BTreeMap::new();
+        offered.insert("PIPELINE_PROJECT", env.project.clone());
+        offered.insert("PIPELINE_ENVIRONMENT", env.name.clone());
+        offered.insert("PIPELINE_SERVICE", s.name.clone());
+        for (k, v) in &s.env {
+            offered.insert(k, v.clone());
+        }
+        for (k, v) in &b.args {
+            offered.insert(k, v.clone());
+        }
+        let mut args = BTreeMap::new();
+        for decl in &df.args {
+            if let Some(secret) = s.secrets.get(&decl.name)
+                && s.spans.env.contains_key(&decl.name)
+                && !b.args.contains_key(&decl.name)
+            {
+                return Err(Diag::new(
+                    "pipeline::plan::secret_build_arg",
+                    format!("`env.{}` of service `{}` is the secret `{secret}`, and `{shown}` declares `ARG {}`: a secret never becomes a build arg", decl.name, s.name, decl.name),
+                )
+                .at(sources, s.spans.env.get(&decl.name).copied(), "a secret")
+                .note(format!("declared at {shown}:{}", decl.line))
+                .help("rename the ARG, or pass the value as a plain `build.args` entry if it is not secret")
+                .into());
+            }
+            let Some(v) = offered.get(decl.name.as_str()) else { continue };
+            if args.insert(decl.name.clone(), v.clone()).is_none()
+                && decl.name.starts_with("PIPELINE_ENVIRONMENT")
+                && !b.args.contains_key(&decl.name)
+                && !s.env.contains_key(&decl.name)
+            {
+                warnings.push(format!(
+                    "{shown}:{}: ARG {} receives the environment name (\"{}\"), which forces one build of `{}` per environment",
+                    decl.line, decl.name, env.name, s.name
+                ));
+            }
+        }
+        let key = key::build_key(&KeyInput {
+            files: &ctx.files,
+            dockerfile: &bytes,
+            target: b.target.as_deref(),
+            platform: b.platform.as_deref(),
+            args: &args,
+        });
+        let repository = match &b.repository {
+            Some(r) => r.clone(),
+            None => {
+                let base = repo_name(&b.context);
+                if env.registry.prefix.is_empty() { base } else { format!("{}/{base}", env.registry.prefix) }
+            }
+        };
+        let image = ImageRef { registry: env.registry.host.clone(), repository, tag: key.clone() };
+        out.push(Some(KeyedBuild {
+            key,
+            image,
+            context: ctx,
+            dockerfile: b.dockerfile.clone(),
+            args,
+            target: b.target.clone(),
+            platform: b.platform.clone(),
+        }));
+    }
+    warnings.dedup();
+    Ok((out, warnings))
+}
+
+/// Errors about a context point at the first service that names it.
+fn at_context(e: crate::error::Error, env: &Environment, sources: &SourceMap, root: &Path) -> crate::error::Error {
+    let crate::error::Error::Invalid(d) = e else { return e };
+    let owner = env.services.iter().find(|s| s.build.as_ref().is_some_and(|b| b.context == root));
+    match owner.and_then(|s| s.build.as_ref().map(|b| (s, b.spans.context))) {
+        Some((s, span)) if d.location().is_none() => {
+            let msg = d.message().to_string();
+            let mut nd = Diag::new(d.code(), msg).at(sources, span, format!("build context of `{}`", s.name));
+            if let Some(h) = d.help_text() {
+                nd = nd.help(h);
+            }
+            nd.into()
+        }
+        _ => crate::error::Error::Invalid(d),
+    }
+}
+
+/// The repository name for a context folder: its name, lower-cased, other characters as `-`.
+fn repo_name(context: &Path) -> String {
+    let name = context.file_name().and_then(|n| n.to_str()).unwrap_or("image");
+    let mut s: String =
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c.to_ascii_lowercase() } else { '-' }
+            })
+            .collect();
+    s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if s.is_empty() { "image".into() } else { s }
+}
+
+/// `p` relative to `base` when inside it, else as is.
+pub fn display_path(base: &Path, p: &Path) -> String {
+    match p.strip_prefix(base) {
+        Ok(r) if r.as_os_str().is_empty() => ".".into(),
+        Ok(r) => r.display().to_string(),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+/// Everything a plan is made from.
+pub struct PlanInput<'a> {
+    pub env: &'a Environment,
+    pub graph: &'a Graph,
+    pub sources: &'a SourceMap,
+    pub secrets: &'a Secrets,
+    pub registry: &'a dyn ImageCache,
+    pub live: &'a dyn LiveState,
+    pub stat_cache: &'a StatCache,
+}
+
+/// Make the plan.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
+    let env = input.env;
+    let (keyed, mut warnings) = key_builds(env, input.sources, input.stat_cache)?;
+
+    // Who builds each image: the first service in execution order; the others share.
+    let order = execution_order(env, input.graph);
+    let mut builder_of: BTreeMap<&ImageRef, usize> = BTreeMap::new();
+    for &i in order.iter().flatten() {
+        if let Some(k) = &keyed[i] {
+            builder_of.entry(&k.image).or_insert(i);
+        }
+    }
+    let images: Vec<ImageRef> = builder_of.keys().map(|r| (*r).clone()).collect();
+    let states = if images.is_empty() { vec![] } else { input.registry.lookup(&images) };
+    let state_of: HashMap<&ImageRef, &CacheState> = images.iter().zip(states.iter()).collect();
+    let mut unknown_reasons = BTreeSet::new();
+    for st in &states {
+        if let CacheState::Unknown(why) = st {
+            unknown_reasons.insert(why.clone());
+        }
+    }
+    for why in unknown_reasons {
+        warnings.push(format!("cache state unknown: {why}; images are planned to be built"));
+    }
+
+    let live = input.live.observe(&env.project, &env.name).map_err(|why| {
+        Diag::new("pipeline::plan::live_state", format!("cannot read what is deployed: {why}"))
+            .help("check that the target is reachable; the plan compares the definitions with what runs")
+    })?;
+    let live_by_name: BTreeMap<&str, &LiveService> = live.iter().map(|l| (l.name.as_str(), l)).collect();
+
+    let mut summary = Summary::default();
+    let mut stages: Vec<StagePlan> = Vec::with_capacity(env.stages.len());
+    for (si, members) in order.iter().enumerate() {
+        let mut services = Vec::with_capacity(members.len());
+        for &i in members {
+            let s = &env.services[i];
+            let build = match &keyed[i] {
+                None => BuildPlan {
+                    action: BuildAction::None,
+                    image: s.image.clone(),
+                    key: None,
+                    shared_with: None,
+                    reason: None,
+                    source: None,
+                },
+                Some(k) => {
+                    let builder = builder_of[&k.image];
+                    let (action, shared_with, reason) = if builder != i {
+                        (BuildAction::Shared, Some(env.services[builder].name.clone()), None)
+                    } else {
+                        match state_of.get(&k.image) {
+                            Some(CacheState::Present { .. }) => (BuildAction::Cached, None, None),
+                            Some(CacheState::Absent) => {
+                                (BuildAction::Build, None, Some("not in the registry".to_string()))
+                            }
+                            _ => (BuildAction::Build, None, Some("cache state unknown".to_string())),
+                        }
+                    };
+                    match action {
+                        BuildAction::Build => summary.build += 1,
+                        BuildAction::Cached => summary.cached += 1,
+                        BuildAction::Shared => summary.shared += 1,
+                        BuildAction::None => {}
+                    }
+                    BuildPlan {
+                        action,
+                        image: Some(k.image.to_string()),
+                        key: Some(k.key.clone()),
+                        shared_with,
+                        reason,
+                        source: Some(BuildSource {
+                            context: display_path(env.base_dir(), &k.context.root),
+                            dockerfile: display_path(env.base_dir(), &k.dockerfile),
+                            target: k.target.clone(),
+                            platform: k.platform.clone(),
+                            args: k.args.clone(),
+                            files: k.context.files.len(),
+                        }),
+                    }
+                }
+            };
+            let image = build.image.clone().unwrap_or_default();
+            let spec = deploy_spec(env, s, &image, input.secrets)?;
+            let deploy = match live_by_name.get(s.name.as_str()) {
+                None => DeployPlan { action: DeployAction::Create, changes: vec![] },
+                Some(l) => {
+                    let changes = diff(&l.spec, &spec);
+                    let action = if changes.is_empty() {
+                        DeployAction::Unchanged
+                    } else if needs_replace(&l.spec, &spec) {
+                        DeployAction::Replace
+                    } else {
+                        DeployAction::Update
+                    };
+                    DeployPlan { action, changes }
+                }
+            };
+            count(&mut summary, deploy.action);
+            let deps = input.graph.dependencies(i).iter().map(|&d| env.services[d].name.clone()).collect();
+            services.push(ServicePlan {
+                name: s.name.clone(),
+                kind: s.kind.as_str().to_string(),
+                depends_on: deps,
+                build,
+                deploy,
+                spec: Some(spec),
+            });
+        }
+        stages.push(StagePlan { name: env.stages[si].clone(), services });
+    }
+
+    // Services that run but are gone from the definitions: delete, in the stage they were deployed in.
+    for l in &live {
+        if env.service(&l.name).is_some() {
+            continue;
+        }
+        let stage = l.spec.get("stage").and_then(Json::as_str).unwrap_or("(unknown stage)").to_string();
+        let kind = l.spec.get("type").and_then(Json::as_str).unwrap_or("service").to_string();
+        let sp = ServicePlan {
+            name: l.name.clone(),
+            kind,
+            depends_on: vec![],
+            build: BuildPlan {
+                action: BuildAction::None,
+                image: l.spec.get("image").and_then(Json::as_str).map(str::to_string),
+                key: None,
+                shared_with: None,
+                reason: None,
+                source: None,
+            },
+            deploy: DeployPlan { action: DeployAction::Delete, changes: vec![] },
+            spec: None,
+        };
+        summary.delete += 1;
+        match stages.iter_mut().find(|s| s.name == stage) {
+            Some(st) => st.services.push(sp),
+            None => stages.push(StagePlan { name: stage, services: vec![sp] }),
+        }
+    }
+
+    let digest = {
+        let desired: Vec<(&str, &Option<String>, &Option<Json>)> =
+            stages.iter().flat_map(|st| st.services.iter()).map(|s| (s.name.as_str(), &s.build.key, &s.spec)).collect();
+        let bytes = serde_json::to_vec(&desired).unwrap_or_default();
+        blake3::hash(&bytes).to_hex()[..32].to_string()
+    };
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        project: env.project.clone(),
+        environment: env.name.clone(),
+        target: env.target.clone(),
+        registry: env.registry.to_string(),
+        parallelism: env.parallelism,
+        stages,
+        summary,
+        warnings,
+        digest,
+    })
+}
+
+fn count(s: &mut Summary, a: DeployAction) {
+    match a {
+        DeployAction::Create => s.create += 1,
+        DeployAction::Update => s.update += 1,
+        DeployAction::Replace => s.replace += 1,
+        DeployAction::Delete => s.delete += 1,
+        DeployAction::Unchanged => s.unchanged += 1,
+    }
+}
+
+/// Services per stage, in the order they can run: dependencies first, then by name.
+pub fn execution_order(env: &Environment, graph: &Graph) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); env.stages.len()];
+    for (si, list) in out.iter_mut().enumerate() {
+        let members: Vec<usize> =
+            (0..env.services.len()).filter(|&i| env.stage_index(&env.services[i].stage) == Some(si)).collect();
+        let mut done: BTreeSet<usize> = BTreeSet::new();
+        while done.len() < members.len() {
+            // Services are sorted by name, so the first ready one is the smallest name.
+            let next = members.iter().copied().find(|&i| {
+                !done.contains(&i) && graph.dependencies(i).iter().all(|d| done.contains(d) || !members.contains(d))
+            });
+            // The graph has no cycles (checked), so something is always ready; guard anyway.
+            let Some(i) = next.or_else(|| members.iter().copied().find(|i| !done.contains(i))) else { break };
+            done.insert(i);
+            list.push(i);
+        }
+    }
+    out
+}
+
+/// The deploy spec of a service: what the target must run. Compared with the live spec field by field.
+pub fn deploy_spec(env: &Environment, s: &Service, image: &str, secrets: &Secrets) -> Result<Json> {
+    let mut m = Map::new();
+    m.insert("type".into(), json!(s.kind.as_str()));
+    m.insert("stage".into(), json!(s.stage));
+    m.insert("image".into(), json!(image));
+    if let Some(c) = &s.command {
+        m.insert("command".into(), json!(c));
+    }
+    if let Some(a) = &s.args {
+        m.insert("args".into(), json!(a));
+    }
+    m.insert("env".into(), json!(s.env));
+    let mut sec = Map::new();
+    for (var, name) in &s.secrets {
+        let fp = secrets.fingerprint(&env.project, &env.name, name).ok_or_else(|| {
+            Diag::new("pipeline::secrets::missing", format!("no value for secret `{name}`"))
+                .help(format!("set `{}` or pass `--secrets FILE`", crate::secrets::env_var(name)))
+        })?;
+        sec.insert(var.clone(), json!({ "secret": name, "fingerprint": fp }));
+    }
+    m.insert("secrets".into(), Json::Object(sec));
+    m.insert("ports".into(), json!(s.ports));
+    m.insert("replicas".into(), json!(s.replicas));
+    if let Some(r) = &s.resources {
+        m.insert("resources".into(), json!(r));
+    }
+    if let Some(h) = &s.healthcheck {
+        m.insert("healthcheck".into(), json!(h));
+    }
+    if let Some(v) = &s.volume {
+        m.insert("volume".into(), json!(v));
+    }
+    if let Some(c) = &s.schedule {
+        m.insert("schedule".into(), json!(c));
+    }
+    m.insert("dependsOn".into(), json!(s.depends_on));
+    Ok(Json::Object(m))
+}
+
+/// Changes that cannot be made in place: a different type, data folder, or a job turning into a cron job.
+fn needs_replace(before: &Json, after: &Json) -> bool {
+    let f = |k: &str, v: &Json| v.get(k).cloned();
+    f("type", before) != f("type", after)
+        || f("volume", before) != f("volume", after)
+        || f("schedule", before).is_some() != f("schedule", after).is_some()
+}
+
+/// Field-level differences between a live spec and a desired one.
+pub fn diff(before: &Json, after: &Json) -> Vec<Change> {
+    let mut out = Vec::new();
+    walk_diff("", before, after, &mut out);
+    out
+}
+
+fn walk_diff(path: &str, before: &Json, after: &Json, out: &mut Vec<Change>) {
+    if before == after {
+        return;
+    }
+    if path.starts_with("secrets.") {
+        out.push(Change {
+            path: path.to_string(),
+            before: Some(json!("(sensitive)")),
+            after: Some(json!("(sensitive)")),
+            sensitive: true,
+        });
+        return;
+    }
+    match (before, after) {
+        (Json::Object(a), Json::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{}", json_key(k)) };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => walk_diff(&p, x, y, out),
+                    (x, y) => out.push(sensitive_or(&p, x.cloned(), y.cloned())),
+                }
+            }
+        }
+        (Json::Array(a), Json::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                let p = format!("{path}[{i}]");
+                match (a.get(i), b.get(i)) {
+                    (Some(x), Some(y)) => walk_diff(&p, x, y, out),
+                    (x, y) => out.push(Change { path: p, before: x.cloned(), after: y.cloned(), sensitive: false }),
+                }
+            }
+        }
+        _ => out.push(Change {
+            path: path.to_string(),
+            before: Some(before.clone()),
+            after: Some(after.clone()),
+            sensitive: false,
+        }),
+    }
+}
+
+fn sensitive_or(path: &str, before: Option<Json>, after: Option<Json>) -> Change {
+    if path.starts_with("secrets.") {
+        let s = |v: &Option<Json>| v.as_ref().map(|_| json!("(sensitive)"));
+        return Change { path: path.to_string(), before: s(&before), after: s(&after), sensitive: true };
+    }
+    Change { path: path.to_string(), before, after, sensitive: false }
+}
+
+fn json_key(k: &str) -> String {
+    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !k.is_empty() {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+/// Secret names a set of services needs.
+pub fn secret_names(env: &Environment) -> BTreeSet<String> {
+    env.services.iter().flat_map(|s| s.secrets.values().cloned()).collect()
+}
+
+impl ServiceType {
+    /// Whether deploying this type means running to completion.
+    pub fn runs_to_completion(self) -> bool {
+        self == ServiceType::Job
+    }
+}

@@ -1,0 +1,192 @@
+//! Properties of the build key over generated context trees: what must change it (an included file's
+//! bytes, name or executable bit) and what must not (mtimes, ignored files, creation order, variables the
+//! Dockerfile does not declare, runtime env of another environment). Each property runs the whole path a
+//! plan takes: evaluate a definition, read the model, walk, hash, key.
+
+use pipeline_lang::io::FsIo;
+use pipeline_lang::{Evaluator, Options};
+use pipeline_planner::context::StatCache;
+use pipeline_planner::plan::key_builds;
+use proptest::prelude::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const STD: &str = "/pipeline-embedded/std";
+
+/// The key of service `svc` in the definition `def` (written to `dir/pipeline.nix`).
+fn key(dir: &Path, def: &str, svc: &str, cache: &StatCache) -> String {
+    let file = dir.join("pipeline.nix");
+    std::fs::write(&file, def).unwrap();
+    let io = FsIo::default().with_embedded(Path::new(STD), pipeline_stdlib::FILES);
+    let mut ev = Evaluator::new(
+        &io,
+        Options {
+            root: Some(dir.to_path_buf()),
+            search_paths: vec![("std".into(), PathBuf::from(STD))],
+            display_base: None,
+            stdlib_dirs: vec![PathBuf::from(STD)],
+        },
+    );
+    let v = ev.load(&file, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+    let env = pipeline_planner::read_environment(&mut ev, &file, v).unwrap_or_else(|e| panic!("{e:?}"));
+    let (keys, _) = key_builds(&env, &ev.sources, cache).unwrap_or_else(|e| panic!("{e:?}"));
+    let i = env.services.iter().position(|s| s.name == svc).unwrap();
+    keys[i].as_ref().unwrap().key.clone()
+}
+
+fn def(env_name: &str, env_vars: &str, args: &str) -> String {
+    format!(
+        r#"let std = import <std>; in
+std.environment {{
+  project = "p"; name = "{env_name}"; registry = "127.0.0.1:5000/p"; target = std.docker {{ }};
+  services.app = std.application {{ build = {{ context = ./ctx; args = {{ {args} }}; }}; env = {{ {env_vars} }}; }};
+}}"#
+    )
+}
+
+const DOCKERFILE: &str = "FROM scratch\nARG VERSION\nCOPY . /app\n";
+
+#[derive(Debug, Clone)]
+struct File {
+    path: String,
+    bytes: Vec<u8>,
+    exec: bool,
+}
+
+fn tree() -> impl Strategy<Value = Vec<File>> {
+    let name = prop::sample::select(vec!["a", "b", "c", "src", "lib", "x.txt", "y.rs", "z.log", "d.md"]);
+    let path = prop::collection::vec(name, 1..4).prop_map(|parts| parts.join("/"));
+    let file = (path, prop::collection::vec(any::<u8>(), 0..64), any::<bool>()).prop_map(|(path, bytes, exec)| File {
+        path,
+        bytes,
+        exec,
+    });
+    prop::collection::vec(file, 1..12).prop_map(|files| {
+        // Keep a consistent tree: no path that is both a file and a folder, no duplicates.
+        let mut out: Vec<File> = Vec::new();
+        for f in files {
+            let clash = out.iter().any(|o| {
+                o.path == f.path
+                    || o.path.starts_with(&format!("{}/", f.path))
+                    || f.path.starts_with(&format!("{}/", o.path))
+            });
+            if !clash {
+                out.push(f);
+            }
+        }
+        out
+    })
+}
+
+fn write_tree(ctx: &Path, files: &[File]) {
+    std::fs::create_dir_all(ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "*.log\n**/*.log\n").unwrap();
+    for f in files {
+        let p = ctx.join(&f.path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &f.bytes).unwrap();
+        let mode = if f.exec { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// `*.log` and `**/*.log` exclude a `.log` file or folder at any depth, and everything inside it.
+fn included(f: &File) -> bool {
+    !f.path.split('/').any(|c| c.ends_with(".log"))
+}
+
+fn fresh(files: &[File]) -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(&d.path().join("ctx"), files);
+    let k = key(d.path(), &def("staging", "", ""), "app", &StatCache::disabled());
+    (d, k)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn content_name_and_exec_bit_change_the_key(files in tree(), pick in any::<prop::sample::Index>(), flip in 0u8..3) {
+        let inc: Vec<&File> = files.iter().filter(|f| included(f)).collect();
+        prop_assume!(!inc.is_empty());
+        let target = inc[pick.index(inc.len())].clone();
+        let (_d, before) = fresh(&files);
+        let changed: Vec<File> = files.iter().map(|f| {
+            if f.path != target.path { return f.clone(); }
+            let mut g = f.clone();
+            match flip {
+                0 => g.bytes.push(b'!'),
+                1 => g.path = format!("{}-renamed", g.path),
+                _ => g.exec = !g.exec,
+            }
+            g
+        }).collect();
+        let (_d2, after) = fresh(&changed);
+        prop_assert_ne!(before, after);
+    }
+
+    #[test]
+    fn ignored_files_order_and_mtimes_do_not(files in tree(), junk in prop::collection::vec(any::<u8>(), 0..32)) {
+        let (d, before) = fresh(&files);
+        // Rewrite or add ignored files, and touch every file's mtime.
+        let ctx = d.path().join("ctx");
+        std::fs::write(ctx.join("new.log"), &junk).unwrap();
+        for f in files.iter().filter(|f| !included(f)) {
+            std::fs::write(ctx.join(&f.path), &junk).unwrap();
+        }
+        for f in &files {
+            filetime::set_file_mtime(ctx.join(&f.path), filetime::FileTime::from_unix_time(1_000_000, 0)).unwrap();
+        }
+        let again = key(d.path(), &def("staging", "", ""), "app", &StatCache::disabled());
+        prop_assert_eq!(&before, &again);
+        // The same files created in the reverse order, elsewhere.
+        let mut rev = files.clone();
+        rev.reverse();
+        let (_d2, reversed) = fresh(&rev);
+        prop_assert_eq!(before, reversed);
+    }
+}
+
+#[test]
+fn undeclared_variables_and_runtime_env_do_not_split_the_cache() {
+    let d = tempfile::tempdir().unwrap();
+    write_tree(&d.path().join("ctx"), &[File { path: "main.txt".into(), bytes: b"hi".to_vec(), exec: false }]);
+    let c = StatCache::disabled();
+    let base = key(d.path(), &def("staging", "", ""), "app", &c);
+    // Offered but not declared by the Dockerfile: no effect.
+    assert_eq!(base, key(d.path(), &def("staging", "", "UNUSED = \"1\";"), "app", &c));
+    assert_eq!(base, key(d.path(), &def("staging", "LOG_LEVEL = \"debug\";", ""), "app", &c));
+    // Another environment with other runtime env: same key.
+    assert_eq!(base, key(d.path(), &def("production", "LOG_LEVEL = \"warn\"; REPLICA = \"3\";", ""), "app", &c));
+    // A declared arg does change it, from build.args or from env.
+    let v1 = key(d.path(), &def("staging", "", "VERSION = \"1\";"), "app", &c);
+    assert_ne!(base, v1);
+    assert_eq!(v1, key(d.path(), &def("production", "VERSION = \"1\";", ""), "app", &c));
+    assert_ne!(v1, key(d.path(), &def("staging", "", "VERSION = \"2\";"), "app", &c));
+}
+
+#[test]
+fn the_stat_cache_gives_the_same_key_and_notices_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let ctx = d.path().join("ctx");
+    write_tree(&ctx, &[File { path: "a.txt".into(), bytes: b"one".to_vec(), exec: false }]);
+    let cache_file = d.path().join(".pipeline/stat-cache");
+    // Files older than the cache, so its entries are trusted (newer ones never are: the racy-git rule).
+    for f in ["a.txt", "Dockerfile", ".dockerignore"] {
+        filetime::set_file_mtime(ctx.join(f), filetime::FileTime::from_unix_time(1_000_000, 0)).unwrap();
+    }
+    let cold = key(d.path(), &def("s", "", ""), "app", &StatCache::disabled());
+    let c1 = StatCache::open(&cache_file);
+    assert_eq!(cold, key(d.path(), &def("s", "", ""), "app", &c1));
+    c1.save().unwrap();
+    let c2 = StatCache::open(&cache_file);
+    assert_eq!(cold, key(d.path(), &def("s", "", ""), "app", &c2));
+    // Same size, same mtime, new bytes: the ctime (and the racy-git rule) still catch it.
+    std::fs::write(ctx.join("a.txt"), b"two").unwrap();
+    filetime::set_file_mtime(ctx.join("a.txt"), filetime::FileTime::from_unix_time(1_000_000, 0)).unwrap();
+    let c3 = StatCache::open(&cache_file);
+    let changed = key(d.path(), &def("s", "", ""), "app", &c3);
+    assert_ne!(cold, changed);
+    assert_eq!(changed, key(d.path(), &def("s", "", ""), "app", &StatCache::disabled()));
+}

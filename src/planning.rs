@@ -1,0 +1,223 @@
+//! `plan`, `graph` and `hash`: evaluate the definition, read it into the planner's model, and show
+//! what the planner makes of it. The real registry client comes from the executor crate.
+
+use crate::cli::{GraphArgs, GraphFormat, HashArgs, PlanArgs};
+use crate::commands::{Report, absolute, io, load};
+use crate::output;
+use pipeline_planner::cache::{ImageCache, Offline};
+use pipeline_planner::context::{HashedKind, StatCache};
+use pipeline_planner::graph::{self, Graph};
+use pipeline_planner::live::{LiveService, LiveState, NothingDeployed, Recorded};
+use pipeline_planner::render::{self, Style};
+use pipeline_planner::secrets::{self, Secrets};
+use pipeline_planner::{Diag, Environment, plan::PlanInput};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn report(e: impl miette::Diagnostic + Send + Sync + 'static) -> Report {
+    Box::new(e)
+}
+
+/// The stat cache beside the definitions (safe to delete).
+fn stat_cache(env: &Environment) -> StatCache {
+    StatCache::open(&env.base_dir().join(".pipeline").join("stat-cache"))
+}
+
+/// Evaluate and read the environment; `f` gets the model and the source map for later errors.
+fn with_environment<T>(
+    input: &crate::cli::EvalInput,
+    f: impl FnOnce(&Environment, &pipeline_lang::span::SourceMap) -> Result<T, Report>,
+) -> Result<T, Report> {
+    let io = io();
+    let (mut ev, v) = load(input, &io)?;
+    let file = absolute(&input.file)?;
+    let env = pipeline_planner::read_environment(&mut ev, &file, v).map_err(report)?;
+    let out = f(&env, &ev.sources);
+    // The process ends soon: let the OS reclaim the value graph.
+    std::mem::forget(ev);
+    out
+}
+
+pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
+    let secrets_file = match &args.secrets {
+        Some(p) => Some(read_secrets(p)?),
+        None => None,
+    };
+    let live_file = match &args.live_state {
+        Some(p) => Some(read_live(p)?),
+        None => None,
+    };
+    let plan = with_environment(&args.input, |env, sources| {
+        let graph = Graph::new(env, sources).map_err(report)?;
+        let names = pipeline_planner::plan::secret_names(env);
+        let lookup = |var: &str| std::env::var(var).ok();
+        let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
+        let registry: Box<dyn ImageCache> = if args.offline {
+            Box::new(Offline)
+        } else {
+            Box::new(pipeline_executor::registry::RegistryClient::new(Default::default()).map_err(report)?)
+        };
+        let live: Box<dyn LiveState> = match live_file {
+            Some(l) => Box::new(Recorded(l)),
+            None => Box::new(NothingDeployed),
+        };
+        let cache = stat_cache(env);
+        let input = PlanInput {
+            env,
+            graph: &graph,
+            sources,
+            secrets: &secrets,
+            registry: registry.as_ref(),
+            live: live.as_ref(),
+            stat_cache: &cache,
+        };
+        let plan = pipeline_planner::plan(&input).map_err(report)?;
+        if let Err(e) = cache.save() {
+            output::warn(&format!(
+                "could not save the stat cache in {}: {e}",
+                env.base_dir().join(".pipeline").display()
+            ));
+        }
+        Ok(plan)
+    })?;
+    let json = serde_json::to_string_pretty(&plan).map_err(|e| plain("pipeline::plan::json", e.to_string()))?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, format!("{json}\n"))
+            .map_err(|e| plain("pipeline::plan::out", format!("cannot write the plan to `{}`: {e}", out.display())))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(stdout, "{json}");
+    } else {
+        for w in &plan.warnings {
+            output::warn(w);
+        }
+        let _ = write!(stdout, "{}", render::render(&plan, Style { color: output::stdout_color() }));
+        if let Some(out) = &args.out {
+            eprintln!("Saved the plan to {}; run `pipeline apply {}` to carry it out", out.display(), out.display());
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+pub fn graph(args: GraphArgs) -> Result<ExitCode, Report> {
+    let text = with_environment(&args.input, |env, sources| {
+        let g = Graph::new(env, sources).map_err(report)?;
+        let format = match args.format {
+            GraphFormat::Text => graph::GraphFormat::Text,
+            GraphFormat::Dot => graph::GraphFormat::Dot,
+            GraphFormat::Mermaid => graph::GraphFormat::Mermaid,
+        };
+        Ok(g.render(env, format))
+    })?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
+    let out = with_environment(&args.input, |env, sources| {
+        let Some(svc) = env.service(&args.service) else {
+            let names = env.services.iter().map(|s| s.name.as_str());
+            let help = match pipeline_lang::error::closest(&args.service, names) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!(
+                    "the services are: {}",
+                    env.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(report(*Box::new(
+                Diag::new("pipeline::hash::unknown_service", format!("no service `{}`", args.service)).help(help),
+            )));
+        };
+        if svc.build.is_none() {
+            return Err(report(
+                Diag::new(
+                    "pipeline::hash::not_built",
+                    format!(
+                        "service `{}` runs the prebuilt image `{}`; it has no build key",
+                        svc.name,
+                        svc.image.as_deref().unwrap_or("?")
+                    ),
+                )
+                .help("only services with `build` have a key"),
+            ));
+        }
+        let cache = stat_cache(env);
+        let (keyed, _) =
+            pipeline_planner::plan::key_builds_for(env, sources, &cache, |s| s.name == svc.name).map_err(report)?;
+        let _ = cache.save();
+        let i = env.services.iter().position(|s| s.name == svc.name).unwrap_or(0);
+        let Some(k) = keyed.into_iter().nth(i).flatten() else {
+            return Err(plain("pipeline::hash::not_built", format!("service `{}` has no build key", svc.name)));
+        };
+        Ok(k)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let files: Vec<serde_json::Value> = out
+            .context
+            .files
+            .iter()
+            .map(|f| match &f.kind {
+                HashedKind::File { executable, blake3, .. } => serde_json::json!({
+                    "path": f.path, "blake3": hex(blake3), "executable": executable, "symlink": null
+                }),
+                HashedKind::Symlink { target } => serde_json::json!({
+                    "path": f.path, "blake3": null, "executable": false, "symlink": target
+                }),
+            })
+            .collect();
+        let v = serde_json::json!({ "key": out.key, "image": out.image.to_string(), "files": files, "args": out.args });
+        let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let _ = writeln!(stdout, "key    {}\nimage  {}", out.key, out.image);
+        if args.files {
+            let _ =
+                writeln!(stdout, "files ({}, relative to {}):", out.context.files.len(), out.context.root.display());
+            for f in &out.context.files {
+                match &f.kind {
+                    HashedKind::File { executable: true, .. } => {
+                        let _ = writeln!(stdout, "  {} (executable)", f.path);
+                    }
+                    HashedKind::File { .. } => {
+                        let _ = writeln!(stdout, "  {}", f.path);
+                    }
+                    HashedKind::Symlink { target } => {
+                        let _ = writeln!(stdout, "  {} -> {target}", f.path);
+                    }
+                }
+            }
+            let _ = writeln!(stdout, "args ({}):", out.args.len());
+            for (k, v) in &out.args {
+                let _ = writeln!(stdout, "  {k}={v}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn plain(code: &'static str, msg: String) -> Report {
+    report(Diag::new(code, msg))
+}
+
+fn read_secrets(p: &Path) -> Result<std::collections::BTreeMap<String, secrets::SecretValue>, Report> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        report(
+            Diag::new("pipeline::secrets::file", format!("cannot read secrets file `{}`: {e}", p.display()))
+                .help("pass a dotenv file of `name=value` lines"),
+        )
+    })?;
+    secrets::parse_dotenv(&p.display().to_string(), &text).map_err(|d| report(*d))
+}
+
+fn read_live(p: &PathBuf) -> Result<Vec<LiveService>, Report> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| plain("pipeline::plan::live_state", format!("cannot read `{}`: {e}", p.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| plain("pipeline::plan::live_state", format!("`{}` is not live state JSON: {e}", p.display())))
+}

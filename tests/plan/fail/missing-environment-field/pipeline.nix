@@ -1,0 +1,2 @@
+let std = import <std>; in
+std.environment { project = "demo"; name = "test"; target = std.docker { }; services = { }; }
