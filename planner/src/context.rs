@@ -6,9 +6,11 @@ use crate::error::{Diag, Error, Result};
 use crate::walk::{self, Entry, EntryKind, Meta};
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// Files at least this big are memory-mapped and hashed on several threads; smaller ones are read.
 const MMAP_THRESHOLD: u64 = 256 * 1024;
@@ -90,13 +92,14 @@ fn hash_entries(root: &Path, shown: &str, entries: Vec<Entry>, cache: &StatCache
             let kind = match e.kind {
                 EntryKind::Symlink { target } => HashedKind::Symlink { target },
                 EntryKind::File { executable } => {
-                    let abs = root.join(&e.path);
-                    let digest = match cache.lookup(&abs, &e.meta) {
+                    let digest = match cache.lookup(root, &e.path, &e.meta) {
                         Some(d) => d,
                         None => {
+                            let abs = root.join(&e.path);
+                            let started = now_ns();
                             let d = hash_file(&abs, e.meta.size).map_err(|err| (e.path.clone(), err))?;
                             hashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            cache.record(&abs, &e.meta, d);
+                            cache.record(&abs, &e.meta, d, started);
                             d
                         }
                     };
@@ -150,6 +153,8 @@ struct Cached {
     ino: u64,
     mode: u32,
     hash: [u8; 32],
+    /// Trusted only for files last modified before this (when hashing began, less a clock tick).
+    written_ns: i64,
 }
 
 impl Cached {
@@ -159,23 +164,139 @@ impl Cached {
             && self.ctime_ns == m.ctime_ns
             && self.ino == m.ino
             && self.mode == m.mode
+            && m.mtime_ns < self.written_ns
     }
 }
 
 /// File hashes remembered by path, size, mtime, ctime, inode and mode, kept in `.pipeline/` beside the
-/// definitions (safe to delete). As in git, an entry whose mtime is at or after the moment the cache was
-/// written is not trusted: the file may have changed again within the clock's resolution.
+/// definitions (safe to delete). As in git, an entry is not trusted for a file modified at or after the
+/// moment its hash was taken: the file may have changed again within the clock's resolution.
+///
+/// Two files: `stat-cache` (all entries, rewritten when many changed) and `stat-cache.journal` (entries
+/// appended since, so one changed file costs one small append rather than a rewrite). Loading costs one
+/// read of each and no per-entry allocation: entries point into the files' bytes, found through a map
+/// from a 64-bit hash of the path (a collision makes both entries misses, never a wrong answer).
 #[derive(Debug, Default)]
 pub struct StatCache {
     file: Option<PathBuf>,
-    /// When the loaded cache was written (its file's mtime), in ns since the epoch.
-    written_ns: i64,
-    old: HashMap<String, Cached>,
-    new: Mutex<HashMap<String, Cached>>,
+    /// The cache, read and indexed on a thread of its own while the context is walked.
+    loaded: OnceLock<Loaded>,
+    loader: Mutex<Option<std::thread::JoinHandle<Loaded>>>,
+    new: Mutex<Vec<(String, Cached)>>,
     walked: Mutex<Vec<String>>,
 }
 
-const MAGIC: &[u8; 8] = b"PLSTAT01";
+#[derive(Debug, Default)]
+struct Loaded {
+    /// The main file's bytes, then the journal's.
+    bytes: Vec<u8>,
+    old: Vec<OldEntry>,
+    /// How many of `old` come from the journal (they follow the main file's).
+    journal_entries: usize,
+    index: HashMap<u64, u32, BuildHasherDefault<NoHash>>,
+    /// Whether this run found each loaded entry still valid.
+    used: Vec<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OldEntry {
+    key_at: usize,
+    key_len: usize,
+    cached: Cached,
+}
+
+impl Loaded {
+    /// Read and index the cache; a missing, unreadable or corrupt file counts as empty.
+    fn read(file: &Path) -> Loaded {
+        let mut bytes = std::fs::read(file).unwrap_or_default();
+        let mut old = match bytes.strip_prefix(MAGIC.as_slice()) {
+            Some(_) => decode(&bytes, MAGIC.len(), true).unwrap_or_default(),
+            None => vec![],
+        };
+        if old.is_empty() {
+            bytes.clear();
+        }
+        let main = old.len();
+        let journal = std::fs::read(journal_path(file)).unwrap_or_default();
+        if journal.starts_with(JOURNAL_MAGIC) {
+            let base = bytes.len();
+            bytes.extend_from_slice(&journal);
+            // A torn last append just ends the journal early.
+            old.extend(decode(&bytes, base + JOURNAL_MAGIC.len(), false).unwrap_or_default());
+        }
+        let mut index: HashMap<u64, u32, _> =
+            HashMap::with_capacity_and_hasher(old.len(), BuildHasherDefault::default());
+        for (i, e) in old.iter().enumerate() {
+            let key = &bytes[e.key_at..e.key_at + e.key_len];
+            let slot = index.entry(key_hash(key)).or_insert(i as u32);
+            // A later entry for the same path replaces the earlier one; two paths with one hash: neither.
+            if *slot != i as u32 && *slot != AMBIGUOUS {
+                let prev = &old[*slot as usize];
+                *slot = if &bytes[prev.key_at..prev.key_at + prev.key_len] == key { i as u32 } else { AMBIGUOUS };
+            }
+        }
+        let used = old.iter().map(|_| AtomicBool::new(false)).collect();
+        Loaded { bytes, journal_entries: old.len() - main, old, index, used }
+    }
+
+    fn key_of(&self, e: &OldEntry) -> &[u8] {
+        &self.bytes[e.key_at..e.key_at + e.key_len]
+    }
+
+    /// Whether entry `i` is the one the index answers for its path (not replaced by a later one).
+    fn current(&self, i: usize) -> bool {
+        self.index.get(&key_hash(self.key_of(&self.old[i]))) == Some(&(i as u32))
+    }
+}
+
+/// The map's keys are already hashes.
+#[derive(Debug, Default)]
+struct NoHash(u64);
+
+impl std::hash::Hasher for NoHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; anything else still gets a usable (if poor) hash.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(key);
+    h.finish()
+}
+
+const MAGIC: &[u8; 8] = b"PLSTAT02";
+const JOURNAL_MAGIC: &[u8; 8] = b"PLSTJ002";
+const AMBIGUOUS: u32 = u32::MAX;
+/// More than a kernel tick (file timestamps are taken from the coarse clock: 1-10 ms).
+const COARSE_CLOCK_MARGIN_NS: i64 = 20_000_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn journal_path(file: &Path) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".journal");
+    PathBuf::from(p)
+}
+
+thread_local! {
+    /// The absolute path being looked up, built without allocating per file.
+    static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 impl StatCache {
     /// A cache that is neither read nor written.
@@ -183,34 +304,63 @@ impl StatCache {
         StatCache::default()
     }
 
-    /// Load the cache at `file`; a missing, unreadable or corrupt cache is an empty one.
+    /// Start loading the cache at `file` (in the background).
     pub fn open(file: &Path) -> StatCache {
-        let mut c = StatCache { file: Some(file.to_path_buf()), ..Default::default() };
-        let Ok(meta) = std::fs::metadata(file) else { return c };
-        let Ok(bytes) = std::fs::read(file) else { return c };
-        c.written_ns = mtime_ns(&meta);
-        if let Some(old) = decode(&bytes) {
-            c.old = old;
-        }
-        c
+        let path = file.to_path_buf();
+        let handle = std::thread::Builder::new().name("stat-cache".into()).spawn(move || Loaded::read(&path)).ok();
+        StatCache { file: Some(file.to_path_buf()), loader: Mutex::new(handle), ..Default::default() }
     }
 
-    fn lookup(&self, abs: &Path, m: &Meta) -> Option<[u8; 32]> {
-        if self.file.is_none() || m.mtime_ns >= self.written_ns {
+    fn loaded(&self) -> &Loaded {
+        self.loaded.get_or_init(|| {
+            let handle = self.loader.lock().ok().and_then(|mut h| h.take());
+            handle.and_then(|h| h.join().ok()).unwrap_or_default()
+        })
+    }
+
+    fn lookup(&self, root: &Path, rel: &str, m: &Meta) -> Option<[u8; 32]> {
+        use std::os::unix::ffi::OsStrExt;
+        if self.file.is_none() {
             return None;
         }
-        let c = self.old.get(abs.to_str()?)?;
-        c.matches(m).then_some(c.hash)
+        let l = self.loaded();
+        if l.old.is_empty() {
+            return None;
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.extend_from_slice(root.as_os_str().as_bytes());
+            key.push(b'/');
+            key.extend_from_slice(rel.as_bytes());
+            let &i = l.index.get(&key_hash(key))?;
+            let e = l.old.get(i as usize)?;
+            if l.key_of(e) != key.as_slice() || !e.cached.matches(m) {
+                return None;
+            }
+            l.used[i as usize].store(true, Ordering::Relaxed);
+            Some(e.cached.hash)
+        })
     }
 
-    fn record(&self, abs: &Path, m: &Meta, hash: [u8; 32]) {
+    /// Remember a file's hash; `started_ns` is when its hashing began. File timestamps come from a coarse
+    /// clock, so the entry is trusted only for files last modified a clock tick (with margin) before that:
+    /// a write racing the hashing always makes the entry a miss (git's racy-clean rule).
+    fn record(&self, abs: &Path, m: &Meta, hash: [u8; 32], started_ns: i64) {
         if self.file.is_none() {
             return;
         }
         let Some(key) = abs.to_str() else { return };
-        let c = Cached { size: m.size, mtime_ns: m.mtime_ns, ctime_ns: m.ctime_ns, ino: m.ino, mode: m.mode, hash };
+        let c = Cached {
+            size: m.size,
+            mtime_ns: m.mtime_ns,
+            ctime_ns: m.ctime_ns,
+            ino: m.ino,
+            mode: m.mode,
+            hash,
+            written_ns: started_ns.saturating_sub(COARSE_CLOCK_MARGIN_NS),
+        };
         if let Ok(mut n) = self.new.lock() {
-            n.insert(key.to_string(), c);
+            n.push((key.to_string(), c));
         }
     }
 
@@ -220,87 +370,125 @@ impl StatCache {
         }
     }
 
-    /// Write the cache back: entries of walked contexts that still exist (reused or new), and entries
-    /// of contexts not walked this time, unchanged. Atomic (write then rename).
+    /// Write what changed: new entries are appended to the journal while it stays small; otherwise (or
+    /// when entries of walked contexts went stale) everything still valid is rewritten into the main
+    /// file and the journal removed. Entries of contexts not walked this time are kept as they are.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(file) = &self.file else { return Ok(()) };
-        let new = self.new.lock().map(|n| n.clone()).unwrap_or_default();
+        let l = self.loaded();
+        let mut new = self.new.lock().map(|n| n.clone()).unwrap_or_default();
         let walked = self.walked.lock().map(|w| w.clone()).unwrap_or_default();
-        if new.is_empty() && walked.is_empty() {
+        let in_walked = |k: &[u8]| walked.iter().any(|w| k.starts_with(w.as_bytes()));
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        new.dedup_by(|a, b| a.0 == b.0);
+        let fresh = |k: &[u8]| new.binary_search_by(|(n, _)| n.as_bytes().cmp(k)).is_ok();
+        // Stale: a current entry of a walked context that this run neither confirmed nor replaced (the
+        // file is gone or now ignored).
+        let stale = (0..l.old.len()).any(|i| {
+            let k = l.key_of(&l.old[i]);
+            l.current(i) && !l.used[i].load(Ordering::Relaxed) && in_walked(k) && !fresh(k)
+        });
+        if new.is_empty() && !stale {
             return Ok(());
-        }
-        let mut all: Vec<(&String, &Cached)> = Vec::with_capacity(self.old.len() + new.len());
-        // Unchanged entries stay (walked or not); stale entries of walked contexts are dropped when the
-        // file is gone. A reused entry is re-checked next time against the same stat data.
-        for (k, v) in &self.old {
-            if new.contains_key(k) {
-                continue;
-            }
-            let in_walked = walked.iter().any(|w| k.starts_with(w.as_str()));
-            if in_walked && std::fs::symlink_metadata(k).is_err() {
-                continue;
-            }
-            all.push((k, v));
-        }
-        all.extend(new.iter());
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        let mut buf = Vec::with_capacity(16 + all.len() * 96);
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&(all.len() as u64).to_le_bytes());
-        for (k, c) in all {
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            buf.extend_from_slice(k.as_bytes());
-            buf.extend_from_slice(&c.size.to_le_bytes());
-            buf.extend_from_slice(&c.mtime_ns.to_le_bytes());
-            buf.extend_from_slice(&c.ctime_ns.to_le_bytes());
-            buf.extend_from_slice(&c.ino.to_le_bytes());
-            buf.extend_from_slice(&c.mode.to_le_bytes());
-            buf.extend_from_slice(&c.hash);
         }
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let main_entries = l.old.len() - l.journal_entries;
+        if !stale && l.journal_entries + new.len() <= (main_entries / 8).max(64) {
+            let journal = journal_path(file);
+            let mut buf = Vec::with_capacity(new.len() * 128 + 8);
+            if l.journal_entries == 0 {
+                buf.extend_from_slice(JOURNAL_MAGIC);
+            }
+            for (k, c) in &new {
+                encode(&mut buf, k.as_bytes(), c);
+            }
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&journal)?;
+            if l.journal_entries == 0 {
+                f.set_len(0)?;
+            }
+            return f.write_all(&buf);
+        }
+        let mut all: Vec<(&[u8], &Cached)> = Vec::with_capacity(l.old.len() + new.len());
+        for (i, e) in l.old.iter().enumerate() {
+            let k = l.key_of(e);
+            let keep = l.current(i) && (l.used[i].load(Ordering::Relaxed) || !in_walked(k));
+            if keep && !fresh(k) {
+                all.push((k, &e.cached));
+            }
+        }
+        all.extend(new.iter().map(|(k, c)| (k.as_bytes(), c)));
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let mut buf = Vec::with_capacity(16 + all.len() * 104);
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&(all.len() as u64).to_le_bytes());
+        for (k, c) in all {
+            encode(&mut buf, k, c);
+        }
         let tmp = file.with_extension(format!("tmp{}", std::process::id()));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&buf)?;
-        f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, file)
-    }
-}
-
-fn decode(b: &[u8]) -> Option<HashMap<String, Cached>> {
-    let mut r = b.strip_prefix(MAGIC.as_slice())?;
-    fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if r.len() < n {
-            return None;
+        std::fs::rename(&tmp, file)?;
+        match std::fs::remove_file(journal_path(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
         }
-        let (a, b) = r.split_at(n);
-        *r = b;
-        Some(a)
     }
-    fn u64_(r: &mut &[u8]) -> Option<u64> {
-        Some(u64::from_le_bytes(take(r, 8)?.try_into().ok()?))
-    }
-    let n = u64_(&mut r)? as usize;
-    let mut out = HashMap::with_capacity(n.min(1 << 22));
-    for _ in 0..n {
-        let len = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
-        let key = std::str::from_utf8(take(&mut r, len)?).ok()?.to_string();
-        let size = u64_(&mut r)?;
-        let mtime_ns = u64_(&mut r)? as i64;
-        let ctime_ns = u64_(&mut r)? as i64;
-        let ino = u64_(&mut r)?;
-        let mode = u32::from_le_bytes(take(&mut r, 4)?.try_into().ok()?);
-        let hash: [u8; 32] = take(&mut r, 32)?.try_into().ok()?;
-        out.insert(key, Cached { size, mtime_ns, ctime_ns, ino, mode, hash });
-    }
-    r.is_empty().then_some(out)
 }
 
-fn mtime_ns(m: &std::fs::Metadata) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec())
+fn encode(buf: &mut Vec<u8>, key: &[u8], c: &Cached) {
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(&c.size.to_le_bytes());
+    buf.extend_from_slice(&c.mtime_ns.to_le_bytes());
+    buf.extend_from_slice(&c.ctime_ns.to_le_bytes());
+    buf.extend_from_slice(&c.ino.to_le_bytes());
+    buf.extend_from_slice(&c.mode.to_le_bytes());
+    buf.extend_from_slice(&c.hash);
+    buf.extend_from_slice(&c.written_ns.to_le_bytes());
+}
+
+/// Entries from `start` in `b`, pointing into it. The main file starts with a count and must be whole
+/// (else None); the journal is read up to its last whole record.
+fn decode(b: &[u8], start: usize, counted: bool) -> Option<Vec<OldEntry>> {
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let s = b.get(*at..*at + n)?;
+        *at += n;
+        Some(s)
+    };
+    let u64_ = |at: &mut usize| -> Option<u64> { Some(u64::from_le_bytes(take(at, 8)?.try_into().ok()?)) };
+    let record = |at: &mut usize| -> Option<OldEntry> {
+        let key_len = u32::from_le_bytes(take(at, 4)?.try_into().ok()?) as usize;
+        let key_at = *at;
+        std::str::from_utf8(take(at, key_len)?).ok()?;
+        let size = u64_(at)?;
+        let mtime_ns = u64_(at)? as i64;
+        let ctime_ns = u64_(at)? as i64;
+        let ino = u64_(at)?;
+        let mode = u32::from_le_bytes(take(at, 4)?.try_into().ok()?);
+        let hash: [u8; 32] = take(at, 32)?.try_into().ok()?;
+        let written_ns = u64_(at)? as i64;
+        Some(OldEntry { key_at, key_len, cached: Cached { size, mtime_ns, ctime_ns, ino, mode, hash, written_ns } })
+    };
+    let mut at = start;
+    if counted {
+        let n = u64_(&mut at)? as usize;
+        let mut out = Vec::with_capacity(n.min(b.len() / 88 + 1));
+        for _ in 0..n {
+            out.push(record(&mut at)?);
+        }
+        return (at == b.len()).then_some(out);
+    }
+    let mut out = Vec::new();
+    while at < b.len() {
+        match record(&mut at) {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    Some(out)
 }
 
 /// An OS error without the "(os error N)" suffix.
@@ -309,5 +497,72 @@ fn io_reason(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(ctx: &Path, n: usize) {
+        std::fs::create_dir_all(ctx).unwrap();
+        for i in 0..n {
+            std::fs::write(ctx.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+    }
+
+    fn hashed(ctx: &Path, cache_file: &Path) -> (usize, Vec<HashedFile>) {
+        let cache = StatCache::open(cache_file);
+        let c = hash_context(ctx, "ctx", &cache).unwrap();
+        cache.save().unwrap();
+        (c.hashed, c.files)
+    }
+
+    #[test]
+    fn stat_cache_main_file_journal_and_stale_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("ctx");
+        let cache = d.path().join(".pipeline/stat-cache");
+        files(&ctx, 100);
+        // Files written before the cache: trusted on the next run.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (n, first) = hashed(&ctx, &cache);
+        assert_eq!(n, 100);
+        assert!(cache.exists() && !journal_path(&cache).exists(), "100 new entries go to the main file");
+        let (n, again) = hashed(&ctx, &cache);
+        assert_eq!((n, &again), (0, &first));
+        // One changed file: hashed again, appended to the journal, then answered from it.
+        std::fs::write(ctx.join("f7"), "changed!").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (n, changed) = hashed(&ctx, &cache);
+        assert_eq!(n, 1);
+        assert_ne!(changed, first);
+        assert!(journal_path(&cache).exists());
+        let (n, same) = hashed(&ctx, &cache);
+        assert_eq!((n, &same), (0, &changed));
+        // A deleted file leaves a stale entry: the main file is rewritten and the journal folded in.
+        std::fs::remove_file(ctx.join("f3")).unwrap();
+        let (n, _) = hashed(&ctx, &cache);
+        assert_eq!(n, 0);
+        assert!(!journal_path(&cache).exists());
+        let (n, fewer) = hashed(&ctx, &cache);
+        assert_eq!((n, fewer.len()), (0, 99));
+        // A corrupt cache is an empty one.
+        std::fs::write(&cache, b"garbage").unwrap();
+        assert_eq!(hashed(&ctx, &cache).0, 99);
+    }
+
+    #[test]
+    fn files_modified_after_their_entry_was_written_are_hashed_again() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("ctx");
+        let cache = d.path().join("cache");
+        files(&ctx, 3);
+        // Give a file an mtime in the future: its entry can never be trusted (the racy-git rule).
+        let future = filetime::FileTime::from_unix_time(4_000_000_000, 0);
+        filetime::set_file_mtime(ctx.join("f1"), future).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(hashed(&ctx, &cache).0, 3);
+        assert_eq!(hashed(&ctx, &cache).0, 1);
     }
 }
