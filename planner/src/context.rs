@@ -12,8 +12,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Files at least this big are memory-mapped and hashed on several threads; smaller ones are read.
-const MMAP_THRESHOLD: u64 = 256 * 1024;
+/// Files at least this big are hashed on several threads, a chunk at a time; smaller ones on one.
+const BIG_FILE: u64 = 256 * 1024;
+const CHUNK: usize = 4 << 20;
+
+/// Fill `buf` as far as the file goes; the count read (0 at the end).
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
 
 /// One file of a context as it enters the build key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,8 +142,18 @@ fn hash_entries(root: &Path, shown: &str, entries: Vec<Entry>, cache: &StatCache
 /// blake3 of a file's bytes, streaming: big files memory-mapped on several threads, small ones read.
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
-    if size >= MMAP_THRESHOLD {
-        h.update_mmap_rayon(path)?;
+    if size >= BIG_FILE {
+        // Big files: read in large chunks, each hashed on several threads. (Not memory-mapped: a file
+        // truncated while it is hashed would kill the process with SIGBUS.)
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_full(&mut f, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update_rayon(&buf[..n]);
+        }
     } else {
         let mut f = std::fs::File::open(path)?;
         let mut buf = [0u8; 16 * 1024];
@@ -164,7 +189,7 @@ impl Cached {
             && self.ctime_ns == m.ctime_ns
             && self.ino == m.ino
             && self.mode == m.mode
-            && m.mtime_ns < self.written_ns
+            && m.mtime_ns.max(m.ctime_ns).saturating_add(timestamp_margin(m)) < self.written_ns
     }
 }
 
@@ -193,6 +218,8 @@ struct Loaded {
     old: Vec<OldEntry>,
     /// How many of `old` come from the journal (they follow the main file's).
     journal_entries: usize,
+    /// The journal ends in a partial record (an interrupted append): rewrite rather than append after it.
+    journal_torn: bool,
     index: HashMap<u64, u32, BuildHasherDefault<NoHash>>,
     /// Whether this run found each loaded entry still valid.
     used: Vec<AtomicBool>,
@@ -210,7 +237,7 @@ impl Loaded {
     fn read(file: &Path) -> Loaded {
         let mut bytes = std::fs::read(file).unwrap_or_default();
         let mut old = match bytes.strip_prefix(MAGIC.as_slice()) {
-            Some(_) => decode(&bytes, MAGIC.len(), true).unwrap_or_default(),
+            Some(_) => decode(&bytes, MAGIC.len()).unwrap_or_default(),
             None => vec![],
         };
         if old.is_empty() {
@@ -218,11 +245,14 @@ impl Loaded {
         }
         let main = old.len();
         let journal = std::fs::read(journal_path(file)).unwrap_or_default();
+        let mut journal_torn = !journal.is_empty() && !journal.starts_with(JOURNAL_MAGIC);
         if journal.starts_with(JOURNAL_MAGIC) {
             let base = bytes.len();
             bytes.extend_from_slice(&journal);
-            // A torn last append just ends the journal early.
-            old.extend(decode(&bytes, base + JOURNAL_MAGIC.len(), false).unwrap_or_default());
+            // A torn last append just ends the journal early (and makes the next save a rewrite).
+            let (entries, end) = decode_journal(&bytes, base + JOURNAL_MAGIC.len());
+            journal_torn = end != bytes.len();
+            old.extend(entries);
         }
         let mut index: HashMap<u64, u32, _> =
             HashMap::with_capacity_and_hasher(old.len(), BuildHasherDefault::default());
@@ -236,7 +266,7 @@ impl Loaded {
             }
         }
         let used = old.iter().map(|_| AtomicBool::new(false)).collect();
-        Loaded { bytes, journal_entries: old.len() - main, old, index, used }
+        Loaded { bytes, journal_entries: old.len() - main, journal_torn, old, index, used }
     }
 
     fn key_of(&self, e: &OldEntry) -> &[u8] {
@@ -281,6 +311,12 @@ const AMBIGUOUS: u32 = u32::MAX;
 /// More than a kernel tick (file timestamps are taken from the coarse clock: 1-10 ms).
 const COARSE_CLOCK_MARGIN_NS: i64 = 20_000_000;
 
+/// File systems that keep whole seconds (or two) give timestamps with no nanoseconds: a write within the
+/// same second as the hashing must still be noticed.
+fn timestamp_margin(m: &Meta) -> i64 {
+    if m.mtime_ns % 1_000_000_000 == 0 && m.ctime_ns % 1_000_000_000 == 0 { 2_000_000_000 } else { 0 }
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -320,9 +356,7 @@ impl StatCache {
 
     fn lookup(&self, root: &Path, rel: &str, m: &Meta) -> Option<[u8; 32]> {
         use std::os::unix::ffi::OsStrExt;
-        if self.file.is_none() {
-            return None;
-        }
+        self.file.as_ref()?;
         let l = self.loaded();
         if l.old.is_empty() {
             return None;
@@ -395,7 +429,7 @@ impl StatCache {
             std::fs::create_dir_all(dir)?;
         }
         let main_entries = l.old.len() - l.journal_entries;
-        if !stale && l.journal_entries + new.len() <= (main_entries / 8).max(64) {
+        if !stale && !l.journal_torn && l.journal_entries + new.len() <= (main_entries / 8).max(64) {
             let journal = journal_path(file);
             let mut buf = Vec::with_capacity(new.len() * 128 + 8);
             if l.journal_entries == 0 {
@@ -450,45 +484,53 @@ fn encode(buf: &mut Vec<u8>, key: &[u8], c: &Cached) {
     buf.extend_from_slice(&c.written_ns.to_le_bytes());
 }
 
-/// Entries from `start` in `b`, pointing into it. The main file starts with a count and must be whole
-/// (else None); the journal is read up to its last whole record.
-fn decode(b: &[u8], start: usize, counted: bool) -> Option<Vec<OldEntry>> {
+fn record_at(b: &[u8], at: &mut usize) -> Option<OldEntry> {
     let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
         let s = b.get(*at..*at + n)?;
         *at += n;
         Some(s)
     };
     let u64_ = |at: &mut usize| -> Option<u64> { Some(u64::from_le_bytes(take(at, 8)?.try_into().ok()?)) };
-    let record = |at: &mut usize| -> Option<OldEntry> {
-        let key_len = u32::from_le_bytes(take(at, 4)?.try_into().ok()?) as usize;
-        let key_at = *at;
-        std::str::from_utf8(take(at, key_len)?).ok()?;
-        let size = u64_(at)?;
-        let mtime_ns = u64_(at)? as i64;
-        let ctime_ns = u64_(at)? as i64;
-        let ino = u64_(at)?;
-        let mode = u32::from_le_bytes(take(at, 4)?.try_into().ok()?);
-        let hash: [u8; 32] = take(at, 32)?.try_into().ok()?;
-        let written_ns = u64_(at)? as i64;
-        Some(OldEntry { key_at, key_len, cached: Cached { size, mtime_ns, ctime_ns, ino, mode, hash, written_ns } })
-    };
+    let key_len = u32::from_le_bytes(take(at, 4)?.try_into().ok()?) as usize;
+    let key_at = *at;
+    std::str::from_utf8(take(at, key_len)?).ok()?;
+    let size = u64_(at)?;
+    let mtime_ns = u64_(at)? as i64;
+    let ctime_ns = u64_(at)? as i64;
+    let ino = u64_(at)?;
+    let mode = u32::from_le_bytes(take(at, 4)?.try_into().ok()?);
+    let hash: [u8; 32] = take(at, 32)?.try_into().ok()?;
+    let written_ns = u64_(at)? as i64;
+    Some(OldEntry { key_at, key_len, cached: Cached { size, mtime_ns, ctime_ns, ino, mode, hash, written_ns } })
+}
+
+/// The main file's entries (from `start`: a count, then exactly that many records), or None if it is not
+/// whole.
+fn decode(b: &[u8], start: usize) -> Option<Vec<OldEntry>> {
     let mut at = start;
-    if counted {
-        let n = u64_(&mut at)? as usize;
-        let mut out = Vec::with_capacity(n.min(b.len() / 88 + 1));
-        for _ in 0..n {
-            out.push(record(&mut at)?);
-        }
-        return (at == b.len()).then_some(out);
+    let n = u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?) as usize;
+    at += 8;
+    let mut out = Vec::with_capacity(n.min(b.len() / 88 + 1));
+    for _ in 0..n {
+        out.push(record_at(b, &mut at)?);
     }
+    (at == b.len()).then_some(out)
+}
+
+/// The journal's whole records from `start`, and where they end.
+fn decode_journal(b: &[u8], start: usize) -> (Vec<OldEntry>, usize) {
     let mut out = Vec::new();
-    while at < b.len() {
-        match record(&mut at) {
-            Some(e) => out.push(e),
-            None => break,
+    let mut at = start;
+    loop {
+        let mut next = at;
+        match record_at(b, &mut next) {
+            Some(e) => {
+                out.push(e);
+                at = next;
+            }
+            None => return (out, at),
         }
     }
-    Some(out)
 }
 
 /// An OS error without the "(os error N)" suffix.
@@ -547,6 +589,18 @@ mod tests {
         assert!(!journal_path(&cache).exists());
         let (n, fewer) = hashed(&ctx, &cache);
         assert_eq!((n, fewer.len()), (0, 99));
+        // A torn append (a crash mid-write) ends the journal early and makes the next save a rewrite.
+        std::fs::write(ctx.join("f8"), "changed too").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(hashed(&ctx, &cache).0, 1);
+        let mut j = std::fs::OpenOptions::new().append(true).open(journal_path(&cache)).unwrap();
+        j.write_all(&[7, 0, 0]).unwrap();
+        drop(j);
+        std::fs::write(ctx.join("f9"), "changed three").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(hashed(&ctx, &cache).0, 1);
+        assert!(!journal_path(&cache).exists(), "rewritten, not appended after the torn record");
+        assert_eq!(hashed(&ctx, &cache).0, 0);
         // A corrupt cache is an empty one.
         std::fs::write(&cache, b"garbage").unwrap();
         assert_eq!(hashed(&ctx, &cache).0, 99);

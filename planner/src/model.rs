@@ -172,6 +172,8 @@ pub struct Service {
     pub volume: Option<String>,
     pub schedule: Option<String>,
     pub depends_on: Vec<String>,
+    /// Variables of `secrets` whose secret was written in `env` (they are offered as build args).
+    pub secrets_in_env: std::collections::BTreeSet<String>,
     pub spans: ServiceSpans,
 }
 
@@ -428,12 +430,30 @@ impl Reader<'_, '_> {
                 _ => {}
             }
         }
+        let has_services = services_node.is_some();
         let (Some(project), Some(name), Some(registry), Some(target), Some(services_node)) =
-            (project, name, registry, target, services_node)
+            (project.clone(), name.clone(), registry.clone(), target.clone(), services_node)
         else {
-            return Err(Diag::new("pipeline::plan::missing_field", "the environment lacks a required field")
-                .help("`std.environment` needs project, name, registry, target and services")
-                .into());
+            let missing: Vec<&str> = [
+                ("project", project.is_none()),
+                ("name", name.is_none()),
+                ("registry", registry.is_none()),
+                ("target", target.is_none()),
+                ("services", !has_services),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(f, _)| *f)
+            .collect();
+            return Err(Diag::new(
+                "pipeline::plan::missing_field",
+                format!(
+                    "the environment has no {}",
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .help("`std.environment` needs project, name, registry, target and services")
+            .into());
         };
         let services_attrs = self.attrs(&services_node, "a set of services")?;
         let mut services = Vec::with_capacity(services_attrs.len());
@@ -513,7 +533,12 @@ impl Reader<'_, '_> {
         let get = |k: &str| fields.iter().find(|(name, _)| &**name == k).map(|(_, n)| n);
         let ty = match get("type") {
             Some(t) => self.string(t)?,
-            None => String::new(),
+            None => {
+                return Err(self
+                    .diag("pipeline::plan::missing_field", n.span, "the target has no `type`".into(), "here")
+                    .help("use `std.docker { }` or `std.kubernetes { namespace = \"...\"; }`")
+                    .into());
+            }
         };
         match ty.as_str() {
             "docker" => {
@@ -552,7 +577,17 @@ impl Reader<'_, '_> {
                 }
                 let namespace = match get("namespace") {
                     Some(ns) => self.dns_name(ns, "namespace")?,
-                    None => String::new(),
+                    None => {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::missing_field",
+                                n.span,
+                                "the Kubernetes target has no `namespace`".into(),
+                                "here",
+                            )
+                            .help("write `std.kubernetes { namespace = \"shop-staging\"; }`")
+                            .into());
+                    }
                 };
                 let context = match get("context") {
                     Some(c) => self.opt_string(c)?,
@@ -657,6 +692,7 @@ impl Reader<'_, '_> {
         let Some(ty) = ty else {
             return Err(self
                 .diag("pipeline::plan::type", n.span, format!("`{}` has no service type", n.path), "here")
+                .help("make services with `std.application`, `std.container`, `std.job` or `std.database`")
                 .into());
         };
         let known: Vec<&str> = SERVICE_FIELDS.iter().copied().chain(["type"]).collect();
@@ -677,6 +713,7 @@ impl Reader<'_, '_> {
             volume: None,
             schedule: None,
             depends_on: vec![],
+            secrets_in_env: Default::default(),
             spans: ServiceSpans { name: service_span, ..Default::default() },
         };
         let mut image_span = None;
@@ -718,6 +755,7 @@ impl Reader<'_, '_> {
                             }
                             EnvValue::Secret(sec) => {
                                 s.secrets.insert(k.to_string(), sec);
+                                s.secrets_in_env.insert(k.to_string());
                             }
                         }
                         if let Some(sp) = e.span {
@@ -728,6 +766,18 @@ impl Reader<'_, '_> {
                 "secrets" => {
                     for (k, e) in self.fields(&v, &[], "`secrets`", ".")? {
                         self.env_name(&k, &e)?;
+                        if s.env.contains_key(&*k) || s.secrets.contains_key(&*k) {
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::duplicate_variable",
+                                    e.span,
+                                    format!("`{k}` of service `{name}` is set in both `env` and `secrets`"),
+                                    "set again here",
+                                )
+                                .also(&self.ev.sources, s.spans.env.get(&*k).copied(), "first set here")
+                                .help("a variable has one value: keep it in `env` (plain) or in `secrets` (a secret)")
+                                .into());
+                        }
                         match self.env_value(&e)? {
                             EnvValue::Secret(sec) => {
                                 s.secrets.insert(k.to_string(), sec);

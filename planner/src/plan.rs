@@ -235,8 +235,7 @@ pub fn key_builds_for(
         let mut args = BTreeMap::new();
         for decl in &df.args {
             if let Some(secret) = s.secrets.get(&decl.name)
-                && s.spans.env.contains_key(&decl.name)
-                && !b.args.contains_key(&decl.name)
+                && s.secrets_in_env.contains(&decl.name)
             {
                 return Err(Diag::new(
                     "pipeline::plan::secret_build_arg",
@@ -305,17 +304,20 @@ fn at_context(e: crate::error::Error, env: &Environment, sources: &SourceMap, ro
     }
 }
 
-/// The repository name for a context folder: its name, lower-cased, other characters as `-`.
+/// The repository name for a context folder: its name lower-cased, each run of other characters written
+/// as one `-`, trimmed (`My App.v2` -> `my-app-v2`); `image` if nothing is left.
 fn repo_name(context: &Path) -> String {
-    let name = context.file_name().and_then(|n| n.to_str()).unwrap_or("image");
-    let mut s: String =
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c.to_ascii_lowercase() } else { '-' }
-            })
-            .collect();
-    s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
-    if s.is_empty() { "image".into() } else { s }
+    let name = context.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let mut s = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.is_empty() && !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let s = s.trim_end_matches('-');
+    if s.is_empty() { "image".into() } else { s.to_string() }
 }
 
 /// `p` relative to `base` when inside it, else as is.

@@ -19,7 +19,7 @@ impl Style {
 
 /// Short form of a key for people (the full key is in `--json`).
 pub fn short_key(key: &str) -> &str {
-    &key[..key.len().min(12)]
+    key.get(..12).unwrap_or(key)
 }
 
 pub fn render(plan: &Plan, style: Style) -> String {

@@ -110,6 +110,18 @@ impl Secrets {
         file: Option<&BTreeMap<String, SecretValue>>,
         lookup_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Secrets, Box<Diag>> {
+        let mut by_var: BTreeMap<String, &String> = BTreeMap::new();
+        for name in names {
+            if let Some(other) = by_var.insert(env_var(name), name) {
+                return Err(Box::new(
+                    Diag::new(
+                        "pipeline::secrets::ambiguous",
+                        format!("secrets `{other}` and `{name}` would both be read from `{}`", env_var(name)),
+                    )
+                    .help("rename one of them so that their names differ in more than case and punctuation"),
+                ));
+            }
+        }
         let mut values = BTreeMap::new();
         let mut missing = Vec::new();
         for name in names {
@@ -143,7 +155,9 @@ impl Secrets {
     }
 
     /// A fingerprint of a secret's value, keyed by project, environment and secret name, so equal
-    /// values in different places do not look alike. Used to notice changes, never shown.
+    /// values in different places do not look alike. Used to notice changes; not shown in text output,
+    /// but saved in plans and deployed labels. It is not confidential: like any hash of a value, it lets
+    /// someone holding it test guesses of a weak secret.
     pub fn fingerprint(&self, project: &str, environment: &str, name: &str) -> Option<String> {
         let v = self.values.get(name)?;
         let key = blake3::derive_key(
