@@ -67,9 +67,12 @@ pub fn hash_context(root: &Path, shown: &str, cache: &StatCache) -> Result<Conte
     }
     let ignore = read_dockerignore(root, shown)?;
     let entries = walk::walk(root, &ignore).map_err(|e| {
+        let help = miette::Diagnostic::help(&e).map_or_else(
+            || "Docker must be able to read every file of the context; fix it or add it to .dockerignore".to_string(),
+            |h| h.to_string(),
+        );
         Error::Invalid(Box::new(
-            Diag::new("pipeline::context::walk", e.to_string())
-                .help("check the folder's permissions; files Docker cannot read make the build fail too"),
+            Diag::new("pipeline::context::walk", format!("build context `{shown}`: {e}")).help(help),
         ))
     })?;
     let files = hash_entries(root, shown, entries, cache)?;

@@ -9,7 +9,7 @@ use crate::error::{Diag, Result};
 use crate::graph::Graph;
 use crate::key::{self, KeyInput};
 use crate::live::{LiveService, LiveState};
-use crate::model::{Environment, Parallelism, Service, ServiceType, Target};
+use crate::model::{Environment, Parallelism, Service, Target};
 use crate::secrets::Secrets;
 use pipeline_lang::span::SourceMap;
 use rayon::prelude::*;
@@ -649,11 +649,4 @@ fn json_key(k: &str) -> String {
 /// Secret names a set of services needs.
 pub fn secret_names(env: &Environment) -> BTreeSet<String> {
     env.services.iter().flat_map(|s| s.secrets.values().cloned()).collect()
-}
-
-impl ServiceType {
-    /// Whether deploying this type means running to completion.
-    pub fn runs_to_completion(self) -> bool {
-        self == ServiceType::Job
-    }
 }
