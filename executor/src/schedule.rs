@@ -7,7 +7,8 @@
 //! - a service deploys as soon as its own image is ready, its stage is open and the services it depends on
 //!   (in its stage) are deployed; it does not wait for the other builds of its stage;
 //! - at most `build_slots` builds and `deploy_slots` deploys run at once, and when one ends the next ready
-//!   task starts at once (longest expected first, when durations from earlier runs are known);
+//!   task starts at once (earlier stages first; within a stage, longest expected first when durations
+//!   from earlier runs are known);
 //! - one build per key: services sharing a key wait for the single build;
 //! - a failed build or deploy fails its stage: running tasks finish, nothing of a later stage starts;
 //! - cancelling stops scheduling and aborts running builds; running deploys finish.
@@ -155,9 +156,9 @@ pub async fn run<B: Builder, D: Deployer>(
             *f = (*f).min(t.stage);
         }
     }
-    // Start order: longest expected first, then by stage, then as listed.
+    // Start order: images needed by earlier stages first; within a stage, longest expected first.
     let mut build_order: Vec<usize> = (0..s.builds.len()).filter(|&b| first_use[b] != usize::MAX).collect();
-    build_order.sort_by_key(|&b| (std::cmp::Reverse(s.builds[b].estimate), first_use[b], b));
+    build_order.sort_by_key(|&b| (first_use[b], std::cmp::Reverse(s.builds[b].estimate), b));
     let mut deploy_order: Vec<usize> = (0..s.services.len()).filter(|&i| s.services[i].deploy).collect();
     deploy_order.sort_by_key(|&i| (s.services[i].stage, std::cmp::Reverse(s.services[i].estimate), i));
 
