@@ -92,6 +92,16 @@ impl TaskReport {
         TaskReport { status, started: None, ended: None, error: None }
     }
 
+    /// Record how a task ended; its status and error, for the event.
+    fn finish(&mut self, result: Result<(), String>, now: Option<Duration>) -> (Status, Option<String>) {
+        (self.status, self.error) = match result {
+            Ok(()) => (Status::Done, None),
+            Err(e) => (Status::Failed, Some(e)),
+        };
+        self.ended = now;
+        (self.status, self.error.clone())
+    }
+
     pub fn duration(&self) -> Option<Duration> {
         Some(self.ended?.saturating_sub(self.started?))
     }
@@ -243,13 +253,7 @@ pub async fn run<B: Builder, D: Deployer>(
             Ok((Kind::Build(b), result)) => {
                 builds_running -= 1;
                 aborts.retain(|(_, x)| *x != b);
-                let (status, error) = match result {
-                    Ok(()) => (Status::Done, None),
-                    Err(e) => (Status::Failed, Some(e)),
-                };
-                builds[b].status = status;
-                builds[b].ended = now;
-                builds[b].error = error.clone();
+                let (status, error) = builds[b].finish(result, now);
                 if status == Status::Failed {
                     fail(&mut failed_stage, first_use[b]);
                 }
@@ -257,13 +261,7 @@ pub async fn run<B: Builder, D: Deployer>(
             }
             Ok((Kind::Deploy(n), result)) => {
                 deploys_running -= 1;
-                let (status, error) = match result {
-                    Ok(()) => (Status::Done, None),
-                    Err(e) => (Status::Failed, Some(e)),
-                };
-                deploys[n].status = status;
-                deploys[n].ended = now;
-                deploys[n].error = error.clone();
+                let (status, error) = deploys[n].finish(result, now);
                 if status == Status::Failed {
                     fail(&mut failed_stage, s.services[n].stage);
                 }
