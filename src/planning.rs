@@ -119,13 +119,7 @@ pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
     let out = with_environment(&args.input, |env, sources| {
         let Some(svc) = env.service(&args.service) else {
             let names = env.services.iter().map(|s| s.name.as_str());
-            let help = match pipeline_lang::error::closest(&args.service, names) {
-                Some(c) => format!("did you mean `{c}`?"),
-                None => format!(
-                    "the services are: {}",
-                    env.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            };
+            let help = pipeline_planner::error::suggest(&args.service, names, |all| format!("the services are: {all}"));
             return Err(report(*Box::new(
                 Diag::new("pipeline::hash::unknown_service", format!("no service `{}`", args.service)).help(help),
             )));

@@ -113,11 +113,10 @@ fn hash_entries(root: &Path, shown: &str, entries: Vec<Entry>, cache: &StatCache
                     let digest = match cache.lookup(root, &e.path, &e.meta) {
                         Some(d) => d,
                         None => {
-                            let abs = root.join(&e.path);
                             let started = now_ns();
-                            let d = hash_file(&abs, e.meta.size).map_err(|err| (e.path.clone(), err))?;
+                            let d = hash_file(&root.join(&e.path), e.meta.size).map_err(|err| (e.path.clone(), err))?;
                             hashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            cache.record(&abs, &e.meta, d, started);
+                            cache.record(root, &e.path, &e.meta, d, started);
                             d
                         }
                     };
@@ -332,6 +331,15 @@ fn journal_path(file: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// A file's key in the cache: the context's path, `/`, the path in the context.
+fn cache_key(root: &Path, rel: &str, out: &mut Vec<u8>) {
+    use std::os::unix::ffi::OsStrExt;
+    out.clear();
+    out.extend_from_slice(root.as_os_str().as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(rel.as_bytes());
+}
+
 thread_local! {
     /// The absolute path being looked up, built without allocating per file.
     static KEY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -358,17 +366,13 @@ impl StatCache {
     }
 
     fn lookup(&self, root: &Path, rel: &str, m: &Meta) -> Option<[u8; 32]> {
-        use std::os::unix::ffi::OsStrExt;
         self.file.as_ref()?;
         let l = self.loaded();
         if l.old.is_empty() {
             return None;
         }
         KEY.with_borrow_mut(|key| {
-            key.clear();
-            key.extend_from_slice(root.as_os_str().as_bytes());
-            key.push(b'/');
-            key.extend_from_slice(rel.as_bytes());
+            cache_key(root, rel, key);
             let &i = l.index.get(&key_hash(key))?;
             let e = l.old.get(i as usize)?;
             if l.key_of(e) != key.as_slice() || !e.cached.matches(m) {
@@ -382,11 +386,13 @@ impl StatCache {
     /// Remember a file's hash; `started_ns` is when its hashing began. File timestamps come from a coarse
     /// clock, so the entry is trusted only for files last modified a clock tick (with margin) before that:
     /// a write racing the hashing always makes the entry a miss (git's racy-clean rule).
-    fn record(&self, abs: &Path, m: &Meta, hash: [u8; 32], started_ns: i64) {
+    fn record(&self, root: &Path, rel: &str, m: &Meta, hash: [u8; 32], started_ns: i64) {
         if self.file.is_none() {
             return;
         }
-        let Some(key) = abs.to_str() else { return };
+        let mut key = Vec::new();
+        cache_key(root, rel, &mut key);
+        let Ok(key) = String::from_utf8(key) else { return };
         let c = Cached {
             size: m.size,
             mtime_ns: m.mtime_ns,
@@ -397,7 +403,7 @@ impl StatCache {
             written_ns: started_ns.saturating_sub(COARSE_CLOCK_MARGIN_NS),
         };
         if let Ok(mut n) = self.new.lock() {
-            n.push((key.to_string(), c));
+            n.push((key, c));
         }
     }
 

@@ -149,6 +149,20 @@ impl Diag {
     }
 }
 
+/// The help for a name that is not among `candidates`: the closest one ("did you mean `x`?"), else
+/// `otherwise(list of all)`.
+pub fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    otherwise: impl FnOnce(String) -> String,
+) -> String {
+    let all: Vec<&str> = candidates.into_iter().collect();
+    match pipeline_lang::error::closest(name, all.iter().copied()) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => otherwise(all.join(", ")),
+    }
+}
+
 /// Byte range of a 1-based line (without its newline).
 fn line_range(text: &str, line: usize) -> (usize, usize) {
     let mut start = 0;

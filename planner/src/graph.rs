@@ -53,13 +53,7 @@ impl Graph {
             for dep in &s.depends_on {
                 let Some(j) = env.services.iter().position(|d| &d.name == dep) else {
                     let names = env.services.iter().map(|d| d.name.as_str());
-                    let help = match pipeline_lang::error::closest(dep, names) {
-                        Some(c) => format!("did you mean `{c}`?"),
-                        None => format!(
-                            "the services are: {}",
-                            env.services.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    };
+                    let help = crate::error::suggest(dep, names, |all| format!("the services are: {all}"));
                     return Err(Diag::new(
                         "pipeline::plan::unknown_dependency",
                         format!("service `{}` depends on `{dep}`, which is not a service", s.name),
@@ -119,7 +113,8 @@ impl Graph {
         self.graph
             .edges_directed(self.services[service], Direction::Outgoing)
             .filter(|e| *e.weight() == Edge::DependsOn)
-            .filter_map(|e| self.services.iter().position(|&n| n == petgraph::visit::EdgeRef::target(&e)))
+            // Service nodes are added after the stage nodes, in service order.
+            .map(|e| petgraph::visit::EdgeRef::target(&e).index() - self.stages.len())
     }
 
     /// The services a service depends on, as indexes into `Environment::services`, sorted.

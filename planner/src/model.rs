@@ -69,7 +69,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Docker => "docker".into(),
-            Target::Kubernetes { namespace, .. } => format!("kubernetes, namespace {namespace}"),
+            Target::Kubernetes { namespace, .. } => format!("kubernetes namespace {namespace}"),
         }
     }
 }
@@ -376,10 +376,8 @@ impl Reader<'_, '_> {
                 continue;
             }
             if !known.is_empty() && !known.contains(&&*attr.name) {
-                let help = match pipeline_lang::error::closest(&attr.name, known.iter().copied()) {
-                    Some(c) => format!("did you mean `{c}`?"),
-                    None => format!("{what} takes: {}", known.join(", ")),
-                };
+                let help =
+                    crate::error::suggest(&attr.name, known.iter().copied(), |all| format!("{what} takes: {all}"));
                 let path = format!("{}{sep}{}", n.path, display_key(&attr.name));
                 return Err(self
                     .diag(
@@ -560,10 +558,9 @@ impl Reader<'_, '_> {
             "kubernetes" => {
                 for (k, v) in &fields {
                     if !["type", "namespace", "context"].contains(&&**k) {
-                        let help = match pipeline_lang::error::closest(k, ["namespace", "context"]) {
-                            Some(c) => format!("did you mean `{c}`?"),
-                            None => "`std.kubernetes` takes: namespace, context".into(),
-                        };
+                        let help = crate::error::suggest(k, ["namespace", "context"], |all| {
+                            format!("`std.kubernetes` takes: {all}")
+                        });
                         return Err(self
                             .diag(
                                 "pipeline::plan::unknown_field",
@@ -864,10 +861,9 @@ impl Reader<'_, '_> {
                 "stage" => {
                     let st = self.string(&v)?;
                     if !stages.contains(&st) {
-                        let help = match pipeline_lang::error::closest(&st, stages.iter().map(String::as_str)) {
-                            Some(c) => format!("did you mean `{c}`?"),
-                            None => format!("the stages are: {}; add it to `stages` to create it", stages.join(", ")),
-                        };
+                        let help = crate::error::suggest(&st, stages.iter().map(String::as_str), |all| {
+                            format!("the stages are: {all}; add it to `stages` to create it")
+                        });
                         return Err(self
                             .diag(
                                 "pipeline::plan::unknown_stage",

@@ -78,6 +78,13 @@ pub struct BuildPlan {
     pub source: Option<BuildSource>,
 }
 
+impl BuildPlan {
+    /// Nothing to build: the service runs `image` as it is.
+    pub fn none(image: Option<String>) -> BuildPlan {
+        BuildPlan { action: BuildAction::None, image, key: None, shared_with: None, reason: None, source: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildSource {
     pub context: String,
@@ -379,14 +386,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
         for &i in members {
             let s = &env.services[i];
             let build = match &keyed[i] {
-                None => BuildPlan {
-                    action: BuildAction::None,
-                    image: s.image.clone(),
-                    key: None,
-                    shared_with: None,
-                    reason: None,
-                    source: None,
-                },
+                None => BuildPlan::none(s.image.clone()),
                 Some(k) => {
                     let builder = builder_of[&k.image];
                     let (action, shared_with, reason) = if builder != i {
@@ -464,14 +464,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
             name: l.name.clone(),
             kind,
             depends_on: vec![],
-            build: BuildPlan {
-                action: BuildAction::None,
-                image: l.spec.get("image").and_then(Json::as_str).map(str::to_string),
-                key: None,
-                shared_with: None,
-                reason: None,
-                source: None,
-            },
+            build: BuildPlan::none(l.spec.get("image").and_then(Json::as_str).map(str::to_string)),
             deploy: DeployPlan { action: DeployAction::Delete, changes: vec![] },
             spec: None,
         };
@@ -516,18 +509,34 @@ fn count(s: &mut Summary, a: DeployAction) {
 pub fn execution_order(env: &Environment, graph: &Graph) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); env.stages.len()];
     for (si, list) in out.iter_mut().enumerate() {
-        let members: Vec<usize> =
+        let members: BTreeSet<usize> =
             (0..env.services.len()).filter(|&i| env.stage_index(&env.services[i].stage) == Some(si)).collect();
-        let mut done: BTreeSet<usize> = BTreeSet::new();
-        while done.len() < members.len() {
-            // Services are sorted by name, so the first ready one is the smallest name.
-            let next = members.iter().copied().find(|&i| {
-                !done.contains(&i) && graph.dependencies(i).iter().all(|d| done.contains(d) || !members.contains(d))
-            });
-            // The graph has no cycles (checked), so something is always ready; guard anyway.
-            let Some(i) = next.or_else(|| members.iter().copied().find(|i| !done.contains(i))) else { break };
-            done.insert(i);
+        // Kahn's algorithm over in-stage dependencies; services are sorted by name, so taking the smallest
+        // ready index takes the smallest name.
+        let mut waiting_on: HashMap<usize, usize> = HashMap::new();
+        let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &i in &members {
+            for d in graph.dependencies(i).into_iter().filter(|d| members.contains(d)) {
+                *waiting_on.entry(i).or_default() += 1;
+                dependents.entry(d).or_default().push(i);
+            }
+        }
+        let mut ready: BTreeSet<usize> = members.iter().copied().filter(|i| !waiting_on.contains_key(i)).collect();
+        while let Some(i) = ready.pop_first() {
             list.push(i);
+            for &j in dependents.get(&i).into_iter().flatten() {
+                if let Some(n) = waiting_on.get_mut(&j) {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.insert(j);
+                    }
+                }
+            }
+        }
+        // The graph has no cycles (checked), so every member was placed; guard anyway.
+        if list.len() < members.len() {
+            let placed: BTreeSet<usize> = list.iter().copied().collect();
+            list.extend(members.difference(&placed));
         }
     }
     out

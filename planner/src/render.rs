@@ -29,10 +29,7 @@ pub fn render(plan: &Plan, style: Style) -> String {
         "Plan for {}/{} (target {}, registry {})",
         plan.project,
         plan.environment,
-        match &plan.target {
-            crate::model::Target::Docker => "docker".to_string(),
-            crate::model::Target::Kubernetes { namespace, .. } => format!("kubernetes namespace {namespace}"),
-        },
+        plan.target.describe(),
         plan.registry
     );
     for stage in &plan.stages {
