@@ -32,6 +32,10 @@ pub enum Command {
     Check(EvalInput),
     /// Show what `apply` would build and change, stage by stage
     Plan(PlanArgs),
+    /// Plan, show the plan, confirm, then build, push and deploy stage by stage (FILE may be a saved plan)
+    Apply(ApplyArgs),
+    /// Remove an environment's services in reverse stage order
+    Destroy(DestroyArgs),
     /// Show the stages and services, with dependencies as edges
     Graph(GraphArgs),
     /// Show a service's build key (and with --files, everything that went into it)
@@ -92,6 +96,40 @@ pub struct PlanArgs {
     /// Compare with live state recorded in this JSON file instead of asking the target (for tests)
     #[arg(long, value_name = "FILE", hide = true)]
     pub live_state: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The definition file, or a plan saved with `pipeline plan --out plan.json`
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Read secret values from this dotenv file (else from PIPELINE_SECRET_<NAME> variables)
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the outcome as JSON on stdout (no plan, no table); needs --yes
+    #[arg(long)]
+    pub json: bool,
+    /// Run at most N builds and N deploys at once (overrides `parallelism` in the definitions)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
+    /// How long a deploy may wait for its service to be healthy, or a job to end, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also remove the databases' data volumes (kept otherwise)
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -17,6 +17,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
         Command::Eval(args) => eval(args),
         Command::Check(input) => check(input),
         Command::Plan(args) => crate::planning::plan(args),
+        Command::Apply(args) => crate::apply::apply(args),
+        Command::Destroy(args) => crate::apply::destroy(args),
         Command::Graph(args) => crate::planning::graph(args),
         Command::Hash(args) => crate::planning::hash(args),
         Command::Parse { file } => parse(&file),

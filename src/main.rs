@@ -1,9 +1,11 @@
 //! The `pipeline` binary: parse flags, run the command, render errors.
 
+mod apply;
 mod cli;
 mod commands;
 mod output;
 mod planning;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -33,7 +33,8 @@ pub fn warn(text: &str) {
     }
 }
 
-fn color() -> bool {
+/// Whether stderr (logs, progress) may be coloured.
+pub fn color() -> bool {
     *COLOR.get().unwrap_or(&false)
 }
 

@@ -15,17 +15,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn report(e: impl miette::Diagnostic + Send + Sync + 'static) -> Report {
+pub(crate) fn report(e: impl miette::Diagnostic + Send + Sync + 'static) -> Report {
     Box::new(e)
 }
 
 /// The stat cache beside the definitions (safe to delete).
-fn stat_cache(env: &Environment) -> StatCache {
+pub(crate) fn stat_cache(env: &Environment) -> StatCache {
     StatCache::open(&env.base_dir().join(".pipeline").join("stat-cache"))
 }
 
 /// Evaluate and read the environment; `f` gets the model and the source map for later errors.
-fn with_environment<T>(
+pub(crate) fn with_environment<T>(
     input: &crate::cli::EvalInput,
     f: impl FnOnce(&Environment, &pipeline_lang::span::SourceMap) -> Result<T, Report>,
 ) -> Result<T, Report> {
@@ -83,6 +83,14 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
     })?;
     let json = serde_json::to_string_pretty(&plan).map_err(|e| plain("pipeline::plan::json", e.to_string()))?;
     if let Some(out) = &args.out {
+        let mut saved = plan.clone();
+        let pairs = |v: &[String]| v.chunks(2).filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone()))).collect();
+        saved.origin = Some(pipeline_planner::plan::Origin {
+            file: absolute(&args.input.file)?,
+            arg: pairs(&args.input.arg),
+            argstr: pairs(&args.input.argstr),
+        });
+        let json = serde_json::to_string_pretty(&saved).map_err(|e| plain("pipeline::plan::json", e.to_string()))?;
         std::fs::write(out, format!("{json}\n"))
             .map_err(|e| plain("pipeline::plan::out", format!("cannot write the plan to `{}`: {e}", out.display())))?;
     }
@@ -195,11 +203,11 @@ fn hex(b: &[u8; 32]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn plain(code: &'static str, msg: String) -> Report {
+pub(crate) fn plain(code: &'static str, msg: String) -> Report {
     report(Diag::new(code, msg))
 }
 
-fn read_secrets(p: &Path) -> Result<std::collections::BTreeMap<String, secrets::SecretValue>, Report> {
+pub(crate) fn read_secrets(p: &Path) -> Result<std::collections::BTreeMap<String, secrets::SecretValue>, Report> {
     let text = std::fs::read_to_string(p).map_err(|e| {
         report(
             Diag::new("pipeline::secrets::file", format!("cannot read secrets file `{}`: {e}", p.display()))

@@ -1,4 +1,5 @@
-# The smallest useful definition: one application built from ./app, one stock container.
+# The smallest useful definition: one application built from ./app, one container from the local base image
+# (pipeline-examples/busybox:1, which scripts/base-image makes; nothing is pulled).
 { env ? "dev" }:
 let std = import <std>; in
 std.environment {
@@ -8,6 +9,8 @@ std.environment {
   target = std.docker { };
   services = {
     app = std.application { build.context = ./app; ports = [ 8080 ]; dependsOn = [ "cache" ]; };
-    cache = std.container { image = "redis:7"; ports = [ 6379 ]; };
+    # A stand-in cache: an echo server on 6379.
+    cache = std.container { image = "pipeline-examples/busybox:1"; ports = [ 6379 ];
+                            command = "trap 'exit 0' TERM INT; nc -ll -p 6379 -e cat & wait"; };
   };
 }

@@ -35,6 +35,21 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// blake3 of the desired state (every key and deploy spec): what `apply` checks a saved plan against.
     pub digest: String,
+    /// What the plan was made from, in a saved plan (`plan --out`), so `apply plan.json` can make it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// The definitions file and the arguments a saved plan was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    /// `--arg NAME EXPR` pairs.
+    #[serde(default)]
+    pub arg: Vec<(String, String)>,
+    /// `--argstr NAME STRING` pairs.
+    #[serde(default)]
+    pub argstr: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -349,6 +364,11 @@ pub struct PlanInput<'a> {
 
 /// Make the plan.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
+    plan_keyed(input).map(|(p, _)| p)
+}
+
+/// Make the plan, and keep each service's keyed build (None for prebuilt images) for `apply`.
+pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>>)> {
     let env = input.env;
     let (keyed, mut warnings) = key_builds(env, input.sources, input.stat_cache)?;
 
@@ -378,6 +398,15 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
             .help("check that the target is reachable; the plan compares the definitions with what runs")
     })?;
     let live_by_name: BTreeMap<&str, &LiveService> = live.iter().map(|l| (l.name.as_str(), l)).collect();
+
+    if env.target == Target::Docker {
+        for s in env.services.iter().filter(|s| s.schedule.is_some()) {
+            warnings.push(format!(
+                "the docker target does not schedule jobs: `{}` is created but never started (run it with `docker start`, or deploy to std.kubernetes for a CronJob)",
+                s.name
+            ));
+        }
+    }
 
     let mut summary = Summary::default();
     let mut stages: Vec<StagePlan> = Vec::with_capacity(env.stages.len());
@@ -481,7 +510,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
         let bytes = serde_json::to_vec(&desired).unwrap_or_default();
         blake3::hash(&bytes).to_hex()[..32].to_string()
     };
-    Ok(Plan {
+    let plan = Plan {
         format_version: PLAN_FORMAT_VERSION,
         project: env.project.clone(),
         environment: env.name.clone(),
@@ -492,7 +521,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
         summary,
         warnings,
         digest,
-    })
+        origin: None,
+    };
+    Ok((plan, keyed))
 }
 
 fn count(s: &mut Summary, a: DeployAction) {

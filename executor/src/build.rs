@@ -1,0 +1,336 @@
+//! Building and pushing images with the Docker engine (bollard).
+//!
+//! The engine receives a tar of exactly the files the planner hashed (one file list, so what is built is
+//! what was keyed), checked against their hashes as they are read, plus the Dockerfile; the build gets
+//! the target, platform and declared build args, and a `pipeline.key` label. The image is tagged
+//! `<registry>/<repository>:<key>`, pushed with the credentials of `~/.docker/config.json`, and the
+//! digest the engine pushed is confirmed in the registry. Each build's log goes to
+//! `<log dir>/<service>.log`.
+
+use crate::docker::reason;
+use crate::registry::RegistryClient;
+use crate::schedule::Builder;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
+use futures_util::StreamExt as _;
+use pipeline_planner::cache::{CacheState, ImageCache};
+use pipeline_planner::context::HashedKind;
+use pipeline_planner::key::{self, KeyInput};
+use pipeline_planner::plan::KeyedBuild;
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the Dockerfile goes in the tar when it lies outside the context (or is ignored by it).
+const OUTSIDE_DOCKERFILE: &str = ".pipeline/Dockerfile";
+
+/// Progress of a running task, for the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The latest line of build number `.0`.
+    Build(usize, String),
+    /// The latest step of the deploy of service number `.0`.
+    Deploy(usize, String),
+}
+
+pub type Notify = Arc<dyn Fn(Note) + Send + Sync>;
+
+/// One image to build: the service whose name its log takes, and what the planner keyed.
+#[derive(Debug, Clone)]
+pub struct ImageBuild {
+    pub service: String,
+    pub keyed: KeyedBuild,
+}
+
+/// Builds with the engine and pushes to the mirror registry.
+pub struct DockerBuilder {
+    pub docker: Docker,
+    pub builds: Vec<ImageBuild>,
+    /// `.pipeline/logs/<run>`.
+    pub log_dir: PathBuf,
+    pub registry: Arc<RegistryClient>,
+    /// Labels every image gets besides `pipeline.key` (project, for one).
+    pub labels: HashMap<String, String>,
+    pub notify: Notify,
+}
+
+impl Builder for DockerBuilder {
+    async fn build(&self, n: usize) -> Result<(), String> {
+        let Some(b) = self.builds.get(n) else { return Err(format!("no build number {n}")) };
+        let mut log = Log::open(&self.log_dir, &b.service)?;
+        let image = b.keyed.image.to_string();
+        log.line(&format!("building {image} for service `{}`", b.service));
+        let keyed = b.keyed.clone();
+        let tar = tokio::task::spawn_blocking(move || context_tar(&keyed))
+            .await
+            .map_err(|e| format!("packing the build context stopped: {e}"))??;
+        log.line(&format!("sending {} files ({} bytes) to the engine", b.keyed.context.files.len(), tar.len()));
+
+        let mut labels = self.labels.clone();
+        labels.insert("pipeline.key".into(), b.keyed.key.clone());
+        let options = BuildImageOptions {
+            dockerfile: tar_dockerfile_path(&b.keyed),
+            t: Some(image.clone()),
+            target: b.keyed.target.clone().unwrap_or_default(),
+            platform: b.keyed.platform.clone().unwrap_or_default(),
+            buildargs: Some(b.keyed.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            labels: Some(labels),
+            rm: true,
+            forcerm: true,
+            version: BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut built = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = &info.stream {
+                        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+                            log.line(l);
+                            (self.notify)(Note::Build(n, l.trim().to_string()));
+                        }
+                    }
+                    if let Some(d) = info.error_detail.and_then(|d| d.message) {
+                        log.line(&d);
+                        return Err(log.failure(&format!("the build of {image} failed: {d}")));
+                    }
+                    if info.aux.is_some() {
+                        built = true;
+                    }
+                }
+                Err(e) => {
+                    let why = reason(&e);
+                    log.line(&why);
+                    return Err(log.failure(&format!("the build of {image} failed: {why}")));
+                }
+            }
+        }
+        if !built {
+            return Err(log.failure(&format!("the engine ended the build of {image} without an image")));
+        }
+
+        // Push with the registry's credentials, then confirm the digest in the registry itself.
+        (self.notify)(Note::Build(n, format!("pushing to {}", b.keyed.image.registry)));
+        let registry = Arc::clone(&self.registry);
+        let host = b.keyed.image.registry.clone();
+        let creds = tokio::task::spawn_blocking(move || registry.credentials_for(&host))
+            .await
+            .map_err(|e| format!("reading credentials stopped: {e}"))?
+            .map_err(|e| e.to_string())?
+            .map(|c| DockerCredentials {
+                username: c.username,
+                password: c.password,
+                identitytoken: c.identity_token,
+                serveraddress: Some(c.server_address),
+                ..Default::default()
+            });
+        let repo = format!("{}/{}", b.keyed.image.registry, b.keyed.image.repository);
+        let options = PushImageOptions { tag: Some(b.keyed.key.clone()), platform: None };
+        let mut stream = self.docker.push_image(&repo, Some(options), creds);
+        let mut pushed_digest = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = &info.status {
+                        if info.progress_detail.as_ref().is_none_or(|p| p.total.is_none()) {
+                            log.line(s);
+                        }
+                        if let Some(d) = digest_in(s) {
+                            pushed_digest = Some(d);
+                        }
+                    }
+                    if let Some(d) = info.error_detail.and_then(|d| d.message) {
+                        return Err(log.failure(&format!("pushing {image} failed: {d}")));
+                    }
+                }
+                Err(e) => return Err(log.failure(&format!("pushing {image} failed: {}", reason(&e)))),
+            }
+        }
+        let registry = Arc::clone(&self.registry);
+        let wanted = b.keyed.image.clone();
+        let state = tokio::task::spawn_blocking(move || registry.lookup(std::slice::from_ref(&wanted)))
+            .await
+            .map_err(|e| format!("checking the push stopped: {e}"))?;
+        match (state.first(), pushed_digest) {
+            (Some(CacheState::Present { digest: Some(found) }), Some(pushed)) if *found != pushed => {
+                Err(log.failure(&format!("the registry holds {found} for {image}, but the engine pushed {pushed}")))
+            }
+            (Some(CacheState::Present { digest }), pushed) => {
+                let d = digest.clone().or(pushed).unwrap_or_else(|| "(no digest reported)".into());
+                log.line(&format!("pushed {image} ({d})"));
+                Ok(())
+            }
+            (Some(CacheState::Absent), _) => {
+                Err(log.failure(&format!("the push of {image} ended, but the registry does not have it")))
+            }
+            (Some(CacheState::Unknown(why)), _) => {
+                Err(log.failure(&format!("cannot confirm the push of {image}: {why}")))
+            }
+            (None, _) => Err(log.failure(&format!("cannot confirm the push of {image}"))),
+        }
+    }
+}
+
+/// `sha256:…` in a push status line (`<tag>: digest: sha256:… size: 528`).
+fn digest_in(status: &str) -> Option<String> {
+    let at = status.find("digest: sha256:")? + "digest: ".len();
+    let d: String = status[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+    (d.len() == "sha256:".len() + 64).then_some(d)
+}
+
+/// Where the Dockerfile is in the tar.
+fn tar_dockerfile_path(b: &KeyedBuild) -> String {
+    match b.dockerfile.strip_prefix(&b.context.root) {
+        Ok(rel) => {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if b.context.files.iter().any(|f| f.path == rel) { rel } else { OUTSIDE_DOCKERFILE.into() }
+        }
+        Err(_) => OUTSIDE_DOCKERFILE.into(),
+    }
+}
+
+/// The build context as the engine gets it: the keyed files (each checked against its hash as it is
+/// read) and the Dockerfile (checked against the key). Modes are 0644/0755, owners root, times zero, so
+/// the same files give the same tar.
+pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let root = &b.context.root;
+    let changed = |path: &str| {
+        format!(
+            "`{}` changed since it was planned; run `pipeline apply` again to plan with it",
+            root.join(path).display()
+        )
+    };
+    for f in &b.context.files {
+        let full = root.join(&f.path);
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        match &f.kind {
+            HashedKind::File { executable, size, blake3 } => {
+                let bytes = read_exact_size(&full, *size).map_err(|_| changed(&f.path))?;
+                if blake3::hash(&bytes).as_bytes() != blake3 {
+                    return Err(changed(&f.path));
+                }
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(if *executable { 0o755 } else { 0o644 });
+                h.set_size(bytes.len() as u64);
+                tar.append_data(&mut h, &f.path, bytes.as_slice())
+                    .map_err(|e| format!("cannot pack `{}`: {e}", full.display()))?;
+            }
+            HashedKind::Symlink { target } => {
+                let now = std::fs::read_link(&full).map_err(|_| changed(&f.path))?;
+                if now.to_string_lossy() != *target {
+                    return Err(changed(&f.path));
+                }
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                tar.append_link(&mut h, &f.path, target)
+                    .map_err(|e| format!("cannot pack `{}`: {e}", full.display()))?;
+            }
+        }
+    }
+    let dockerfile = std::fs::read(&b.dockerfile)
+        .map_err(|e| format!("cannot read the Dockerfile `{}`: {e}", b.dockerfile.display()))?;
+    let now = key::build_key(&KeyInput {
+        files: &b.context.files,
+        dockerfile: &dockerfile,
+        target: b.target.as_deref(),
+        platform: b.platform.as_deref(),
+        args: &b.args,
+    });
+    if now != b.key {
+        return Err(format!(
+            "the Dockerfile `{}` changed since it was planned; run `pipeline apply` again to plan with it",
+            b.dockerfile.display()
+        ));
+    }
+    let path = tar_dockerfile_path(b);
+    if path == OUTSIDE_DOCKERFILE {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_mode(0o644);
+        h.set_size(dockerfile.len() as u64);
+        tar.append_data(&mut h, OUTSIDE_DOCKERFILE, dockerfile.as_slice())
+            .map_err(|e| format!("cannot pack the Dockerfile: {e}"))?;
+    }
+    tar.into_inner().map_err(|e| format!("cannot pack the build context: {e}"))
+}
+
+/// Read a file that must have `size` bytes (it was hashed at that size).
+fn read_exact_size(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    f.read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != size {
+        return Err(std::io::Error::other("size changed"));
+    }
+    Ok(bytes)
+}
+
+/// A task's log file, and its last lines for error messages.
+pub struct Log {
+    file: Option<std::fs::File>,
+    path: PathBuf,
+    tail: VecDeque<String>,
+}
+
+impl Log {
+    pub fn open(dir: &Path, name: &str) -> Result<Log, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the log folder `{}`: {e}", dir.display()))?;
+        let path = dir.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot write the log `{}`: {e}", path.display()))?;
+        Ok(Log { file: Some(file), path, tail: VecDeque::new() })
+    }
+
+    pub fn line(&mut self, text: &str) {
+        let text = text.trim_end();
+        if let Some(f) = &mut self.file
+            && writeln!(f, "{text}").is_err()
+        {
+            self.file = None;
+        }
+        if self.tail.len() == 10 {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(text.to_string());
+    }
+
+    /// `message`, the last lines of the log, and where the whole log is.
+    pub fn failure(&mut self, message: &str) -> String {
+        self.line(message);
+        let mut s = message.to_string();
+        let tail: Vec<&String> = self.tail.iter().rev().skip(1).take(8).collect();
+        if !tail.is_empty() {
+            s.push_str("\nlast lines:");
+            for l in tail.into_iter().rev() {
+                s.push_str("\n  ");
+                s.push_str(l);
+            }
+        }
+        s.push_str(&format!("\nfull log: {}", self.path.display()));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_in;
+
+    #[test]
+    fn digest_from_push_status() {
+        let d = "sha256:".to_string() + &"ab".repeat(32);
+        assert_eq!(digest_in(&format!("k1: digest: {d} size: 528")), Some(d));
+        assert_eq!(digest_in("Pushed"), None);
+        assert_eq!(digest_in("digest: sha256:abc size: 1"), None);
+    }
+}

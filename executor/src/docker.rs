@@ -1,0 +1,70 @@
+//! The Docker engine connection: DOCKER_HOST and the usual Docker environment (bollard's defaults), the API
+//! version negotiated with the engine, and errors that name the endpoint.
+
+use bollard::Docker;
+use std::time::Duration;
+
+/// The engine could not be reached or refused a request.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    #[diagnostic(
+        code(pipeline::docker::unreachable),
+        help("start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one")
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("the Docker engine at {endpoint} failed: {what}: {reason}")]
+    #[diagnostic(code(pipeline::docker::request))]
+    Request { endpoint: String, what: String, reason: String },
+}
+
+/// Where the engine is, as a message names it: `DOCKER_HOST`, or the default socket.
+pub fn endpoint() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Connect with the Docker environment's defaults, check the engine answers, and speak its API version.
+pub async fn connect() -> Result<Docker, EngineError> {
+    let endpoint = endpoint();
+    let unreachable = |reason: String| EngineError::Unreachable { endpoint: endpoint.clone(), reason };
+    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+    let docker = tokio::time::timeout(Duration::from_secs(15), docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable("no answer within 15 s".into()))?
+        .map_err(|e| unreachable(reason(&e)))?;
+    Ok(docker)
+}
+
+/// A bollard error as one line: the engine's own message when it sent one.
+pub fn reason(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
+        E::DockerStreamError { error } => error.clone(),
+        E::JsonDataError { message, .. } => format!("unexpected answer: {message}"),
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(inner) = src {
+                let t = inner.to_string();
+                if !s.contains(&t) {
+                    s.push_str(": ");
+                    s.push_str(&t);
+                }
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+/// The HTTP status of an engine error, when it has one.
+pub fn status(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}

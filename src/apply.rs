@@ -1,0 +1,613 @@
+//! `apply` and `destroy`: take the environment's lock, read what runs, plan, show, confirm, then let the
+//! executor build, push and deploy stage by stage, with progress on stderr and a summary on stdout.
+
+use crate::cli::{ApplyArgs, DestroyArgs, EvalInput};
+use crate::commands::Report;
+use crate::output;
+use crate::planning::{plain, read_secrets, report, stat_cache, with_environment};
+use crate::progress::Progress;
+use pipeline_executor::apply::{Durations, Prepared, prepare};
+use pipeline_executor::build::{DockerBuilder, Note};
+use pipeline_executor::registry::RegistryClient;
+use pipeline_executor::schedule::{self, Outcome, Status};
+use pipeline_executor::target::{self, DockerTarget, Lock};
+use pipeline_planner::graph::Graph;
+use pipeline_planner::live::Recorded;
+use pipeline_planner::model::Target;
+use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan, PlanInput};
+use pipeline_planner::render::{self, Style};
+use pipeline_planner::secrets::Secrets;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn runtime() -> Result<tokio::runtime::Runtime, Report> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| plain("pipeline::runtime", format!("cannot start the async runtime: {e}")))
+}
+
+fn docker_only(target: &Target) -> Result<(), Report> {
+    match target {
+        Target::Docker => Ok(()),
+        Target::Kubernetes { namespace, .. } => Err(report(
+            pipeline_planner::Diag::new(
+                "pipeline::apply::kubernetes",
+                format!("applying to Kubernetes (namespace {namespace}) is not supported yet"),
+            )
+            .help("use `target = std.docker { };` to deploy on this machine; `pipeline plan` works for both"),
+        )),
+    }
+}
+
+/// What the locked, planned environment gives the run.
+struct Ready {
+    plan: Plan,
+    keyed: HashMap<String, KeyedBuild>,
+    secrets: Secrets,
+    base_dir: PathBuf,
+}
+
+pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
+    if args.json && !args.yes {
+        return Err(plain(
+            "pipeline::apply::json_needs_yes",
+            "`--json` prints no plan to confirm: pass `--yes` too".into(),
+        ));
+    }
+    // A saved plan: plan again from the same definitions and refuse it if anything changed.
+    let saved = if args.input.file.extension().is_some_and(|e| e == "json") {
+        let p = read_saved_plan(&args.input.file)?;
+        let Some(origin) = p.origin.clone() else {
+            return Err(plain(
+                "pipeline::apply::no_origin",
+                format!("`{}` does not say which definitions it was made from", args.input.file.display()),
+            ));
+        };
+        args.input = EvalInput {
+            file: origin.file,
+            arg: origin.arg.into_iter().flat_map(|(a, b)| [a, b]).collect(),
+            argstr: origin.argstr.into_iter().flat_map(|(a, b)| [a, b]).collect(),
+            root: args.input.root.take(),
+        };
+        Some(p)
+    } else {
+        None
+    };
+    let secrets_file = match &args.secrets {
+        Some(p) => Some(read_secrets(p)?),
+        None => None,
+    };
+    let rt = runtime()?;
+    let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
+    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
+
+    // Evaluate, lock the environment, read what runs, plan.
+    let mut lock: Option<Lock> = None;
+    let planned = with_environment(&args.input, |env, sources| {
+        docker_only(&env.target)?;
+        let graph = Graph::new(env, sources).map_err(report)?;
+        let names = pipeline_planner::plan::secret_names(env);
+        let lookup = |var: &str| std::env::var(var).ok();
+        let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
+        lock = Some(rt.block_on(Lock::acquire(&docker, &env.project, &env.name, &target::holder())).map_err(report)?);
+        let live = rt
+            .block_on(target::observe(&docker, &env.project, &env.name))
+            .map_err(|e| plain("pipeline::apply::live_state", format!("cannot read what is deployed: {e}")))?;
+        let cache = stat_cache(env);
+        let input = PlanInput {
+            env,
+            graph: &graph,
+            sources,
+            secrets: &secrets,
+            registry: registry.as_ref(),
+            live: &Recorded(live),
+            stat_cache: &cache,
+        };
+        let (plan, keyed) = pipeline_planner::plan::plan_keyed(&input).map_err(report)?;
+        let _ = cache.save();
+        let keyed = env.services.iter().zip(keyed).filter_map(|(s, k)| Some((s.name.clone(), k?))).collect();
+        Ok(Ready { plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
+    });
+    let release = |lock: Option<Lock>| {
+        if let Some(l) = lock {
+            rt.block_on(l.release());
+        }
+    };
+    let ready = match planned {
+        Ok(r) => r,
+        Err(e) => {
+            release(lock);
+            return Err(e);
+        }
+    };
+    if let Some(saved) = &saved
+        && let Err(e) = check_saved(saved, &ready.plan)
+    {
+        release(lock);
+        return Err(e);
+    }
+    let plan = &ready.plan;
+    for w in &plan.warnings {
+        output::warn(w);
+    }
+    if !args.json {
+        print!("{}", render::render(plan, Style { color: output::stdout_color() }));
+        let _ = std::io::stdout().flush();
+    }
+    if !plan.has_changes() {
+        release(lock);
+        if args.json {
+            println!(
+                "{}",
+                json!({ "project": plan.project, "environment": plan.environment, "status": "nothing to do", "builds": [], "services": [] })
+            );
+        } else {
+            eprintln!("Nothing to do: {}/{} is at its definitions", plan.project, plan.environment);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.yes {
+        match confirm(&format!("Apply these changes to {}/{}?", plan.project, plan.environment)) {
+            Ok(true) => {}
+            Ok(false) => {
+                release(lock);
+                eprintln!("Nothing applied");
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                release(lock);
+                return Err(e);
+            }
+        }
+    }
+
+    // Run.
+    let pipeline_dir = ready.base_dir.join(".pipeline");
+    let durations_file = pipeline_dir.join("durations.json");
+    let mut durations = Durations::load(&durations_file);
+    let slots = |n: usize| args.parallelism.map_or(n, usize::from);
+    let secret = |name: &str| ready.secrets.get(name).map(|v| v.expose().to_string());
+    let prepared = match prepare(
+        plan,
+        &ready.keyed,
+        secret,
+        &durations,
+        slots(plan.parallelism.build),
+        slots(plan.parallelism.deploy),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            release(lock);
+            return Err(plain("pipeline::apply::prepare", e));
+        }
+    };
+    let run_id = run_id();
+    let log_dir = pipeline_dir.join("logs").join(&run_id);
+    let progress = Arc::new(Progress::new(
+        prepared.builds.iter().map(|b| format!("{} ({})", b.service, b.keyed.image.repository)).collect(),
+        prepared.services.iter().map(|s| (s.name.clone(), s.action == DeployAction::Delete)).collect(),
+        plan.stages.iter().map(|s| s.name.clone()).collect(),
+        output::color(),
+    ));
+    let notify = {
+        let p = Arc::clone(&progress);
+        Arc::new(move |n: Note| p.note(n)) as pipeline_executor::build::Notify
+    };
+    let builder = Arc::new(DockerBuilder {
+        docker: docker.clone(),
+        builds: prepared.builds.clone(),
+        log_dir: log_dir.clone(),
+        registry: Arc::clone(&registry),
+        labels: HashMap::from([(target::PROJECT.to_string(), plan.project.clone())]),
+        notify: Arc::clone(&notify),
+    });
+    let mut deployer = DockerTarget::new(
+        docker.clone(),
+        &plan.project,
+        &plan.environment,
+        prepared.services.clone(),
+        registry,
+        notify,
+    );
+    deployer.timeout = Duration::from_secs(args.timeout);
+    let deployer = Arc::new(deployer);
+    let outcome = rt.block_on(async {
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = cancel_tx.send(true);
+                eprintln!("\nInterrupted: running builds are cancelled, running deploys finish, nothing else starts");
+            }
+        });
+        let p = Arc::clone(&progress);
+        let out = schedule::run(&prepared.schedule, builder, deployer, cancel_rx, move |e| p.event(e)).await;
+        watcher.abort();
+        out
+    });
+    progress.clear();
+    release(lock);
+    durations.record(&prepared, &outcome);
+    if let Err(e) = durations.save(&durations_file) {
+        output::warn(&format!("could not save task durations in {}: {e}", durations_file.display()));
+    }
+
+    let endpoints = if outcome.success() {
+        rt.block_on(target::containers_of(&docker, &plan.project, &plan.environment, None)).unwrap_or_default()
+    } else {
+        vec![]
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome_json(plan, &prepared, &outcome)).unwrap_or_default());
+    } else {
+        print!("{}", summary_table(plan, &prepared, &outcome, &endpoints, output::stdout_color()));
+        if log_dir.exists() {
+            eprintln!("Build logs: {}", log_dir.display());
+        }
+    }
+    Ok(if outcome.cancelled {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if outcome.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
+    let rt = runtime()?;
+    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
+    let (project, environment, stages) = with_environment(&args.input, |env, _| {
+        docker_only(&env.target)?;
+        Ok((env.project.clone(), env.name.clone(), env.stages.clone()))
+    })?;
+    let lock = rt.block_on(Lock::acquire(&docker, &project, &environment, &target::holder())).map_err(report)?;
+    let result = (|| {
+        let running = rt
+            .block_on(target::containers_of(&docker, &project, &environment, None))
+            .map_err(|e| plain("pipeline::destroy::list", e))?;
+        if running.is_empty() {
+            eprintln!("Nothing to destroy: no service of {project}/{environment} runs");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut services: Vec<&str> = running.iter().map(|c| c.service.as_str()).collect();
+        services.dedup();
+        println!("Destroy {project}/{environment}: {} services, {} containers", services.len(), running.len());
+        for c in &running {
+            println!("  - {} ({}, {})", c.name, c.service, c.status);
+        }
+        if !args.yes && !confirm(&format!("Remove every service of {project}/{environment}?"))? {
+            eprintln!("Nothing removed");
+            return Ok(ExitCode::from(1));
+        }
+        let done = rt
+            .block_on(target::destroy(&docker, &project, &environment, &stages, args.volumes, |s| {
+                eprintln!("removing {s}")
+            }))
+            .map_err(|e| plain("pipeline::destroy::failed", e))?;
+        println!(
+            "Removed {} services ({} containers) and the network {project}-{environment}",
+            done.services.len(),
+            done.containers
+        );
+        if !done.volumes_kept.is_empty() {
+            println!("Kept the data volumes {} (remove them with `--volumes`)", done.volumes_kept.join(", "));
+        }
+        if !done.volumes_removed.is_empty() {
+            println!("Removed the data volumes {}", done.volumes_removed.join(", "));
+        }
+        Ok(ExitCode::SUCCESS)
+    })();
+    rt.block_on(lock.release());
+    result
+}
+
+/// Ask on the terminal; without one, refuse (pass `--yes`).
+fn confirm(question: &str) -> Result<bool, Report> {
+    if !std::io::stdin().is_terminal() {
+        return Err(report(
+            pipeline_planner::Diag::new(
+                "pipeline::apply::confirm",
+                "there is no terminal to confirm on, and `--yes` was not given".to_string(),
+            )
+            .help("review the plan, then run again with `--yes`"),
+        ));
+    }
+    eprint!("{question} Only `yes` is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| plain("pipeline::apply::confirm", e.to_string()))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn read_saved_plan(p: &Path) -> Result<Plan, Report> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        plain("pipeline::apply::saved_plan", format!("cannot read the saved plan `{}`: {e}", p.display()))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        report(
+            pipeline_planner::Diag::new(
+                "pipeline::apply::saved_plan",
+                format!("`{}` is not a saved plan: {e}", p.display()),
+            )
+            .help("save one with `pipeline plan --out plan.json`"),
+        )
+    })
+}
+
+/// A saved plan is stale when the desired state (definitions, build contexts) or what the target runs
+/// changed since it was made.
+fn check_saved(saved: &Plan, now: &Plan) -> Result<(), Report> {
+    let stale = |why: String| {
+        Err(report(
+            pipeline_planner::Diag::new("pipeline::apply::stale", format!("saved plan is stale: {why}"))
+                .help("make a new plan with `pipeline plan --out plan.json`, review it, and apply that"),
+        ))
+    };
+    if saved.project != now.project || saved.environment != now.environment {
+        return stale(format!(
+            "it is for {}/{}, the definitions now give {}/{}",
+            saved.project, saved.environment, now.project, now.environment
+        ));
+    }
+    if saved.digest != now.digest {
+        let before: BTreeMap<&str, (&Option<String>, &Option<serde_json::Value>)> =
+            saved.services().map(|(_, s)| (s.name.as_str(), (&s.build.key, &s.spec))).collect();
+        let changed: Vec<&str> = now
+            .services()
+            .filter(|(_, s)| before.get(s.name.as_str()) != Some(&(&s.build.key, &s.spec)))
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        let which = if changed.is_empty() { "the set of services".to_string() } else { changed.join(", ") };
+        return stale(format!("the definitions or build contexts changed since it was made ({which})"));
+    }
+    let actions: BTreeMap<&str, DeployAction> =
+        saved.services().map(|(_, s)| (s.name.as_str(), s.deploy.action)).collect();
+    for (_, s) in now.services() {
+        if actions.get(s.name.as_str()) != Some(&s.deploy.action) {
+            return stale(format!(
+                "what runs changed since it was made: `{}` was to be {}, now it is to be {}",
+                s.name,
+                actions.get(s.name.as_str()).map_or("absent".to_string(), |a| action_word(*a).to_string()),
+                action_word(s.deploy.action)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn action_word(a: DeployAction) -> &'static str {
+    match a {
+        DeployAction::Create => "created",
+        DeployAction::Update => "updated",
+        DeployAction::Replace => "replaced",
+        DeployAction::Delete => "deleted",
+        DeployAction::Unchanged => "unchanged",
+    }
+}
+
+/// `.pipeline/logs/<run>`: UTC date and time of the run, then the process id.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, rem / 60 % 60, rem % 60, std::process::id())
+}
+
+/// How a service's image came to be in this run.
+fn build_word(plan_action: BuildAction, report: Option<&schedule::TaskReport>, builder: bool) -> &'static str {
+    match (report.map(|r| r.status), plan_action) {
+        (Some(Status::Done), _) if builder => "built",
+        (Some(Status::Done), _) => "shared",
+        (Some(Status::Failed), _) => "failed",
+        (Some(Status::Cancelled), _) => "cancelled",
+        (Some(Status::NotStarted | Status::Unchanged), _) => "not started",
+        (None, BuildAction::Build) => "-",
+        (None, BuildAction::Cached | BuildAction::Shared) => "cached",
+        (None, BuildAction::None) => "-",
+    }
+}
+
+fn deploy_word(action: DeployAction, r: &schedule::TaskReport) -> &'static str {
+    match r.status {
+        Status::Unchanged => "unchanged",
+        Status::Done => action_word(action),
+        Status::Failed => "failed",
+        Status::NotStarted => "not started",
+        Status::Cancelled => "cancelled",
+    }
+}
+
+/// One line of the summary.
+struct Row<'a> {
+    name: &'a str,
+    stage: &'a str,
+    build: &'static str,
+    deploy: &'static str,
+    took: Option<Duration>,
+    error: Option<&'a str>,
+}
+
+fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec<Row<'a>> {
+    let by_name: HashMap<&str, &pipeline_planner::plan::ServicePlan> =
+        plan.services().map(|(_, s)| (s.name.as_str(), s)).collect();
+    prepared
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let task = &prepared.schedule.services[i];
+            let r = &outcome.deploys[i];
+            let sp = by_name.get(s.name.as_str());
+            let action = sp.map_or(BuildAction::None, |p| p.build.action);
+            let build_report = task.build.and_then(|b| outcome.builds.get(b));
+            let builder = task.build.and_then(|b| prepared.builds.get(b)).is_some_and(|b| b.service == s.name);
+            let mut error = r.error.as_deref();
+            if error.is_none() {
+                error = build_report.filter(|_| builder).and_then(|b| b.error.as_deref());
+            }
+            let took = match (build_report.filter(|_| builder).and_then(|b| b.duration()), r.duration()) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            Row {
+                name: s.name.as_str(),
+                stage: prepared.stage_names[i].as_str(),
+                build: build_word(action, build_report, builder),
+                deploy: deploy_word(s.action, r),
+                took,
+                error,
+            }
+        })
+        .collect()
+}
+
+fn summary_table(
+    plan: &Plan,
+    prepared: &Prepared,
+    outcome: &Outcome,
+    endpoints: &[target::Listed],
+    color: bool,
+) -> String {
+    use std::fmt::Write as _;
+    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let rows = rows(plan, prepared, outcome);
+    let w0 = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("SERVICE".len());
+    let w1 = rows.iter().map(|r| r.stage.len()).max().unwrap_or(0).max("STAGE".len());
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{:<w0$}  {:<w1$}  {:<11}  {:<11}  TIME", "SERVICE", "STAGE", "BUILD", "DEPLOY");
+    for Row { name, stage, build: b, deploy: d, took, .. } in &rows {
+        let took = took.map_or("-".to_string(), |t| format!("{:.1}s", t.as_secs_f64()));
+        let d_shown = match *d {
+            "failed" => paint("31", &format!("{d:<11}")),
+            "not started" | "cancelled" => paint("33", &format!("{d:<11}")),
+            _ => format!("{d:<11}"),
+        };
+        let _ = writeln!(out, "{name:<w0$}  {stage:<w1$}  {b:<11}  {d_shown}  {took}");
+    }
+    for Row { name, error, .. } in &rows {
+        if let Some(e) = error {
+            let _ = writeln!(out, "\n{} {name}:", paint("31", "error in"));
+            for l in e.lines().take(12) {
+                let _ = writeln!(out, "  {l}");
+            }
+        }
+    }
+    let built = outcome.builds.iter().filter(|r| r.status == Status::Done).count();
+    let deployed = outcome.deploys.iter().filter(|r| r.status == Status::Done).count();
+    let unchanged = outcome.deploys.iter().filter(|r| r.status == Status::Unchanged).count();
+    let secs = outcome.elapsed.as_secs_f64();
+    if outcome.cancelled {
+        let _ = writeln!(
+            out,
+            "\n{} after {secs:.1}s: {built} built, {deployed} deployed; deployed services keep running",
+            paint("33", "Interrupted")
+        );
+    } else if let Some(stage) = outcome.failed_stage {
+        let not_started = outcome.deploys.iter().filter(|r| r.status == Status::NotStarted).count();
+        let name = prepared
+            .schedule
+            .services
+            .iter()
+            .zip(&prepared.stage_names)
+            .find(|(t, _)| t.stage == stage)
+            .map_or("?", |(_, n)| n.as_str());
+        let _ = writeln!(
+            out,
+            "\n{} in stage {name} after {secs:.1}s: {built} built, {deployed} deployed, {not_started} not started; what was deployed keeps running, and a re-run resumes",
+            paint("31", "Failed")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{} {}/{} in {secs:.1}s: {built} built, {deployed} deployed, {unchanged} unchanged",
+            paint("32", "Applied"),
+            plan.project,
+            plan.environment
+        );
+    }
+    let published: Vec<&target::Listed> = endpoints.iter().filter(|c| !c.ports.is_empty()).collect();
+    if !published.is_empty() {
+        let _ = writeln!(out, "Published ports:");
+        for c in published {
+            let _ = writeln!(
+                out,
+                "  {:<w$}  {}",
+                c.name,
+                c.ports.join(", "),
+                w = w0 + plan.project.len() + plan.environment.len() + 4
+            );
+        }
+    }
+    out
+}
+
+fn ms(d: Option<Duration>) -> serde_json::Value {
+    d.map_or(serde_json::Value::Null, |d| json!(d.as_secs_f64() * 1000.0))
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Unchanged => "unchanged",
+        Status::Done => "done",
+        Status::Failed => "failed",
+        Status::NotStarted => "not started",
+        Status::Cancelled => "cancelled",
+    }
+}
+
+/// The outcome for machines (`apply --json`): times in milliseconds from the start of the run.
+fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_json::Value {
+    let builds: Vec<_> = prepared
+        .builds
+        .iter()
+        .zip(&outcome.builds)
+        .map(|(b, r)| {
+            json!({
+                "service": b.service, "image": b.keyed.image.to_string(), "key": b.keyed.key,
+                "status": status_word(r.status), "started_ms": ms(r.started), "ended_ms": ms(r.ended), "error": r.error,
+            })
+        })
+        .collect();
+    let services: Vec<_> = rows(plan, prepared, outcome)
+        .into_iter()
+        .zip(&outcome.deploys)
+        .map(|(row, r)| {
+            json!({
+                "name": row.name, "stage": row.stage, "build": row.build, "deploy": row.deploy,
+                "started_ms": ms(r.started), "ended_ms": ms(r.ended), "error": row.error,
+            })
+        })
+        .collect();
+    let status = if outcome.cancelled {
+        "cancelled"
+    } else if outcome.success() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    let failed_stage = outcome.failed_stage.and_then(|s| plan.stages.get(s)).map(|s| s.name.clone());
+    json!({
+        "project": plan.project, "environment": plan.environment, "status": status,
+        "failed_stage": failed_stage, "elapsed_ms": outcome.elapsed.as_secs_f64() * 1000.0,
+        "builds": builds, "services": services,
+    })
+}
