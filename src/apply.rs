@@ -263,6 +263,20 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     })
 }
 
+/// What runs for an environment on the local Docker engine (for `plan`).
+pub fn docker_live(project: &str, environment: &str) -> Result<Vec<pipeline_planner::live::LiveService>, Report> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let docker = pipeline_executor::docker::connect().await.map_err(report)?;
+        target::observe(&docker, project, environment).await.map_err(|e| {
+            report(
+                pipeline_planner::Diag::new("pipeline::plan::live_state", format!("cannot read what is deployed: {e}"))
+                    .help("check the Docker engine, or plan with `--offline` to compare with nothing deployed"),
+            )
+        })
+    })
+}
+
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     let rt = runtime()?;
     let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;

@@ -90,7 +90,7 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on errors
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Do not ask the mirror registry; every image is planned to be built
+    /// Ask neither the mirror registry nor the target: every image is planned to be built, every service created
     #[arg(long)]
     pub offline: bool,
     /// Compare with live state recorded in this JSON file instead of asking the target (for tests)

@@ -8,6 +8,7 @@ use pipeline_planner::cache::{ImageCache, Offline};
 use pipeline_planner::context::{HashedKind, StatCache};
 use pipeline_planner::graph::{self, Graph};
 use pipeline_planner::live::{LiveService, LiveState, NothingDeployed, Recorded};
+use pipeline_planner::model::Target;
 use pipeline_planner::render::{self, Style};
 use pipeline_planner::secrets::{self, Secrets};
 use pipeline_planner::{Diag, Environment, plan::PlanInput};
@@ -58,9 +59,20 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
         } else {
             Box::new(pipeline_executor::registry::RegistryClient::new(Default::default()).map_err(report)?)
         };
-        let live: Box<dyn LiveState> = match live_file {
-            Some(l) => Box::new(Recorded(l)),
-            None => Box::new(NothingDeployed),
+        let mut live_warning = None;
+        let live: Box<dyn LiveState> = match (live_file, &env.target) {
+            (Some(l), _) => Box::new(Recorded(l)),
+            (None, _) if args.offline => {
+                live_warning = Some("live state not read (--offline): every service is compared with nothing deployed");
+                Box::new(NothingDeployed)
+            }
+            (None, Target::Docker) => Box::new(Recorded(crate::apply::docker_live(&env.project, &env.name)?)),
+            (None, Target::Kubernetes { .. }) => {
+                live_warning = Some(
+                    "live state of Kubernetes targets is not read yet: every service is compared with nothing deployed",
+                );
+                Box::new(NothingDeployed)
+            }
         };
         let cache = stat_cache(env);
         let input = PlanInput {
@@ -72,7 +84,8 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
             live: live.as_ref(),
             stat_cache: &cache,
         };
-        let plan = pipeline_planner::plan(&input).map_err(report)?;
+        let mut plan = pipeline_planner::plan(&input).map_err(report)?;
+        plan.warnings.extend(live_warning.map(str::to_string));
         if let Err(e) = cache.save() {
             output::warn(&format!(
                 "could not save the stat cache in {}: {e}",

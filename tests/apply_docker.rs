@@ -1,0 +1,567 @@
+//! `pipeline apply` end to end, against the real Docker engine and the real registry on 127.0.0.1:5000
+//! (both started by `scripts/start-services`), with images built FROM the local base image
+//! (`scripts/base-image`), since nothing can be pulled.
+//!
+//! Each test copies a fixture into a temporary folder and uses a project name of its own, so tests run in
+//! parallel without sharing containers, networks or repositories, and a repeated run is never served
+//! by an earlier run's images. Without an engine or registry the tests say they were skipped, unless
+//! PIPELINE_REQUIRE_DOCKER=1.
+
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+fn services_up() -> bool {
+    let registry = std::net::TcpStream::connect("127.0.0.1:5000").is_ok();
+    let docker = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
+    if registry && docker {
+        static BASE: Once = Once::new();
+        BASE.call_once(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
+            assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        return true;
+    }
+    assert!(
+        std::env::var_os("PIPELINE_REQUIRE_DOCKER").is_none(),
+        "PIPELINE_REQUIRE_DOCKER is set but the registry (127.0.0.1:5000: {registry}) or Docker engine ({docker}) is not up; run scripts/start-services"
+    );
+    eprintln!("skipped: no registry on 127.0.0.1:5000 or no Docker engine (scripts/start-services starts both)");
+    false
+}
+
+/// A unique, DNS-safe name.
+fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}{}x{}", std::process::id() % 100_000, t % 1_000_000_000)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A fixture copied into a temporary folder, with its project name; destroyed when dropped.
+struct Fixture {
+    dir: tempfile::TempDir,
+    project: String,
+    envs: std::cell::RefCell<Vec<String>>,
+}
+
+impl Fixture {
+    fn new(prefix: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Fixture { dir, project: unique(prefix), envs: Default::default() }
+    }
+
+    fn shop(prefix: &str) -> Fixture {
+        let f = Fixture::new(prefix);
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apply/shop"), f.path());
+        f
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    fn run(&self, args: &[&str], env: &str) -> Output {
+        if !self.envs.borrow().iter().any(|e| e == env) {
+            self.envs.borrow_mut().push(env.to_string());
+        }
+        Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(args)
+            .arg(self.path().join("pipeline.nix"))
+            .args(["--argstr", "project", &self.project, "--argstr", "env", env])
+            .env("NO_COLOR", "1")
+            .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+            .output()
+            .expect("run pipeline")
+    }
+
+    /// `apply --yes --json`: the exit code, the outcome, stderr.
+    fn apply(&self, env: &str, extra: &[&str]) -> (i32, Json, String) {
+        let mut args = vec!["apply", "--yes", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("apply printed no JSON ({e}); stdout: {}; stderr: {stderr}", String::from_utf8_lossy(&out.stdout))
+        });
+        (out.status.code().unwrap_or(-1), v, stderr)
+    }
+
+    fn container(&self, env: &str, service: &str, n: u32) -> String {
+        format!("{}-{env}-{service}-{n}", self.project)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for env in self.envs.borrow().iter() {
+            let _ = self.run(&["destroy", "--yes", "--volumes"], env);
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn container_id(name: &str) -> String {
+    docker(&["inspect", "--format", "{{.Id}}", name])
+}
+
+/// GET through a container's published port.
+fn fetch(container: &str, port: u16) -> String {
+    let mapping = docker(&["port", container, &format!("{port}/tcp")]);
+    let addr = mapping.lines().next().expect("a published port").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    use std::io::{Read, Write};
+    write!(stream, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("read");
+    body
+}
+
+fn services(outcome: &Json) -> Vec<(String, String, String)> {
+    outcome["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
+            (f("name"), f("build"), f("deploy"))
+        })
+        .collect()
+}
+
+fn service<'a>(outcome: &'a Json, name: &str) -> &'a Json {
+    outcome["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no service {name} in {outcome}"))
+}
+
+fn built(outcome: &Json) -> Vec<String> {
+    let mut v: Vec<String> = outcome["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .filter(|b| b["status"] == "done")
+        .map(|b| b["service"].as_str().unwrap_or("").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Scenarios 1-4 of the issue on one fixture, in order: first apply, second apply, one changed file,
+/// a second environment.
+#[test]
+fn apply_resume_change_and_second_environment() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("e2e");
+
+    // 1. First apply: everything built, pushed, deployed and reachable.
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "first apply failed: {out:#}\n{stderr}");
+    assert_eq!(out["status"], "succeeded");
+    assert_eq!(built(&out), ["api", "db", "seed", "web"], "{out:#}");
+    for (name, _, deploy) in services(&out) {
+        assert_eq!(deploy, "created", "{name}: {out:#}");
+    }
+    for b in out["builds"].as_array().expect("builds") {
+        let image = b["image"].as_str().expect("image");
+        assert!(image.starts_with(&format!("127.0.0.1:5000/{}/", f.project)), "{image}");
+        // Pushed: the registry has the manifest under the key.
+        let (repo, tag) = image.trim_start_matches("127.0.0.1:5000/").rsplit_once(':').expect("tag");
+        let url = format!("/v2/{repo}/manifests/{tag}");
+        assert_eq!(registry_status(&url), 200, "{image} is not in the registry");
+        // Labelled with its key.
+        assert_eq!(
+            docker(&["inspect", "--format", "{{index .Config.Labels \"pipeline.key\"}}", image]),
+            b["key"].as_str().unwrap()
+        );
+    }
+    let api1 = f.container("staging", "api", 1);
+    assert!(fetch(&api1, 8080).contains("hello from staging api v1"), "api answer");
+    assert!(fetch(&f.container("staging", "api", 2), 8080).contains("hello from staging"));
+    assert!(fetch(&f.container("staging", "db", 1), 5432).contains("starts=1"));
+    // Reachable by service name on the environment's network.
+    let web1 = f.container("staging", "web", 1);
+    assert!(docker(&["exec", &web1, "wget", "-q", "-O", "-", "http://api:8080/"]).contains("hello from staging"));
+    assert!(docker(&["exec", &web1, "wget", "-q", "-O", "-", "http://cache:6379/"]).contains("cache"));
+    // The job ran to completion and said so.
+    assert_eq!(docker(&["inspect", "--format", "{{.State.ExitCode}}", &f.container("staging", "seed", 1)]), "0");
+    assert!(docker(&["logs", &f.container("staging", "seed", 1)]).contains("seeded"));
+    // The secret reached the database's environment, and appears in no label.
+    let labels = docker(&["inspect", "--format", "{{json .Config.Labels}}", &f.container("staging", "db", 1)]);
+    assert!(!labels.contains("not-a-real-password"), "{labels}");
+    let ids: Vec<String> =
+        ["db", "seed", "cache", "web"].iter().map(|s| container_id(&f.container("staging", s, 1))).collect();
+
+    // 2. Second apply: zero builds, zero deploys, nothing touched.
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(out["status"], "nothing to do", "{out:#}");
+    let again: Vec<String> =
+        ["db", "seed", "cache", "web"].iter().map(|s| container_id(&f.container("staging", s, 1))).collect();
+    assert_eq!(ids, again);
+
+    // 3. One file of one context changes: exactly that image is rebuilt, only its service redeployed.
+    let api_id = container_id(&api1);
+    f.write("api/www/version.txt", "api v2\n");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(built(&out), ["api"], "{out:#}");
+    for (name, _, deploy) in services(&out) {
+        let expect = if name == "api" { "updated" } else { "unchanged" };
+        assert_eq!(deploy, expect, "{name}: {out:#}");
+    }
+    assert_ne!(container_id(&api1), api_id, "api was not redeployed");
+    assert!(fetch(&api1, 8080).contains("api v2"));
+    let again: Vec<String> =
+        ["db", "seed", "cache", "web"].iter().map(|s| container_id(&f.container("staging", s, 1))).collect();
+    assert_eq!(ids, again, "services other than api were touched");
+
+    // 4. A second environment with other runtime env: zero builds, everything deployed.
+    let (code, out, stderr) = f.apply("production", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert!(out["builds"].as_array().expect("builds").is_empty(), "{out:#}");
+    for (name, build, deploy) in services(&out) {
+        assert_eq!(deploy, "created", "{name}");
+        if name != "cache" {
+            assert_eq!(build, "cached", "{name}: {out:#}");
+        }
+    }
+    assert!(fetch(&f.container("production", "api", 1), 8080).contains("hello from production api v2"));
+    // The first environment is untouched; its database volume is its own.
+    assert!(fetch(&api1, 8080).contains("hello from staging"));
+    assert!(fetch(&f.container("production", "db", 1), 5432).contains("starts=1"));
+}
+
+fn registry_status(path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect("127.0.0.1:5000").expect("registry");
+    write!(
+        s,
+        "HEAD {path} HTTP/1.0\r\nHost: 127.0.0.1:5000\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n"
+    )
+    .expect("send");
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// 5. Ten applications in one stage with parallelism 7: never more than 7 builds at once, and the 8th
+/// starts within 100 ms of the first end.
+#[test]
+fn ten_builds_on_seven_slots() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::new("par");
+    let mut services = String::new();
+    for i in 0..10 {
+        // A file of its own before the slow step, so no layer comes from an earlier run's cache.
+        f.write(&format!("app{i}/id"), &format!("{} {i}\n", f.project));
+        f.write(
+            &format!("app{i}/Dockerfile"),
+            "FROM pipeline-examples/busybox:1\nCOPY id /id\nRUN sleep 2\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n",
+        );
+        services.push_str(&format!("    app{i} = std.application {{ build.context = ./app{i}; }};\n"));
+    }
+    f.write(
+        "pipeline.nix",
+        &format!(
+            "{{ project, env }}:\nlet std = import <std>; in\nstd.environment {{\n  inherit project; name = env;\n  registry = \"127.0.0.1:5000/${{project}}\";\n  target = std.docker {{ }};\n  parallelism = {{ build = 7; deploy = 7; }};\n  services = {{\n{services}  }};\n}}\n"
+        ),
+    );
+    let (code, out, stderr) = f.apply("ci", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    let builds = out["builds"].as_array().expect("builds");
+    assert_eq!(builds.len(), 10);
+    let mut spans: Vec<(f64, f64)> = builds
+        .iter()
+        .map(|b| (b["started_ms"].as_f64().expect("start"), b["ended_ms"].as_f64().expect("end")))
+        .collect();
+    // At most 7 at once: at every start, count the builds running.
+    for &(s, _) in &spans {
+        let running = spans.iter().filter(|&&(a, b)| a <= s && s < b).count();
+        assert!(running <= 7, "{running} builds ran at once at {s} ms: {spans:?}");
+    }
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let first_end = spans.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    let eighth_start = spans[7].0;
+    assert!(eighth_start >= first_end - 0.001, "the 8th started before any build ended: {spans:?}");
+    assert!(eighth_start - first_end <= 100.0, "the 8th started {} ms after the first end", eighth_start - first_end);
+    // And the first seven started together.
+    assert!(spans[6].0 - spans[0].0 <= 100.0, "{spans:?}");
+}
+
+/// 6. A failing build in one stage: no later stage starts, the summary says so, the exit code is
+/// non-zero; the fixed re-run finishes without rebuilding what was built.
+#[test]
+fn failed_build_stops_later_stages_and_rerun_resumes() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("fail");
+    f.write("api/Dockerfile", "FROM pipeline-examples/busybox:1\nRUN echo 'compiling api' && exit 3\n");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 1, "{out:#}\n{stderr}");
+    assert_eq!(out["status"], "failed");
+    assert_eq!(out["failed_stage"], "3.DEFAULT APPLICATION");
+    let api = service(&out, "api");
+    assert_eq!(api["build"], "failed", "{out:#}");
+    let err = api["error"].as_str().expect("error");
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    assert!(err.contains("compiling api"), "the error shows the last lines: {err}");
+    assert!(err.contains(".pipeline/logs/"), "the error names the log: {err}");
+    // Later stage: never started. Earlier stages: deployed and left running.
+    assert_eq!(service(&out, "web")["deploy"], "not started", "{out:#}");
+    assert!(service(&out, "web")["started_ms"].is_null());
+    for s in ["db", "seed", "cache"] {
+        assert_eq!(service(&out, s)["deploy"], "created", "{s}: {out:#}");
+    }
+    assert!(fetch(&f.container("staging", "db", 1), 5432).contains("starts=1"));
+    // The web image was built (builds run ahead of their stage) or not, but never deployed.
+    let ps = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={}", f.container("staging", "web", 1)),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(ps.is_empty(), "web was deployed: {ps}");
+    // The text summary says so too.
+    let text = f.run(&["plan"], "staging");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("+ web"));
+
+    // Fixed: only api (and web, if its build had not run) are built; deployed services stay.
+    let web_built_before = built(&out).contains(&"web".to_string());
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apply/shop/api/Dockerfile"),
+        f.path().join("api/Dockerfile"),
+    )
+    .expect("restore");
+    let db_id = container_id(&f.container("staging", "db", 1));
+    let (code, out2, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out2:#}\n{stderr}");
+    let mut expect = vec!["api".to_string()];
+    if !web_built_before {
+        expect.push("web".into());
+    }
+    assert_eq!(built(&out2), expect, "{out2:#}");
+    for s in ["db", "seed", "cache"] {
+        assert_eq!(service(&out2, s)["deploy"], "unchanged", "{s}: {out2:#}");
+    }
+    assert_eq!(service(&out2, "api")["deploy"], "created");
+    assert_eq!(service(&out2, "web")["deploy"], "created");
+    assert_eq!(container_id(&f.container("staging", "db", 1)), db_id);
+}
+
+/// A failing job: its exit code and last lines are shown, and the plan runs it again next time.
+#[test]
+fn failing_job_shows_exit_code_and_output() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("job");
+    f.write("seed/seed", "#!/bin/sh\necho 'seed: table users is missing' >&2\nexit 7\n");
+    make_executable(&f.path().join("seed/seed"));
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let seed = service(&out, "seed");
+    assert_eq!(seed["deploy"], "failed");
+    let err = seed["error"].as_str().expect("error");
+    assert!(err.contains("exited with code 7"), "{err}");
+    assert!(err.contains("seed: table users is missing"), "{err}");
+    for s in ["cache", "api", "web"] {
+        assert_eq!(service(&out, s)["deploy"], "not started", "{s}");
+    }
+    // Nothing was lost: the database keeps running, and the next plan runs the job again.
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &f.container("staging", "db", 1)]), "true");
+    let plan = f.run(&["plan", "--json"], "staging");
+    let plan: Json = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let seed_plan = plan["stages"][1]["services"][0].clone();
+    assert_eq!(seed_plan["name"], "seed");
+    assert_eq!(seed_plan["deploy"]["action"], "create", "{plan:#}");
+    assert_eq!(plan["stages"][0]["services"][0]["deploy"]["action"], "unchanged");
+}
+
+/// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;
+/// `destroy` removes everything but the data volume.
+#[test]
+fn prune_saved_plans_lock_and_destroy() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("misc");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+
+    // A service gone from the definitions: the plan shows the delete, apply prunes it.
+    let defs = std::fs::read_to_string(f.path().join("pipeline.nix")).expect("read");
+    let start = defs.find("    cache = std.container").expect("cache");
+    let end = start + defs[start..].find("};\n").expect("end") + 3;
+    f.write("pipeline.nix", &format!("{}{}", &defs[..start], &defs[end..]));
+    let plan = f.run(&["plan"], "staging");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("- cache"), "{text}");
+    let (code, out, _) = f.apply("staging", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(service(&out, "cache")["deploy"], "deleted", "{out:#}");
+    let left = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=pipeline.project={}", f.project),
+        "--filter",
+        "label=pipeline.service=cache",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(left.is_empty(), "{left}");
+
+    // A saved plan applies while nothing changed, and is refused once a context changed.
+    let saved = f.path().join("plan.json");
+    f.write("api/www/version.txt", "api v3\n");
+    let out = f.run(&["plan", "--out", saved.to_str().expect("utf-8")], "staging");
+    assert!(out.status.success());
+    f.write("api/www/version.txt", "api v4\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes", saved.to_str().expect("utf-8")])
+        .env("NO_COLOR", "1")
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .output()
+        .expect("run");
+    let stderr = flat(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("saved plan is stale"), "{stderr}");
+    assert!(stderr.contains("(api)"), "{stderr}");
+    f.write("api/www/version.txt", "api v3\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes", saved.to_str().expect("utf-8")])
+        .env("NO_COLOR", "1")
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(fetch(&f.container("staging", "api", 1), 8080).contains("api v3"));
+
+    // The lock: held by another run, apply stops and names the holder.
+    let lock = format!("{}-staging-pipeline-lock", f.project);
+    docker(&[
+        "create",
+        "--name",
+        &lock,
+        "--label",
+        &format!("pipeline.project={}", f.project),
+        "--label",
+        "pipeline.environment=staging",
+        "--label",
+        "pipeline.lock.holder=alice@build-host-7 pid 4242",
+        "--label",
+        "pipeline.lock.since=1",
+        "pipeline-lock:1",
+        "lock",
+    ]);
+    let out = f.run(&["apply", "--yes"], "staging");
+    let stderr = flat(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is locked by alice@build-host-7 pid 4242, since"), "{stderr}");
+    assert!(stderr.contains(&format!("docker rm {lock}")), "{stderr}");
+    docker(&["rm", &lock]);
+
+    // Destroy: every container and the network go; the data volume stays unless asked.
+    let out = f.run(&["destroy", "--yes"], "staging");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Kept the data volumes"), "{stdout}");
+    let left =
+        docker(&["ps", "-a", "--filter", &format!("label=pipeline.project={}", f.project), "--format", "{{.Names}}"]);
+    assert!(left.is_empty(), "{left}");
+    let volume = format!("{}-staging-db-data", f.project);
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), volume);
+    // Redeployed, the database finds its data.
+    let (code, _, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(fetch(&f.container("staging", "db", 1), 5432).contains("starts=2"));
+}
+
+/// Ctrl-C: running builds are cancelled, deployed services keep running, the exit code is 130.
+#[test]
+fn interrupt_cancels_builds_and_exits_130() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("int");
+    f.write("web/Dockerfile", &format!("FROM pipeline-examples/busybox:1\nRUN echo {} && sleep 60\n", f.project));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes"])
+        .arg(f.path().join("pipeline.nix"))
+        .args(["--argstr", "project", &f.project, "--argstr", "env", "staging"])
+        .env("NO_COLOR", "1")
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    f.envs.borrow_mut().push("staging".into());
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    // Wait until the database is deployed (the slow web build is running by then).
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("done   deploy db") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    let mut stdout = String::new();
+    use std::io::Read;
+    child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read");
+    assert_eq!(status.code(), Some(130), "{seen}{}\n{stdout}", rest.join("\n"));
+    assert!(rest.iter().any(|l| l.contains("cancelled") && l.contains("web")), "{}", rest.join("\n"));
+    assert!(stdout.contains("Interrupted"), "{stdout}");
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &f.container("staging", "db", 1)]), "true");
+}
+
+/// A diagnostic as one line: miette's frame characters dropped, whitespace collapsed.
+fn flat(s: &str) -> String {
+    s.replace(['│', '×', '╭', '╰', '─'], " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn make_executable(p: &PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
