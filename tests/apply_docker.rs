@@ -274,8 +274,8 @@ fn registry_status(path: &str) -> u16 {
     r.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
-/// 5. Ten applications in one stage with parallelism 7: never more than 7 builds at once, and the 8th
-/// starts within 100 ms of the first end.
+/// Scenario 5: ten applications in one stage with parallelism 7; never more than 7 builds at once, and
+/// the 8th starts within 100 ms of the first end.
 #[test]
 fn ten_builds_on_seven_slots() {
     if !services_up() {
@@ -320,8 +320,8 @@ fn ten_builds_on_seven_slots() {
     assert!(spans[6].0 - spans[0].0 <= 100.0, "{spans:?}");
 }
 
-/// 6. A failing build in one stage: no later stage starts, the summary says so, the exit code is
-/// non-zero; the fixed re-run finishes without rebuilding what was built.
+/// Scenario 6: a failing build in one stage; no later stage starts, the summary says so, the exit code
+/// is non-zero; the fixed re-run finishes without rebuilding what was built.
 #[test]
 fn failed_build_stops_later_stages_and_rerun_resumes() {
     if !services_up() {
