@@ -90,6 +90,7 @@ impl Fixture {
             .args(["--argstr", "project", &self.project, "--argstr", "env", env])
             .env("NO_COLOR", "1")
             .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+            .stdin(std::process::Stdio::null())
             .output()
             .expect("run pipeline")
     }
@@ -182,6 +183,16 @@ fn apply_resume_change_and_second_environment() {
         return;
     }
     let f = Fixture::shop("e2e");
+
+    // Without `--yes` and without a terminal: the plan is shown, nothing is applied.
+    let out = f.run(&["apply"], "staging");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Plan: 4 to build"));
+    assert!(stderr.contains("no terminal to confirm on"), "{stderr}");
+    let ps =
+        docker(&["ps", "-a", "--filter", &format!("label=pipeline.project={}", f.project), "--format", "{{.Names}}"]);
+    assert!(ps.is_empty(), "{ps}");
 
     // 1. First apply: everything built, pushed, deployed and reachable.
     let (code, out, stderr) = f.apply("staging", &[]);

@@ -72,3 +72,41 @@ fn no_color_when_not_a_terminal_even_if_asked_auto() {
     let o = pipeline(&["--color", "always", "eval", "tests/lang/eval-fail/throw.nix"]);
     assert!(text(&o.stderr).contains('\u{1b}'), "--color always must colour");
 }
+
+/// An engine that cannot be reached: `apply`, `destroy` and `plan` (which reads what runs) name the
+/// endpoint and say what to do; `plan --offline` does not need the engine.
+#[test]
+fn an_unreachable_engine_is_named() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(args)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .env("NO_COLOR", "1")
+            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
+            .env("PIPELINE_SECRET_DB_PASSWORD", "x")
+            .output()
+            .expect("run pipeline")
+    };
+    for args in [
+        &["apply", "examples/shop/pipeline.nix", "--yes"][..],
+        &["destroy", "examples/shop/pipeline.nix", "--yes"],
+        &["plan", "examples/shop/pipeline.nix"],
+    ] {
+        let o = run(args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("cannot reach the Docker engine at tcp://127.0.0.1:9"), "{args:?}: {err}");
+        assert!(err.contains("DOCKER_HOST"), "{args:?}: the hint is missing: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = run(&["plan", "examples/shop/pipeline.nix", "--offline"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// `apply` without `--yes` and without a terminal refuses, after showing the plan; `--json` needs `--yes`.
+#[test]
+fn apply_needs_confirmation_or_yes() {
+    let o = pipeline(&["apply", "examples/shop/pipeline.nix", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("pass `--yes` too"), "{}", text(&o.stderr));
+}

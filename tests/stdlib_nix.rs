@@ -26,13 +26,17 @@ fn definitions() -> Vec<PathBuf> {
     out
 }
 
-/// Replace every path-like string (ours: absolute; Nix's: /nix/store/<hash>-<name>) by `<path:NAME>`.
+/// Replace every path (ours: absolute, inside the repository; Nix's: /nix/store/<hash>-<name>) by
+/// `<path:NAME>`; other absolute strings such as `/dev/null` stay.
 fn normalize(v: serde_json::Value, ours: bool) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::String(s) => {
-            let is_path =
-                if ours { s.starts_with('/') && Path::new(&s).exists() } else { s.starts_with("/nix/store/") };
+            let is_path = if ours {
+                s.starts_with(root().to_str().unwrap_or("/")) && Path::new(&s).exists()
+            } else {
+                s.starts_with("/nix/store/")
+            };
             if is_path {
                 let last = s.rsplit('/').next().unwrap_or("");
                 let name = if ours { last } else { last.split_once('-').map_or(last, |(_, n)| n) };

@@ -253,7 +253,10 @@ pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
     let path = tar_dockerfile_path(b);
     if path == OUTSIDE_DOCKERFILE {
         let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mode(0o644);
         h.set_size(dockerfile.len() as u64);
         tar.append_data(&mut h, OUTSIDE_DOCKERFILE, dockerfile.as_slice())

@@ -580,6 +580,8 @@ pub async fn containers_of(
         docker.list_containers(Some(options)).await.map_err(|e| format!("cannot list containers: {}", reason(&e)))?;
     let mut out: Vec<Listed> = list
         .into_iter()
+        // The lock carries the environment's labels but is no service.
+        .filter(|c| c.labels.as_ref().is_some_and(|l| l.contains_key(SERVICE)))
         .map(|c| {
             let labels = c.labels.unwrap_or_default();
             let ports = c
