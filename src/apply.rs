@@ -4,7 +4,7 @@
 use crate::cli::{ApplyArgs, DestroyArgs, EvalInput};
 use crate::commands::Report;
 use crate::output;
-use crate::planning::{plain, read_secrets, report, stat_cache, with_environment};
+use crate::planning::{make_plan, plain, read_secrets, report, with_environment};
 use crate::progress::Progress;
 use pipeline_executor::apply::{Durations, Prepared, prepare};
 use pipeline_executor::build::{DockerBuilder, Note};
@@ -14,7 +14,7 @@ use pipeline_executor::target::{self, DockerTarget, Lock};
 use pipeline_planner::graph::Graph;
 use pipeline_planner::live::Recorded;
 use pipeline_planner::model::Target;
-use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan, PlanInput};
+use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
 use pipeline_planner::render::{self, Style};
 use pipeline_planner::secrets::Secrets;
 use serde_json::json;
@@ -103,18 +103,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         let live = rt
             .block_on(target::observe(&docker, &env.project, &env.name))
             .map_err(|e| plain("pipeline::apply::live_state", format!("cannot read what is deployed: {e}")))?;
-        let cache = stat_cache(env);
-        let input = PlanInput {
-            env,
-            graph: &graph,
-            sources,
-            secrets: &secrets,
-            registry: registry.as_ref(),
-            live: &Recorded(live),
-            stat_cache: &cache,
-        };
-        let (plan, keyed) = pipeline_planner::plan::plan_keyed(&input).map_err(report)?;
-        let _ = cache.save();
+        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), &Recorded(live))?;
         let keyed = env.services.iter().zip(keyed).filter_map(|(s, k)| Some((s.name.clone(), k?))).collect();
         Ok(Ready { plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
     });

@@ -74,24 +74,8 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
                 Box::new(NothingDeployed)
             }
         };
-        let cache = stat_cache(env);
-        let input = PlanInput {
-            env,
-            graph: &graph,
-            sources,
-            secrets: &secrets,
-            registry: registry.as_ref(),
-            live: live.as_ref(),
-            stat_cache: &cache,
-        };
-        let mut plan = pipeline_planner::plan(&input).map_err(report)?;
+        let (mut plan, _) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref())?;
         plan.warnings.extend(live_warning.map(str::to_string));
-        if let Err(e) = cache.save() {
-            output::warn(&format!(
-                "could not save the stat cache in {}: {e}",
-                env.base_dir().join(".pipeline").display()
-            ));
-        }
         Ok(plan)
     })?;
     let json = serde_json::to_string_pretty(&plan).map_err(|e| plain("pipeline::plan::json", e.to_string()))?;
@@ -120,6 +104,24 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Plan (keeping each service's keyed build) with the stat cache beside the definitions, and save it.
+pub(crate) fn make_plan(
+    env: &Environment,
+    graph: &Graph,
+    sources: &pipeline_lang::span::SourceMap,
+    secrets: &Secrets,
+    registry: &dyn ImageCache,
+    live: &dyn LiveState,
+) -> Result<(pipeline_planner::Plan, Vec<Option<pipeline_planner::plan::KeyedBuild>>), Report> {
+    let cache = stat_cache(env);
+    let input = PlanInput { env, graph, sources, secrets, registry, live, stat_cache: &cache };
+    let planned = pipeline_planner::plan::plan_keyed(&input).map_err(report)?;
+    if let Err(e) = cache.save() {
+        output::warn(&format!("could not save the stat cache in {}: {e}", env.base_dir().join(".pipeline").display()));
+    }
+    Ok(planned)
 }
 
 pub fn graph(args: GraphArgs) -> Result<ExitCode, Report> {

@@ -12,24 +12,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
 
+mod support;
+
+/// The engine and registry are up, and the base image exists.
 fn services_up() -> bool {
-    let registry = std::net::TcpStream::connect("127.0.0.1:5000").is_ok();
-    let docker = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
-    if registry && docker {
-        static BASE: Once = Once::new();
-        BASE.call_once(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
-            assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
-        });
-        return true;
+    if !support::services_up() {
+        return false;
     }
-    assert!(
-        std::env::var_os("PIPELINE_REQUIRE_DOCKER").is_none(),
-        "PIPELINE_REQUIRE_DOCKER is set but the registry (127.0.0.1:5000: {registry}) or Docker engine ({docker}) is not up; run scripts/start-services"
-    );
-    eprintln!("skipped: no registry on 127.0.0.1:5000 or no Docker engine (scripts/start-services starts both)");
-    false
+    static BASE: Once = Once::new();
+    BASE.call_once(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
+        assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    true
 }
 
 /// A unique, DNS-safe name.

@@ -7,19 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-fn services_up() -> bool {
-    let registry = std::net::TcpStream::connect("127.0.0.1:5000").is_ok();
-    let docker = Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
-    if registry && docker {
-        return true;
-    }
-    assert!(
-        std::env::var_os("PIPELINE_REQUIRE_DOCKER").is_none(),
-        "PIPELINE_REQUIRE_DOCKER is set but the registry (127.0.0.1:5000: {registry}) or Docker engine ({docker}) is not up; run scripts/start-services"
-    );
-    eprintln!("skipped: no registry on 127.0.0.1:5000 or no Docker engine (scripts/start-services starts both)");
-    false
-}
+mod support;
+use support::services_up;
 
 fn plan_json(dir: &Path, registry_override: Option<&str>) -> (i32, serde_json::Value, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));

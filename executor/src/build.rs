@@ -11,7 +11,6 @@ use crate::docker::reason;
 use crate::registry::RegistryClient;
 use crate::schedule::Builder;
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
 use futures_util::StreamExt as _;
 use pipeline_planner::cache::{CacheState, ImageCache};
@@ -114,19 +113,7 @@ impl Builder for DockerBuilder {
 
         // Push with the registry's credentials, then confirm the digest in the registry itself.
         (self.notify)(Note::Build(n, format!("pushing to {}", b.keyed.image.registry)));
-        let registry = Arc::clone(&self.registry);
-        let host = b.keyed.image.registry.clone();
-        let creds = tokio::task::spawn_blocking(move || registry.credentials_for(&host))
-            .await
-            .map_err(|e| format!("reading credentials stopped: {e}"))?
-            .map_err(|e| e.to_string())?
-            .map(|c| DockerCredentials {
-                username: c.username,
-                password: c.password,
-                identitytoken: c.identity_token,
-                serveraddress: Some(c.server_address),
-                ..Default::default()
-            });
+        let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
         let repo = format!("{}/{}", b.keyed.image.registry, b.keyed.image.repository);
         let options = PushImageOptions { tag: Some(b.keyed.key.clone()), platform: None };
         let mut stream = self.docker.push_image(&repo, Some(options), creds);

@@ -68,3 +68,41 @@ pub fn status(e: &bollard::errors::Error) -> Option<u16> {
         _ => None,
     }
 }
+
+/// The credentials of `~/.docker/config.json` for `host`, as the engine takes them for pushes and pulls
+/// (none when there are none, or they cannot be read: the registry then answers for itself).
+pub async fn credentials(
+    registry: &std::sync::Arc<crate::registry::RegistryClient>,
+    host: &str,
+) -> Result<Option<bollard::auth::DockerCredentials>, String> {
+    let registry = std::sync::Arc::clone(registry);
+    let host = host.to_string();
+    let found = tokio::task::spawn_blocking(move || registry.credentials_for(&host))
+        .await
+        .map_err(|e| format!("reading credentials stopped: {e}"))?
+        .map_err(|e| e.to_string())?;
+    Ok(found.map(|c| bollard::auth::DockerCredentials {
+        username: c.username,
+        password: c.password,
+        identitytoken: c.identity_token,
+        serveraddress: Some(c.server_address),
+        ..Default::default()
+    }))
+}
+
+/// Drain an image-creating stream (pull or import): the first error it reports, if any.
+pub async fn drain_create(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::models::CreateImageInfo, bollard::errors::Error>> + Unpin,
+) -> Result<(), String> {
+    use futures_util::StreamExt as _;
+    while let Some(item) = stream.next().await {
+        let failed = match item {
+            Ok(info) => info.error_detail.and_then(|d| d.message),
+            Err(e) => Some(reason(&e)),
+        };
+        if let Some(why) = failed {
+            return Err(why);
+        }
+    }
+    Ok(())
+}

@@ -13,7 +13,6 @@ use crate::docker::{reason, status};
 use crate::registry::RegistryClient;
 use crate::schedule::Deployer;
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType,
     NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
@@ -147,32 +146,12 @@ impl DockerTarget {
         }
         let (repo, tag) = split_image(image);
         let host = registry_host(&repo);
-        let registry = Arc::clone(&self.registry);
-        let lookup_host = host.clone();
-        let creds = tokio::task::spawn_blocking(move || registry.credentials_for(&lookup_host))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|c| DockerCredentials {
-                username: c.username,
-                password: c.password,
-                identitytoken: c.identity_token,
-                serveraddress: Some(c.server_address),
-                ..Default::default()
-            });
+        // Unreadable credentials: try anonymously, and let the registry's answer explain.
+        let creds = crate::docker::credentials(&self.registry, &host).await.ok().flatten();
         let options = CreateImageOptions { from_image: Some(repo.clone()), tag: Some(tag), ..Default::default() };
-        let mut stream = self.docker.create_image(Some(options), None, creds);
-        while let Some(item) = stream.next().await {
-            let failed = match item {
-                Ok(info) => info.error_detail.and_then(|d| d.message),
-                Err(e) => Some(reason(&e)),
-            };
-            if let Some(why) = failed {
-                return Err(format!("the image {image} is not on this engine and cannot be pulled from {host}: {why}"));
-            }
-        }
-        Ok(())
+        crate::docker::drain_create(self.docker.create_image(Some(options), None, creds))
+            .await
+            .map_err(|why| format!("the image {image} is not on this engine and cannot be pulled from {host}: {why}"))
     }
 
     async fn deploy_one(&self, n: usize) -> Result<(), String> {
@@ -868,17 +847,9 @@ async fn ensure_lock_image(docker: &Docker) -> Result<(), String> {
         tag: Some("1".into()),
         ..Default::default()
     };
-    let mut stream = docker.create_image(Some(options), Some(bollard::body_full(empty.into())), None);
-    while let Some(item) = stream.next().await {
-        let failed = match item {
-            Ok(info) => info.error_detail.and_then(|d| d.message),
-            Err(e) => Some(reason(&e)),
-        };
-        if let Some(why) = failed {
-            return Err(format!("cannot make the lock image: {why}"));
-        }
-    }
-    Ok(())
+    crate::docker::drain_create(docker.create_image(Some(options), Some(bollard::body_full(empty.into())), None))
+        .await
+        .map_err(|why| format!("cannot make the lock image: {why}"))
 }
 
 #[cfg(test)]
