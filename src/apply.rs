@@ -112,6 +112,31 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
             rt.block_on(l.release());
         }
     };
+    // From here on Ctrl-C is ours: before the run it releases the lock and exits 130; during the run the
+    // first press cancels (builds abort, running deploys finish) and a second one stops at once.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let running = Arc::clone(&running);
+        let lock = lock.clone();
+        rt.spawn(async move {
+            let mut presses = 0;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                presses += 1;
+                if presses > 1 || !running.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(l) = &lock {
+                        l.release().await;
+                    }
+                    eprintln!("\nInterrupted");
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+                let _ = cancel_tx.send(true);
+                eprintln!(
+                    "\nInterrupted: running builds are cancelled, running deploys finish, nothing else starts (Ctrl-C again stops at once)"
+                );
+            }
+        });
+    }
     let ready = match planned {
         Ok(r) => r,
         Err(e) => {
@@ -130,8 +155,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         output::warn(w);
     }
     if !args.json {
-        print!("{}", render::render(plan, Style { color: output::stdout_color() }));
-        let _ = std::io::stdout().flush();
+        out(&render::render(plan, Style { color: output::stdout_color() }));
     }
     if !plan.has_changes() {
         release(lock);
@@ -210,18 +234,10 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     );
     deployer.timeout = Duration::from_secs(args.timeout);
     let deployer = Arc::new(deployer);
+    running.store(true, std::sync::atomic::Ordering::SeqCst);
     let outcome = rt.block_on(async {
-        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-        let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = cancel_tx.send(true);
-                eprintln!("\nInterrupted: running builds are cancelled, running deploys finish, nothing else starts");
-            }
-        });
         let p = Arc::clone(&progress);
-        let out = schedule::run(&prepared.schedule, builder, deployer, cancel_rx, move |e| p.event(e)).await;
-        watcher.abort();
-        out
+        schedule::run(&prepared.schedule, builder, deployer, cancel_rx, move |e| p.event(e)).await
     });
     progress.clear();
     release(lock);
@@ -238,7 +254,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome_json(plan, &prepared, &outcome)).unwrap_or_default());
     } else {
-        print!("{}", summary_table(plan, &prepared, &outcome, &endpoints, output::stdout_color()));
+        out(&summary_table(plan, &prepared, &outcome, &endpoints, output::stdout_color()));
         if log_dir.exists() {
             eprintln!("Build logs: {}", log_dir.display());
         }
@@ -282,8 +298,7 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
             eprintln!("Nothing to destroy: no service of {project}/{environment} runs");
             return Ok(ExitCode::SUCCESS);
         }
-        let mut services: Vec<&str> = running.iter().map(|c| c.service.as_str()).collect();
-        services.dedup();
+        let services: std::collections::BTreeSet<&str> = running.iter().map(|c| c.service.as_str()).collect();
         println!("Destroy {project}/{environment}: {} services, {} containers", services.len(), running.len());
         for c in &running {
             println!("  - {} ({}, {})", c.name, c.service, c.status);
@@ -312,6 +327,13 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     })();
     rt.block_on(lock.release());
     result
+}
+
+/// Data on stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 /// Ask on the terminal; without one, refuse (pass `--yes`).
@@ -429,9 +451,11 @@ fn build_word(plan_action: BuildAction, report: Option<&schedule::TaskReport>, b
     }
 }
 
-fn deploy_word(action: DeployAction, r: &schedule::TaskReport) -> &'static str {
+fn deploy_word(action: DeployAction, r: &schedule::TaskReport, scheduled: bool) -> &'static str {
     match r.status {
         Status::Unchanged => "unchanged",
+        // The docker target creates a scheduled job's container but cannot run it on a schedule.
+        Status::Done if scheduled && action != DeployAction::Delete => "unscheduled",
         Status::Done => action_word(action),
         Status::Failed => "failed",
         Status::NotStarted => "not started",
@@ -475,7 +499,11 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
                 name: s.name.as_str(),
                 stage: prepared.stage_names[i].as_str(),
                 build: build_word(action, build_report, builder),
-                deploy: deploy_word(s.action, r),
+                deploy: deploy_word(
+                    s.action,
+                    r,
+                    s.spec.as_ref().and_then(|sp| sp.get("schedule")).is_some_and(|v| !v.is_null()),
+                ),
                 took,
                 error,
             }
@@ -509,7 +537,7 @@ fn summary_table(
     for Row { name, error, .. } in &rows {
         if let Some(e) = error {
             let _ = writeln!(out, "\n{} {name}:", paint("31", "error in"));
-            for l in e.lines().take(12) {
+            for l in e.lines().take(16) {
                 let _ = writeln!(out, "  {l}");
             }
         }

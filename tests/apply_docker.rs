@@ -419,6 +419,42 @@ fn failing_job_shows_exit_code_and_output() {
     assert_eq!(plan["stages"][0]["services"][0]["deploy"]["action"], "unchanged");
 }
 
+/// A service that never becomes healthy fails its deploy, its containers are stopped (logs kept), and
+/// the next plan does not take it for deployed.
+#[test]
+fn an_unhealthy_service_fails_and_is_deployed_again() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("sick");
+    let defs = std::fs::read_to_string(f.path().join("pipeline.nix")).expect("read");
+    let sick = defs.replace(
+        r#"healthcheck = { http = { port = 8080; path = "/index.html"; }; interval = "1s"; };"#,
+        r#"healthcheck = { http = { port = 8080; path = "/missing"; }; interval = "1s"; retries = 2; };"#,
+    );
+    assert_ne!(sick, defs);
+    f.write("pipeline.nix", &sick);
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 1, "{out:#}\n{stderr}");
+    let api = service(&out, "api");
+    assert_eq!(api["deploy"], "failed", "{out:#}");
+    assert!(api["error"].as_str().expect("error").contains("is unhealthy"), "{out:#}");
+    assert_eq!(service(&out, "web")["deploy"], "not started");
+    let api1 = f.container("staging", "api", 1);
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &api1]), "false", "left running");
+    let plan = f.run(&["plan", "--json"], "staging");
+    let plan: Json = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let api_plan = plan["stages"][3]["services"][0].clone();
+    assert_eq!(api_plan["name"], "api");
+    assert_eq!(api_plan["deploy"]["action"], "update", "{plan:#}");
+    // Fixed, it deploys.
+    f.write("pipeline.nix", &defs);
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(service(&out, "api")["deploy"], "updated");
+    assert!(fetch(&api1, 8080).contains("hello from staging"));
+}
+
 /// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;
 /// `destroy` removes everything but the data volume.
 #[test]

@@ -110,3 +110,33 @@ fn apply_needs_confirmation_or_yes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("pass `--yes` too"), "{}", text(&o.stderr));
 }
+
+/// A build context that holds the definitions keeps pipeline's own `.pipeline/` folder (stat cache, logs,
+/// durations) out of the key: planning twice gives the same key, and the file list does not name it.
+#[test]
+fn the_state_folder_never_enters_a_build_key() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /\n").expect("write");
+    std::fs::write(
+        dir.join("pipeline.nix"),
+        "let std = import <std>; in std.environment { project = \"p\"; name = \"e\"; registry = \"127.0.0.1:5000/p\";\n  target = std.docker { }; services.app = std.application { build.context = ./.; }; }\n",
+    )
+    .expect("write");
+    let hash = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(["hash", "app", "--files"])
+            .current_dir(dir)
+            .output()
+            .expect("run pipeline");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let first = hash();
+    std::fs::create_dir_all(dir.join(".pipeline/logs/run1")).expect("mkdir");
+    std::fs::write(dir.join(".pipeline/logs/run1/app.log"), "a log\n").expect("write");
+    let second = hash();
+    assert_eq!(first, second);
+    assert!(!second.contains(".pipeline"), "{second}");
+    assert!(second.contains("pipeline.nix") && second.contains("Dockerfile"), "{second}");
+}

@@ -109,7 +109,7 @@ pub fn prepare(
             build: if deploy { build } else { None },
             deploy,
             depends_on: vec![],
-            estimate: durations.deploys.get(&s.name).map(|&d| Duration::from_secs_f64(d.max(0.0))),
+            estimate: durations.deploys.get(&s.name).and_then(|&d| Duration::try_from_secs_f64(d).ok()),
         });
         services.push(ServiceDeploy {
             name: s.name.clone(),
@@ -135,7 +135,10 @@ pub fn prepare(
         .iter()
         .map(|b| BuildTask {
             key: b.keyed.key.clone(),
-            estimate: durations.builds.get(&b.keyed.image.repository).map(|&d| Duration::from_secs_f64(d.max(0.0))),
+            estimate: durations
+                .builds
+                .get(&b.keyed.image.repository)
+                .and_then(|&d| Duration::try_from_secs_f64(d).ok()),
         })
         .collect();
     Ok(Prepared {

@@ -81,7 +81,10 @@ impl Builder for DockerBuilder {
             version: BuilderVersion::BuilderV1,
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        // The mirror's credentials also serve a FROM on the mirror.
+        let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
+        let build_creds = creds.clone().map(|c| HashMap::from([(b.keyed.image.registry.clone(), c)]));
+        let mut stream = self.docker.build_image(options, build_creds, Some(bollard::body_full(tar.into())));
         let mut built = false;
         while let Some(item) = stream.next().await {
             match item {
@@ -113,7 +116,6 @@ impl Builder for DockerBuilder {
 
         // Push with the registry's credentials, then confirm the digest in the registry itself.
         (self.notify)(Note::Build(n, format!("pushing to {}", b.keyed.image.registry)));
-        let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
         let repo = format!("{}/{}", b.keyed.image.registry, b.keyed.image.repository);
         let options = PushImageOptions { tag: Some(b.keyed.key.clone()), platform: None };
         let mut stream = self.docker.push_image(&repo, Some(options), creds);
@@ -199,7 +201,10 @@ pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
         h.set_gid(0);
         match &f.kind {
             HashedKind::File { executable, size, blake3 } => {
-                let bytes = read_exact_size(&full, *size).map_err(|_| changed(&f.path))?;
+                let bytes = read_exact_size(&full, *size).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof => changed(&f.path),
+                    _ => format!("cannot read `{}` of the build context: {e}", full.display()),
+                })?;
                 if blake3::hash(&bytes).as_bytes() != blake3 {
                     return Err(changed(&f.path));
                 }
@@ -258,7 +263,7 @@ fn read_exact_size(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     f.read_to_end(&mut bytes)?;
     if bytes.len() as u64 != size {
-        return Err(std::io::Error::other("size changed"));
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "size changed"));
     }
     Ok(bytes)
 }

@@ -174,6 +174,8 @@ pub async fn run<B: Builder, D: Deployer>(
 
     let mut running: JoinSet<(Kind, Result<(), String>)> = JoinSet::new();
     let mut aborts: Vec<(tokio::task::AbortHandle, usize)> = Vec::new();
+    // Running deploys by task id, to name one that panicked.
+    let mut deploy_tasks: Vec<(tokio::task::Id, usize)> = Vec::new();
     let (mut builds_running, mut deploys_running) = (0usize, 0usize);
     let mut open = 0usize;
     let mut failed_stage: Option<usize> = None;
@@ -225,7 +227,8 @@ pub async fn run<B: Builder, D: Deployer>(
                     deploys[n].started = Some(t0.elapsed());
                     on_event(&Event::DeployStarted { service: n });
                     let deployer = deployer.clone();
-                    running.spawn(async move { (Kind::Deploy(n), deployer.deploy(n).await) });
+                    let h = running.spawn(async move { (Kind::Deploy(n), deployer.deploy(n).await) });
+                    deploy_tasks.push((h.id(), n));
                     deploys_running += 1;
                 } else {
                     i += 1;
@@ -261,6 +264,7 @@ pub async fn run<B: Builder, D: Deployer>(
             }
             Ok((Kind::Deploy(n), result)) => {
                 deploys_running -= 1;
+                deploy_tasks.retain(|(_, x)| *x != n);
                 let (status, error) = deploys[n].finish(result, now);
                 if status == Status::Failed {
                     fail(&mut failed_stage, s.services[n].stage);
@@ -281,10 +285,19 @@ pub async fn run<B: Builder, D: Deployer>(
                         fail(&mut failed_stage, first_use[b]);
                     }
                     on_event(&Event::BuildEnded { build: b, status, error: builds[b].error.clone() });
-                } else {
-                    // A deploy task panicked: count it as failed in the open stage.
+                } else if let Some(pos) = deploy_tasks.iter().position(|(t, _)| *t == id) {
+                    // A deploy task panicked: it failed, and so did its stage.
+                    let (_, n) = deploy_tasks.remove(pos);
                     deploys_running = deploys_running.saturating_sub(1);
-                    fail(&mut failed_stage, open);
+                    deploys[n].status = Status::Failed;
+                    deploys[n].ended = now;
+                    deploys[n].error = Some("the deploy task panicked".into());
+                    fail(&mut failed_stage, s.services[n].stage);
+                    on_event(&Event::DeployEnded {
+                        service: n,
+                        status: Status::Failed,
+                        error: deploys[n].error.clone(),
+                    });
                 }
             }
         }

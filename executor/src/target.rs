@@ -77,7 +77,7 @@ fn one() -> u32 {
 }
 
 /// One service to deploy (or delete).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceDeploy {
     pub name: String,
     pub action: DeployAction,
@@ -87,6 +87,18 @@ pub struct ServiceDeploy {
     pub key: Option<String>,
     /// Secret values by variable name (never labelled or logged).
     pub secrets: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ServiceDeploy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceDeploy")
+            .field("name", &self.name)
+            .field("action", &self.action)
+            .field("spec", &self.spec)
+            .field("key", &self.key)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Deploys to the local Docker engine.
@@ -181,10 +193,22 @@ impl DockerTarget {
                 labels: Some(self.labels(&s.name)),
                 ..Default::default()
             };
-            self.docker
+            let v = self
+                .docker
                 .create_volume(req)
                 .await
                 .map_err(|e| format!("cannot create the volume {name}: {}", reason(&e)))?;
+            // Creating a volume that exists returns it: make sure it is this environment's.
+            let owner = (v.labels.get(PROJECT), v.labels.get(ENVIRONMENT), v.labels.get(SERVICE));
+            if owner != (Some(&self.project), Some(&self.environment), Some(&s.name)) {
+                return Err(format!(
+                    "the volume {name} already exists and belongs to {}, not to service `{}` of {}/{}",
+                    describe_owner(&v.labels),
+                    s.name,
+                    self.project,
+                    self.environment
+                ));
+            }
         }
         let hash = spec_hash(json);
         let spec_text = serde_json::to_string(json).unwrap_or_default();
@@ -224,6 +248,7 @@ impl DockerTarget {
             self.note(n, "running to completion");
             return self.wait_job(&names[0]).await;
         }
+        let deadline = tokio::time::Instant::now().checked_add(self.timeout).unwrap_or_else(far_future);
         for name in &names {
             self.note(
                 n,
@@ -233,7 +258,14 @@ impl DockerTarget {
                     format!("waiting for {name}")
                 },
             );
-            self.wait_ready(name, spec.healthcheck.is_some()).await?;
+            if let Err(e) = self.wait_ready(name, spec.healthcheck.is_some(), deadline).await {
+                // Stopped, not removed: its logs stay readable, and the next plan sees it is not up.
+                for n in &names {
+                    let _ =
+                        self.docker.stop_container(n, Some(StopContainerOptions { t: Some(10), signal: None })).await;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -320,7 +352,8 @@ impl DockerTarget {
 
     async fn wait_job(&self, name: &str) -> Result<(), String> {
         let mut wait = self.docker.wait_container(name, None::<WaitContainerOptions>);
-        let code = match tokio::time::timeout(self.timeout, wait.next()).await {
+        let timeout = self.timeout.min(Duration::from_secs(86_400 * 365));
+        let code = match tokio::time::timeout(timeout, wait.next()).await {
             Err(_) => return Err(format!("{name} did not finish within {}s", self.timeout.as_secs())),
             Ok(Some(Ok(r))) => r.status_code,
             // bollard reports a non-zero exit as an error carrying the code.
@@ -334,8 +367,7 @@ impl DockerTarget {
         Err(format!("the job {name} exited with code {code}{}", last_lines(&self.docker, name).await))
     }
 
-    async fn wait_ready(&self, name: &str, healthcheck: bool) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    async fn wait_ready(&self, name: &str, healthcheck: bool, deadline: tokio::time::Instant) -> Result<(), String> {
         let mut running_since: Option<tokio::time::Instant> = None;
         loop {
             let c = self
@@ -344,7 +376,7 @@ impl DockerTarget {
                 .await
                 .map_err(|e| format!("cannot inspect {name}: {}", reason(&e)))?;
             let state = c.state.unwrap_or_default();
-            if state.running != Some(true) || state.restarting == Some(true) {
+            if state.running != Some(true) || state.restarting == Some(true) || c.restart_count.unwrap_or(0) > 0 {
                 let code = state.exit_code.unwrap_or(0);
                 return Err(format!("{name} stopped (exit code {code}){}", last_lines(&self.docker, name).await));
             }
@@ -389,6 +421,11 @@ impl Deployer for DockerTarget {
     }
 }
 
+/// A deadline that never comes, for timeouts too large to add to now.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
 /// blake3 of the spec's JSON (maps sorted), shortened.
 pub fn spec_hash(spec: &Json) -> String {
     let bytes = serde_json::to_vec(spec).unwrap_or_default();
@@ -427,7 +464,11 @@ fn health_config(h: &Healthcheck) -> Result<HealthConfig, String> {
         }
         (None, None) => return Err("a healthcheck needs `command` or `http`".into()),
     };
-    let ns = |s: &str| parse_duration(s).map(|d| d.as_nanos() as i64).ok_or_else(|| format!("`{s}` is not a duration"));
+    let ns = |s: &str| {
+        parse_duration(s)
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .ok_or_else(|| format!("healthcheck duration `{s}` is not a duration Docker can take"))
+    };
     Ok(HealthConfig {
         test: Some(test),
         interval: Some(ns(&h.interval)?),
@@ -445,8 +486,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(match &s[digits..] {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
         _ => return None,
     })
 }
@@ -454,9 +495,13 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// `500m` or `1.5` cores as nano-CPUs.
 fn nano_cpus(s: &str) -> Option<i64> {
     if let Some(m) = s.strip_suffix('m') {
-        return m.parse::<i64>().ok().map(|m| m * 1_000_000);
+        return m.parse::<i64>().ok().and_then(|m| m.checked_mul(1_000_000));
     }
-    s.parse::<f64>().ok().map(|c| (c * 1e9) as i64)
+    s.parse::<f64>()
+        .ok()
+        .map(|c| c * 1e9)
+        .filter(|n| n.is_finite() && *n >= 1.0 && *n < i64::MAX as f64)
+        .map(|n| n as i64)
 }
 
 /// `256Mi`, `1G`, `1024` as bytes.
@@ -480,7 +525,7 @@ fn memory_bytes(s: &str) -> Option<i64> {
 
 /// The last lines a container wrote, as a message tail.
 async fn last_lines(docker: &Docker, name: &str) -> String {
-    let options = LogsOptions { stdout: true, stderr: true, tail: "15".into(), ..Default::default() };
+    let options = LogsOptions { stdout: true, stderr: true, tail: "10".into(), ..Default::default() };
     let mut logs = docker.logs(name, Some(options));
     let mut text = String::new();
     while let Some(Ok(chunk)) = logs.next().await {
@@ -505,8 +550,17 @@ async fn ensure_network(docker: &Docker, project: &str, environment: &str) -> Re
         .list_networks(Some(ListNetworksOptions { filters: Some(filters) }))
         .await
         .map_err(|e| format!("cannot list networks: {}", reason(&e)))?;
-    if found.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
-        return Ok(());
+    if let Some(n) = found.iter().find(|n| n.name.as_deref() == Some(name.as_str())) {
+        let labels = n.labels.clone().unwrap_or_default();
+        if labels.get(PROJECT).map(String::as_str) == Some(project)
+            && labels.get(ENVIRONMENT).map(String::as_str) == Some(environment)
+        {
+            return Ok(());
+        }
+        return Err(format!(
+            "the network {name} already exists and belongs to {}, not to {project}/{environment}",
+            describe_owner(&labels)
+        ));
     }
     let req = NetworkCreateRequest {
         name: name.clone(),
@@ -521,6 +575,17 @@ async fn ensure_network(docker: &Docker, project: &str, environment: &str) -> Re
         Ok(_) => Ok(()),
         Err(e) if status(&e) == Some(409) => Ok(()),
         Err(e) => Err(format!("cannot create the network {name}: {}", reason(&e))),
+    }
+}
+
+/// Who a volume or network belongs to, from its labels.
+fn describe_owner(labels: &HashMap<String, String>) -> String {
+    match (labels.get(PROJECT), labels.get(ENVIRONMENT)) {
+        (Some(p), Some(e)) => match labels.get(SERVICE) {
+            Some(s) => format!("service `{s}` of {p}/{e}"),
+            None => format!("{p}/{e}"),
+        },
+        _ => "something not made by pipeline".into(),
     }
 }
 
@@ -635,7 +700,11 @@ pub async fn observe(docker: &Docker, project: &str, environment: &str) -> Resul
             .filter(|c| match (is_job, scheduled) {
                 (true, true) => true,
                 (true, false) => c.state == "exited" && c.status.starts_with("Exited (0)"),
-                (false, _) => c.state == "running",
+                (false, _) => {
+                    c.state == "running"
+                        && !c.status.contains("(unhealthy)")
+                        && !c.status.contains("(health: starting)")
+                }
             })
             .count();
         if is_job {
@@ -722,9 +791,11 @@ pub async fn destroy(
 
 /// One apply (or destroy) at a time per environment: a created, never started container named
 /// `<project>-<env>-pipeline-lock`, whose name the engine keeps unique. Released by [`Lock::release`].
+#[derive(Clone)]
 pub struct Lock {
     docker: Docker,
-    name: String,
+    /// The lock container's id: removed by id, so a lock that changed hands is never removed.
+    id: String,
 }
 
 /// Someone else holds the lock.
@@ -761,7 +832,7 @@ impl Lock {
             };
             let options = CreateContainerOptions { name: Some(name.clone()), platform: String::new() };
             match docker.create_container(Some(options), body).await {
-                Ok(_) => return Ok(Lock { docker: docker.clone(), name }),
+                Ok(created) => return Ok(Lock { docker: docker.clone(), id: created.id }),
                 Err(e) if status(&e) == Some(409) => {
                     let c = docker
                         .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
@@ -770,9 +841,15 @@ impl Lock {
                     let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
                     let held_by = labels.get(LOCK_HOLDER).cloned().unwrap_or_else(|| "an unknown run".into());
                     if attempt == 0 && holder_is_gone(&held_by) {
-                        let _ = docker
-                            .remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() }))
-                            .await;
+                        // By id: if another run took the dead lock over first, its new lock is not touched.
+                        if let Some(id) = c.id.as_deref() {
+                            let _ = docker
+                                .remove_container(
+                                    id,
+                                    Some(RemoveContainerOptions { force: true, ..Default::default() }),
+                                )
+                                .await;
+                        }
                         continue;
                     }
                     let since = labels
@@ -794,10 +871,10 @@ impl Lock {
         Err(LockError::Engine(format!("cannot take the lock {name}")))
     }
 
-    pub async fn release(self) {
+    pub async fn release(&self) {
         let _ = self
             .docker
-            .remove_container(&self.name, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .remove_container(&self.id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
             .await;
     }
 }

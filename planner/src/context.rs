@@ -56,6 +56,12 @@ pub struct Context {
 /// Walk and hash the context at `root`, honouring its `.dockerignore`.
 /// `shown` names the context in messages (relative to the definitions).
 pub fn hash_context(root: &Path, shown: &str, cache: &StatCache) -> Result<Context> {
+    hash_context_except(root, shown, cache, None)
+}
+
+/// As [`hash_context`], leaving out everything under `state` (pipeline's own `.pipeline` folder, which
+/// changes on every run) when the context contains it.
+pub fn hash_context_except(root: &Path, shown: &str, cache: &StatCache, state: Option<&Path>) -> Result<Context> {
     let meta = std::fs::metadata(root).map_err(|e| {
         Diag::new("pipeline::context::missing", format!("build context `{shown}` cannot be read: {}", io_reason(&e)))
             .help("`build.context` must name an existing folder")
@@ -75,6 +81,14 @@ pub fn hash_context(root: &Path, shown: &str, cache: &StatCache) -> Result<Conte
             Diag::new("pipeline::context::walk", format!("build context `{shown}`: {e}")).help(help),
         ))
     })?;
+    let entries = match state.and_then(|s| s.strip_prefix(root).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            let inside = format!("{rel}/");
+            entries.into_iter().filter(|e| e.path != rel && !e.path.starts_with(&inside)).collect()
+        }
+        _ => entries,
+    };
     let files = hash_entries(root, shown, entries, cache)?;
     let hashed = files.1;
     Ok(Context { root: root.to_path_buf(), files: files.0, hashed })

@@ -201,7 +201,10 @@ pub fn key_builds_for(
         .collect();
     let hashed: Vec<Result<Arc<Context>>> = roots
         .par_iter()
-        .map(|root| context::hash_context(root, &display_path(env.base_dir(), root), cache).map(Arc::new))
+        .map(|root| {
+            let state = env.base_dir().join(".pipeline");
+            context::hash_context_except(root, &display_path(env.base_dir(), root), cache, Some(&state)).map(Arc::new)
+        })
         .collect();
     let mut contexts: HashMap<&Path, Arc<Context>> = HashMap::new();
     for (root, r) in roots.iter().zip(hashed) {
