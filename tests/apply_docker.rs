@@ -495,23 +495,13 @@ fn prune_saved_plans_lock_and_destroy() {
     let out = f.run(&["plan", "--out", saved.to_str().expect("utf-8")], "staging");
     assert!(out.status.success());
     f.write("api/www/version.txt", "api v4\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .args(["apply", "--yes", saved.to_str().expect("utf-8")])
-        .env("NO_COLOR", "1")
-        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
-        .output()
-        .expect("run");
+    let out = apply_saved(&saved);
     let stderr = flat(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("saved plan is stale"), "{stderr}");
     assert!(stderr.contains("(api)"), "{stderr}");
     f.write("api/www/version.txt", "api v3\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .args(["apply", "--yes", saved.to_str().expect("utf-8")])
-        .env("NO_COLOR", "1")
-        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
-        .output()
-        .expect("run");
+    let out = apply_saved(&saved);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(fetch(&f.container("staging", "api", 1), 8080).contains("api v3"));
 
@@ -597,6 +587,18 @@ fn interrupt_cancels_builds_and_exits_130() {
     assert!(rest.iter().any(|l| l.contains("cancelled") && l.contains("web")), "{}", rest.join("\n"));
     assert!(stdout.contains("Interrupted"), "{stdout}");
     assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &f.container("staging", "db", 1)]), "true");
+}
+
+/// `apply --yes plan.json`: the saved plan names its definitions and arguments.
+fn apply_saved(plan: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes"])
+        .arg(plan)
+        .env("NO_COLOR", "1")
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pipeline")
 }
 
 /// A diagnostic as one line: miette's frame characters dropped, whitespace collapsed.

@@ -183,7 +183,14 @@ impl Drop for Cleanup {
 /// Builds the case with Docker and lists `/ctx` of the image.
 fn docker_listing(case: &Case, root: &Path) -> Listing {
     let ctx = root.to_str().expect("utf-8 tempdir");
-    let build = docker(&["build", "-q", "--force-rm", ctx]);
+    // No cache: cases run in parallel and each removes its image afterwards, so a build must not stand on
+    // another case's layers. A failure is tried once more, so a refused `.dockerignore` (which fails
+    // every time) is not confused with a transient engine error (seen once in CI).
+    let build_once = || docker(&["build", "-q", "--force-rm", "--no-cache", ctx]);
+    let mut build = build_once();
+    if !build.status.success() {
+        build = build_once();
+    }
     if !build.status.success() {
         return vec![BUILD_FAILS.to_owned()];
     }
