@@ -497,7 +497,7 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
             };
             Row {
                 name: s.name.as_str(),
-                stage: prepared.stage_names[i].as_str(),
+                stage: plan.stages.get(task.stage).map_or("?", |s| s.name.as_str()),
                 build: build_word(action, build_report, builder),
                 deploy: deploy_word(
                     s.action,
@@ -554,13 +554,7 @@ fn summary_table(
         );
     } else if let Some(stage) = outcome.failed_stage {
         let not_started = outcome.deploys.iter().filter(|r| r.status == Status::NotStarted).count();
-        let name = prepared
-            .schedule
-            .services
-            .iter()
-            .zip(&prepared.stage_names)
-            .find(|(t, _)| t.stage == stage)
-            .map_or("?", |(_, n)| n.as_str());
+        let name = plan.stages.get(stage).map_or("?", |s| s.name.as_str());
         let _ = writeln!(
             out,
             "\n{} in stage {name} after {secs:.1}s: {built} built, {deployed} deployed, {not_started} not started; what was deployed keeps running, and a re-run resumes",

@@ -16,8 +16,6 @@ pub struct Prepared {
     pub schedule: Schedule,
     pub builds: Vec<ImageBuild>,
     pub services: Vec<ServiceDeploy>,
-    /// Per service: its stage name and plan entry, in schedule order.
-    pub stage_names: Vec<String>,
 }
 
 /// Durations of earlier runs: builds per image repository, deploys per service.
@@ -84,7 +82,6 @@ pub fn prepare(
     }
     let mut services = Vec::new();
     let mut tasks = Vec::new();
-    let mut stage_names = Vec::new();
     let mut index_of: HashMap<&str, usize> = HashMap::new();
     for (si, (stage, s)) in
         plan.stages.iter().enumerate().flat_map(|(i, st)| st.services.iter().map(move |s| (i, (st, s))))
@@ -118,7 +115,6 @@ pub fn prepare(
             key: s.build.key.clone(),
             secrets,
         });
-        stage_names.push(plan.stages[si].name.clone());
     }
     // In-stage dependencies, by index.
     for (_, s) in plan.services() {
@@ -151,6 +147,5 @@ pub fn prepare(
         },
         builds,
         services,
-        stage_names,
     })
 }
