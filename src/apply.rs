@@ -8,11 +8,15 @@ use crate::planning::{make_plan, plain, read_secrets, report, with_environment};
 use crate::progress::Progress;
 use pipeline_executor::apply::{Durations, Prepared, prepare};
 use pipeline_executor::build::{DockerBuilder, Note};
+use pipeline_executor::k8s::deploy::KubeTarget;
+use pipeline_executor::k8s::live::KubeLive;
+use pipeline_executor::k8s::manifest::{self, Scope};
+use pipeline_executor::k8s::{self, Cluster, lease};
 use pipeline_executor::registry::RegistryClient;
 use pipeline_executor::schedule::{self, Outcome, Status};
 use pipeline_executor::target::{self, DockerTarget, Lock};
 use pipeline_planner::graph::Graph;
-use pipeline_planner::live::Recorded;
+use pipeline_planner::live::{LiveState, Recorded};
 use pipeline_planner::model::Target;
 use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
 use pipeline_planner::render::{self, Style};
@@ -28,7 +32,7 @@ use std::time::Duration;
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
 
-fn runtime() -> Result<tokio::runtime::Runtime, Report> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Report> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,21 +40,46 @@ fn runtime() -> Result<tokio::runtime::Runtime, Report> {
         .map_err(|e| plain("pipeline::runtime", format!("cannot start the async runtime: {e}")))
 }
 
-fn docker_only(target: &Target) -> Result<(), Report> {
-    match target {
-        Target::Docker => Ok(()),
-        Target::Kubernetes { namespace, .. } => Err(report(
-            pipeline_planner::Diag::new(
-                "pipeline::apply::kubernetes",
-                format!("applying to Kubernetes (namespace {namespace}) is not supported yet"),
-            )
-            .help("use `target = std.docker { };` to deploy on this machine; `pipeline plan` works for both"),
-        )),
+/// Where an environment runs.
+enum Site {
+    Docker(pipeline_executor::docker::Docker),
+    Kube(Cluster, Scope),
+}
+
+/// The environment's lock: a lock container on Docker, a Lease on Kubernetes.
+#[derive(Clone)]
+enum Held {
+    Docker(Lock),
+    Kube(lease::Held),
+}
+
+impl Held {
+    async fn release(&self) {
+        match self {
+            Held::Docker(l) => l.release().await,
+            Held::Kube(l) => l.release().await,
+        }
+    }
+}
+
+/// Deploys to the environment's target.
+enum AnyTarget {
+    Docker(DockerTarget),
+    Kube(KubeTarget),
+}
+
+impl schedule::Deployer for AnyTarget {
+    async fn deploy(&self, n: usize) -> Result<(), String> {
+        match self {
+            AnyTarget::Docker(t) => t.deploy(n).await,
+            AnyTarget::Kube(t) => t.deploy(n).await,
+        }
     }
 }
 
 /// What the locked, planned environment gives the run.
 struct Ready {
+    site: Site,
     plan: Plan,
     keyed: HashMap<String, KeyedBuild>,
     secrets: Secrets,
@@ -89,25 +118,41 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     };
     let rt = runtime()?;
     let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
-    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
 
     // Evaluate, lock the environment, read what runs, plan.
-    let mut lock: Option<Lock> = None;
+    let mut lock: Option<Held> = None;
     let planned = with_environment(&args.input, |env, sources| {
-        docker_only(&env.target)?;
         let graph = Graph::new(env, sources).map_err(report)?;
         let names = pipeline_planner::plan::secret_names(env);
         let lookup = |var: &str| std::env::var(var).ok();
         let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
-        lock = Some(rt.block_on(Lock::acquire(&docker, &env.project, &env.name, &target::holder())).map_err(report)?);
-        let live = rt
-            .block_on(target::observe(&docker, &env.project, &env.name))
-            .map_err(|e| plain("pipeline::apply::live_state", format!("cannot read what is deployed: {e}")))?;
-        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), &Recorded(live))?;
+        let (site, live): (Site, Box<dyn LiveState>) = match &env.target {
+            Target::Docker => {
+                let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
+                lock = Some(Held::Docker(
+                    rt.block_on(Lock::acquire(&docker, &env.project, &env.name, &target::holder())).map_err(report)?,
+                ));
+                let live = rt
+                    .block_on(target::observe(&docker, &env.project, &env.name))
+                    .map_err(|e| plain("pipeline::apply::live_state", format!("cannot read what is deployed: {e}")))?;
+                (Site::Docker(docker), Box::new(Recorded(live)))
+            }
+            Target::Kubernetes { .. } => {
+                let scope = crate::kube::scope(env);
+                let cluster = rt.block_on(crate::kube::connect(env, args.context.as_deref()))?;
+                rt.block_on(cluster.ensure_namespace(&manifest::namespace(&scope))).map_err(report)?;
+                lock =
+                    Some(Held::Kube(rt.block_on(lease::acquire(&cluster, &scope, &target::holder())).map_err(report)?));
+                let objects = rt.block_on(k8s::live::observe(&cluster, &scope)).map_err(report)?;
+                let live = KubeLive { scope: scope.clone(), objects };
+                (Site::Kube(cluster, scope), Box::new(live))
+            }
+        };
+        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref())?;
         let keyed = env.services.iter().zip(keyed).filter_map(|(s, k)| Some((s.name.clone(), k?))).collect();
-        Ok(Ready { plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
+        Ok(Ready { site, plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
     });
-    let release = |lock: Option<Lock>| {
+    let release = |lock: Option<Held>| {
         if let Some(l) = lock {
             rt.block_on(l.release());
         }
@@ -216,6 +261,21 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         let p = Arc::clone(&progress);
         Arc::new(move |n: Note| p.note(n)) as pipeline_executor::build::Notify
     };
+    // Builds need the engine; a Kubernetes run with every image in the mirror does not.
+    let docker = match &ready.site {
+        Site::Docker(d) => Ok(d.clone()),
+        Site::Kube(..) if !prepared.builds.is_empty() => {
+            rt.block_on(pipeline_executor::docker::connect()).map_err(report)
+        }
+        Site::Kube(..) => pipeline_executor::docker::idle().map_err(report),
+    };
+    let docker = match docker {
+        Ok(d) => d,
+        Err(e) => {
+            release(lock);
+            return Err(e);
+        }
+    };
     let builder = Arc::new(DockerBuilder {
         docker: docker.clone(),
         builds: prepared.builds.clone(),
@@ -224,16 +284,29 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         labels: HashMap::from([(target::PROJECT.to_string(), plan.project.clone())]),
         notify: Arc::clone(&notify),
     });
-    let mut deployer = DockerTarget::new(
-        docker.clone(),
-        &plan.project,
-        &plan.environment,
-        prepared.services.clone(),
-        registry,
-        notify,
-    );
-    deployer.timeout = Duration::from_secs(args.timeout);
-    let deployer = Arc::new(deployer);
+    let timeout = Duration::from_secs(args.timeout);
+    let deployer = Arc::new(match &ready.site {
+        Site::Docker(_) => {
+            let mut t = DockerTarget::new(
+                docker.clone(),
+                &plan.project,
+                &plan.environment,
+                prepared.services.clone(),
+                registry,
+                notify,
+            );
+            t.timeout = timeout;
+            AnyTarget::Docker(t)
+        }
+        Site::Kube(cluster, scope) => AnyTarget::Kube(KubeTarget {
+            cluster: cluster.clone(),
+            scope: scope.clone(),
+            services: prepared.services.clone(),
+            timeout,
+            force_conflicts: args.force_conflicts,
+            notify,
+        }),
+    });
     running.store(true, std::sync::atomic::Ordering::SeqCst);
     let outcome = rt.block_on(async {
         let p = Arc::clone(&progress);
@@ -246,7 +319,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         output::warn(&format!("could not save task durations in {}: {e}", durations_file.display()));
     }
 
-    let endpoints = if outcome.success() {
+    let endpoints = if outcome.success() && matches!(ready.site, Site::Docker(_)) {
         rt.block_on(target::containers_of(&docker, &plan.project, &plan.environment, None)).unwrap_or_default()
     } else {
         vec![]
@@ -284,11 +357,19 @@ pub fn docker_live(project: &str, environment: &str) -> Result<Vec<pipeline_plan
 
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     let rt = runtime()?;
-    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
-    let (project, environment, stages) = with_environment(&args.input, |env, _| {
-        docker_only(&env.target)?;
-        Ok((env.project.clone(), env.name.clone(), env.stages.clone()))
+    let (project, environment, stages, kube) = with_environment(&args.input, |env, _| {
+        let kube = match env.target {
+            Target::Docker => None,
+            Target::Kubernetes { .. } => {
+                Some((rt.block_on(crate::kube::connect(env, args.context.as_deref()))?, crate::kube::scope(env)))
+            }
+        };
+        Ok((env.project.clone(), env.name.clone(), env.stages.clone(), kube))
     })?;
+    if let Some((cluster, scope)) = kube {
+        return destroy_kube(&rt, &cluster, &scope, &args);
+    }
+    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
     let lock = rt.block_on(Lock::acquire(&docker, &project, &environment, &target::holder())).map_err(report)?;
     let result = (|| {
         let running = rt
@@ -326,6 +407,50 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
         Ok(ExitCode::SUCCESS)
     })();
     rt.block_on(lock.release());
+    result
+}
+
+/// `destroy` on Kubernetes: every object of the environment, under its lease; volume claims stay
+/// unless `--volumes`.
+fn destroy_kube(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    scope: &Scope,
+    args: &DestroyArgs,
+) -> Result<ExitCode, Report> {
+    let (project, environment, ns) = (&scope.project, &scope.environment, &scope.namespace);
+    let held = rt.block_on(lease::acquire(cluster, scope, &target::holder())).map_err(report)?;
+    let result = (|| {
+        let objects = rt.block_on(k8s::live::observe(cluster, scope)).map_err(report)?;
+        let claims = rt.block_on(cluster.list("PersistentVolumeClaim", &scope.selector())).map_err(report)?;
+        if objects.is_empty() && (claims.is_empty() || !args.volumes) {
+            eprintln!("Nothing to destroy: no object of {project}/{environment} in namespace {ns}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("Destroy {project}/{environment} in namespace {ns}: {} objects", objects.len());
+        for o in &objects {
+            println!("  - {} ({})", o.id(), o.service);
+        }
+        if !args.yes && !confirm(&format!("Remove every object of {project}/{environment}?"))? {
+            eprintln!("Nothing removed");
+            return Ok(ExitCode::from(1));
+        }
+        let n = rt.block_on(k8s::deploy::destroy(cluster, scope, |o| eprintln!("deleting {o}"))).map_err(report)?;
+        println!("Removed {n} objects");
+        let names: Vec<String> = claims.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        if args.volumes {
+            for c in &names {
+                rt.block_on(cluster.delete("PersistentVolumeClaim", c)).map_err(report)?;
+            }
+            if !names.is_empty() {
+                println!("Removed the volume claims {}", names.join(", "));
+            }
+        } else if !names.is_empty() {
+            println!("Kept the volume claims {} (remove them with `--volumes`)", names.join(", "));
+        }
+        Ok(ExitCode::SUCCESS)
+    })();
+    rt.block_on(held.release());
     result
 }
 

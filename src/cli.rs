@@ -36,6 +36,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Remove an environment's services in reverse stage order
     Destroy(DestroyArgs),
+    /// Print the Kubernetes manifests of an environment as YAML (for kubectl, review or GitOps)
+    Render(RenderArgs),
     /// Show the stages and services, with dependencies as edges
     Graph(GraphArgs),
     /// Show a service's build key (and with --files, everything that went into it)
@@ -93,6 +95,9 @@ pub struct PlanArgs {
     /// Ask neither the mirror registry nor the target: every image is planned to be built, every service created
     #[arg(long)]
     pub offline: bool,
+    /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Compare with live state recorded in this JSON file instead of asking the target (for tests)
     #[arg(long, value_name = "FILE", hide = true)]
     pub live_state: Option<PathBuf>,
@@ -118,6 +123,12 @@ pub struct ApplyArgs {
     /// How long a deploy may wait for its service to be healthy, or a job to end, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
+    /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Kubernetes: take over fields another field manager owns (server-side apply `force`)
+    #[arg(long)]
+    pub force_conflicts: bool,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +141,21 @@ pub struct DestroyArgs {
     /// Also remove the databases' data volumes (kept otherwise)
     #[arg(long)]
     pub volumes: bool,
+    /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Read secret values from this dotenv file (else from PIPELINE_SECRET_<NAME> variables)
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// Put the secret values in the Secret objects (left empty otherwise)
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

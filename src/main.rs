@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod commands;
+mod kube;
 mod output;
 mod planning;
 mod progress;

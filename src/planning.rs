@@ -67,12 +67,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
                 Box::new(NothingDeployed)
             }
             (None, Target::Docker) => Box::new(Recorded(crate::apply::docker_live(&env.project, &env.name)?)),
-            (None, Target::Kubernetes { .. }) => {
-                live_warning = Some(
-                    "live state of Kubernetes targets is not read yet: every service is compared with nothing deployed",
-                );
-                Box::new(NothingDeployed)
-            }
+            (None, Target::Kubernetes { .. }) => Box::new(crate::kube::live_state(env, args.context.as_deref())?),
         };
         let (mut plan, _) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref())?;
         plan.warnings.extend(live_warning.map(str::to_string));

@@ -1,7 +1,7 @@
 //! The Docker engine connection: DOCKER_HOST and the usual Docker environment (bollard's defaults), the API
 //! version negotiated with the engine, and errors that name the endpoint.
 
-use bollard::Docker;
+pub use bollard::Docker;
 use std::time::Duration;
 
 /// The engine could not be reached or refused a request.
@@ -36,6 +36,12 @@ pub async fn connect() -> Result<Docker, EngineError> {
         .map_err(|_| unreachable("no answer within 15 s".into()))?
         .map_err(|e| unreachable(reason(&e)))?;
     Ok(docker)
+}
+
+/// A client for the engine that is never asked anything (no builds to run): no connection is made.
+pub fn idle() -> Result<Docker, EngineError> {
+    Docker::connect_with_defaults()
+        .map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
 }
 
 /// A bollard error as one line: the engine's own message when it sent one.

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod build;
 pub mod docker;
 pub mod docker_config;
+pub mod k8s;
 pub mod registry;
 pub mod schedule;
 pub mod target;

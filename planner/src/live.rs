@@ -1,6 +1,7 @@
 //! Live state as the planner sees it: which services a target runs now, and the spec each was deployed
 //! with. The real observers (Docker labels, Kubernetes objects) live in the executor.
 
+use crate::plan::ObjectDiff;
 use serde::{Deserialize, Serialize};
 
 /// One deployed service, as the target reports it.
@@ -15,6 +16,13 @@ pub struct LiveService {
 pub trait LiveState {
     /// The deployed services; an error says which system could not be asked and why.
     fn observe(&self, project: &str, environment: &str) -> Result<Vec<LiveService>, String>;
+
+    /// What the target would change, object by object, to bring one service to `desired` (`None`: the
+    /// service is removed); only objects that change. Targets without objects of their own (Docker)
+    /// have none.
+    fn objects(&self, _service: &str, _desired: Option<&serde_json::Value>, _key: Option<&str>) -> Vec<ObjectDiff> {
+        vec![]
+    }
 }
 
 /// A target where nothing is deployed yet.

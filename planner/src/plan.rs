@@ -125,6 +125,28 @@ pub enum DeployAction {
 pub struct DeployPlan {
     pub action: DeployAction,
     pub changes: Vec<Change>,
+    /// The target's objects that change (Kubernetes), with their field-level changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectDiff>,
+}
+
+/// One object of the target that a deploy creates, changes or deletes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDiff {
+    /// `deployment/api`.
+    pub object: String,
+    pub action: ObjectAction,
+    /// For an update: the fields that differ from the live object (server-managed fields left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectAction {
+    Create,
+    Update,
+    Delete,
 }
 
 /// One field-level change; `before`/`after` are absent for an added/removed field. Secret values are
@@ -457,18 +479,20 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
             };
             let image = build.image.clone().unwrap_or_default();
             let spec = deploy_spec(env, s, &image, input.secrets)?;
+            let objects = input.live.objects(&s.name, Some(&spec), build.key.as_deref());
             let deploy = match live_by_name.get(s.name.as_str()) {
-                None => DeployPlan { action: DeployAction::Create, changes: vec![] },
+                None => DeployPlan { action: DeployAction::Create, changes: vec![], objects },
                 Some(l) => {
                     let changes = diff(&l.spec, &spec);
-                    let action = if changes.is_empty() {
-                        DeployAction::Unchanged
-                    } else if needs_replace(&l.spec, &spec) {
+                    let action = if needs_replace(&l.spec, &spec) {
                         DeployAction::Replace
-                    } else {
+                    } else if !changes.is_empty() || !objects.is_empty() {
+                        // Objects changed behind the target's back (drift) are brought back too.
                         DeployAction::Update
+                    } else {
+                        DeployAction::Unchanged
                     };
-                    DeployPlan { action, changes }
+                    DeployPlan { action, changes, objects }
                 }
             };
             count(&mut summary, deploy.action);
@@ -497,7 +521,11 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
             kind,
             depends_on: vec![],
             build: BuildPlan::none(l.spec.get("image").and_then(Json::as_str).map(str::to_string)),
-            deploy: DeployPlan { action: DeployAction::Delete, changes: vec![] },
+            deploy: DeployPlan {
+                action: DeployAction::Delete,
+                changes: vec![],
+                objects: input.live.objects(&l.name, None, None),
+            },
             spec: None,
         };
         summary.delete += 1;

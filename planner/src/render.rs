@@ -1,7 +1,7 @@
 //! The plan as text for a terminal or a CI log: grouped by stage in execution order, one block per
 //! service, then the summary line. Colour only when asked for (the binary decides: TTY and NO_COLOR).
 
-use crate::plan::{BuildAction, Change, DeployAction, Plan, ServicePlan};
+use crate::plan::{BuildAction, Change, DeployAction, ObjectAction, Plan, ServicePlan};
 use serde_json::Value as Json;
 use std::fmt::Write;
 
@@ -82,6 +82,20 @@ fn service(out: &mut String, s: &ServicePlan, style: Style) {
     let _ = writeln!(out, "      deploy  {action}");
     for c in &s.deploy.changes {
         let _ = writeln!(out, "        {}", change(c, style));
+    }
+    if !s.deploy.objects.is_empty() {
+        let _ = writeln!(out, "      objects");
+    }
+    for o in &s.deploy.objects {
+        let (mark, colour) = match o.action {
+            ObjectAction::Create => ("+", "32"),
+            ObjectAction::Update => ("~", "33"),
+            ObjectAction::Delete => ("-", "31"),
+        };
+        let _ = writeln!(out, "        {}", style.paint(colour, &format!("{mark} {}", o.object)));
+        for c in &o.changes {
+            let _ = writeln!(out, "            {}", change(c, style));
+        }
     }
 }
 

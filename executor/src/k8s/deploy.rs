@@ -1,0 +1,162 @@
+//! Deploying one service to Kubernetes: refuse objects that belong to someone else, apply the service's
+//! objects server-side (configuration first), wait for the workload, then delete the objects of the
+//! service it no longer has (an old run's Job, a Service whose ports are gone). A removed service has
+//! all its objects deleted; volume claims are kept, as the Docker target keeps volumes.
+
+use super::manifest::{self, ENVIRONMENT, KINDS, MANAGED_BY, MANAGER, Object, PROJECT, SERVICE, Scope, SecretValues};
+use super::wait::{self, job_state};
+use super::{Cluster, KubeError};
+use crate::build::{Note, Notify};
+use crate::schedule::Deployer;
+use crate::target::ServiceDeploy;
+use pipeline_planner::plan::DeployAction;
+use std::time::Duration;
+
+pub struct KubeTarget {
+    pub cluster: Cluster,
+    pub scope: Scope,
+    pub services: Vec<ServiceDeploy>,
+    /// How long a rollout or job may take.
+    pub timeout: Duration,
+    /// Take fields another field manager owns (`--force-conflicts`).
+    pub force_conflicts: bool,
+    pub notify: Notify,
+}
+
+impl Deployer for KubeTarget {
+    async fn deploy(&self, n: usize) -> Result<(), String> {
+        self.deploy_one(n).await.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DeployError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kube(#[from] KubeError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Wait(#[from] wait::WaitError),
+    #[error("{0}")]
+    Spec(String),
+    #[error("{object} exists in namespace {namespace} and is not this environment's ({owner})")]
+    #[diagnostic(
+        code(pipeline::kubernetes::foreign_object),
+        help(
+            "rename the service, deploy this environment to another namespace, or delete that object if it is not needed"
+        )
+    )]
+    Foreign { object: String, namespace: String, owner: String },
+}
+
+impl KubeTarget {
+    fn note(&self, n: usize, text: impl Into<String>) {
+        (self.notify)(Note::Deploy(n, text.into()));
+    }
+
+    pub async fn deploy_one(&self, n: usize) -> Result<(), DeployError> {
+        let s = self.services.get(n).ok_or_else(|| DeployError::Spec(format!("no service number {n}")))?;
+        let selector = format!("{},{SERVICE}={}", self.scope.selector(), s.name);
+        let mut live = Vec::new();
+        for kind in KINDS {
+            for o in self.cluster.list(kind, &selector).await? {
+                live.push((kind, o.metadata.name.clone().unwrap_or_default(), o));
+            }
+        }
+        let desired = match (&s.spec, s.action) {
+            (Some(spec), a) if a != DeployAction::Delete => {
+                manifest::service_objects(&self.scope, &s.name, spec, s.key.as_deref(), SecretValues::Shown(&s.secrets))
+                    .map_err(DeployError::Spec)?
+            }
+            _ => vec![],
+        };
+        for o in &desired {
+            let mine = live.iter().any(|(k, name, _)| *k == o.kind() && name == o.name());
+            if !mine {
+                self.check_not_foreign(o).await?;
+            }
+        }
+        for o in &desired {
+            if let Object::Job(_) = o {
+                // The same spec ran before: done if it completed, run again if it failed.
+                if let Some((_, _, j)) = live.iter().find(|(k, name, _)| *k == "Job" && name == o.name()) {
+                    let job: k8s_openapi::api::batch::v1::Job =
+                        serde_json::from_value(serde_json::to_value(j).unwrap_or_default()).unwrap_or_default();
+                    match job_state(&job) {
+                        wait::State::Done => continue,
+                        wait::State::Failed(_) => {
+                            self.note(n, format!("deleting the failed {}", o.id()));
+                            self.cluster.delete("Job", o.name()).await?;
+                            self.wait_gone("Job", o.name()).await?;
+                        }
+                        wait::State::Waiting(_) => {}
+                    }
+                }
+            }
+            self.note(n, format!("applying {}", o.id()));
+            self.cluster.apply(o, self.force_conflicts).await?;
+        }
+        for o in desired.iter().filter(|o| matches!(o, Object::Deployment(_) | Object::StatefulSet(_) | Object::Job(_)))
+        {
+            self.note(n, format!("waiting for {}", o.id()));
+            wait::wait(&self.cluster, o.kind(), o.name(), self.timeout).await?;
+        }
+        // What the service no longer has, workloads first.
+        let mut stale: Vec<_> =
+            live.iter().filter(|(k, name, _)| !desired.iter().any(|d| d.kind() == *k && d.name() == name)).collect();
+        stale.sort_by_key(|(k, _, _)| std::cmp::Reverse(KINDS.iter().position(|x| x == k)));
+        for (kind, name, _) in stale {
+            self.note(n, format!("deleting {}/{name}", kind.to_lowercase()));
+            self.cluster.delete(kind, name).await?;
+        }
+        Ok(())
+    }
+
+    /// An object of the same name that pipeline does not manage for this environment is not ours to change.
+    async fn check_not_foreign(&self, o: &Object) -> Result<(), DeployError> {
+        let Some(existing) = self.cluster.get(o.kind(), o.name()).await? else { return Ok(()) };
+        let labels = existing.metadata.labels.unwrap_or_default();
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        if get(MANAGED_BY) == Some(MANAGER)
+            && get(PROJECT) == Some(&self.scope.project)
+            && get(ENVIRONMENT) == Some(&self.scope.environment)
+        {
+            return Ok(());
+        }
+        let owner = match (get(MANAGED_BY), get(PROJECT), get(ENVIRONMENT)) {
+            (Some(MANAGER), Some(p), Some(e)) => format!("it belongs to {p}/{e}"),
+            (Some(m), _, _) => format!("it is managed by {m}"),
+            _ => "it was not made by pipeline".into(),
+        };
+        Err(DeployError::Foreign { object: o.id(), namespace: self.cluster.namespace.clone(), owner })
+    }
+
+    async fn wait_gone(&self, kind: &str, name: &str) -> Result<(), KubeError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while self.cluster.get(kind, name).await?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KubeError::Request {
+                    what: format!("{}/{name}", kind.to_lowercase()),
+                    message: "still there after it was deleted".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Delete every object of the environment, workloads first, then Services and configuration (for
+/// `destroy`); volume claims are kept.
+pub async fn destroy(cluster: &Cluster, scope: &Scope, mut on: impl FnMut(&str)) -> Result<usize, KubeError> {
+    let mut count = 0;
+    for kind in KINDS.iter().rev() {
+        for o in cluster.list(kind, &scope.selector()).await? {
+            let name = o.metadata.name.clone().unwrap_or_default();
+            on(&format!("{}/{name}", kind.to_lowercase()));
+            cluster.delete(kind, &name).await?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}

@@ -1,0 +1,486 @@
+//! The Kubernetes objects of a service, typed with k8s-openapi and built only from the plan's deploy spec,
+//! so the same spec gives the same bytes: no timestamps, no random names, maps sorted.
+//!
+//! - application, container: a Deployment (rolling update, readiness probe from the healthcheck) and a
+//!   Service for its ports;
+//! - database: a StatefulSet (a volume claim template `data` when `volume` is set) and a headless Service;
+//! - job: a Job named `<service>-<spec hash>` (a new spec is a new run), or a CronJob when `schedule` is set;
+//! - every service: its `env` in the ConfigMap `<service>-env`, its secrets in the Secret
+//!   `<service>-secrets`, both read with `envFrom`.
+//!
+//! Every object carries the common labels; workloads carry the spec, its hash and the build key as
+//! annotations, and their pod templates the spec hash, so a changed ConfigMap or Secret rolls the pods.
+
+use crate::target::{Spec, parse_duration, spec_hash};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
+};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, ExecAction, HTTPGetAction, Namespace,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret,
+    SecretEnvSource, Service, ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+pub const NAME: &str = "app.kubernetes.io/name";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const PROJECT: &str = "pipeline.dev/project";
+pub const ENVIRONMENT: &str = "pipeline.dev/environment";
+pub const SERVICE: &str = "pipeline.dev/service";
+pub const SPEC: &str = "pipeline.dev/spec";
+pub const SPEC_HASH: &str = "pipeline.dev/spec-hash";
+pub const KEY: &str = "pipeline.dev/key";
+/// On a Secret rendered without its values.
+pub const VALUES_HIDDEN: &str = "pipeline.dev/values";
+pub const MANAGER: &str = "pipeline";
+/// Size of a database's volume claim (the definitions have no size yet).
+pub const VOLUME_SIZE: &str = "1Gi";
+
+/// Where a service's objects go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub project: String,
+    pub environment: String,
+    pub namespace: String,
+}
+
+impl Scope {
+    /// `managed-by=pipeline,pipeline.dev/project=…,pipeline.dev/environment=…`: every object of the environment.
+    pub fn selector(&self) -> String {
+        format!("{MANAGED_BY}={MANAGER},{PROJECT}={},{ENVIRONMENT}={}", self.project, self.environment)
+    }
+
+    fn labels(&self, service: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME.into(), service.into()),
+            (MANAGED_BY.into(), MANAGER.into()),
+            (PROJECT.into(), self.project.clone()),
+            (ENVIRONMENT.into(), self.environment.clone()),
+            (SERVICE.into(), service.into()),
+        ])
+    }
+
+    /// The pod selector of a workload: stable for its life (a Deployment's selector cannot change).
+    fn pod_selector(&self, service: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME.into(), service.into()),
+            (PROJECT.into(), self.project.clone()),
+            (ENVIRONMENT.into(), self.environment.clone()),
+        ])
+    }
+
+    fn meta(&self, name: &str, service: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels(service)),
+            ..Default::default()
+        }
+    }
+}
+
+/// One object to apply.
+// A handful per service, built once: boxing them would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Namespace(Namespace),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    Service(Service),
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    Job(Job),
+    CronJob(CronJob),
+}
+
+/// The kinds a service can own, in apply order (configuration before the workloads that read it).
+pub const KINDS: [&str; 7] = ["ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job", "CronJob"];
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => "Namespace",
+            Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
+            Object::Service(_) => "Service",
+            Object::Deployment(_) => "Deployment",
+            Object::StatefulSet(_) => "StatefulSet",
+            Object::Job(_) => "Job",
+            Object::CronJob(_) => "CronJob",
+        }
+    }
+
+    pub fn api_version(&self) -> &'static str {
+        api_version(self.kind())
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
+            Object::CronJob(o) => &o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    /// `deployment/api`, as kubectl names objects.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind().to_lowercase(), self.name())
+    }
+
+    /// The object as JSON, with `apiVersion` and `kind` first.
+    pub fn to_json(&self) -> Json {
+        let body = match self {
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::StatefulSet(o) => serde_json::to_value(o),
+            Object::Job(o) => serde_json::to_value(o),
+            Object::CronJob(o) => serde_json::to_value(o),
+        }
+        .unwrap_or(Json::Null);
+        let mut out = serde_json::Map::new();
+        out.insert("apiVersion".into(), Json::from(self.api_version()));
+        out.insert("kind".into(), Json::from(self.kind()));
+        if let Json::Object(m) = body {
+            out.extend(m.into_iter().filter(|(k, _)| k != "apiVersion" && k != "kind"));
+        }
+        Json::Object(out)
+    }
+}
+
+pub fn api_version(kind: &str) -> &'static str {
+    match kind {
+        "Deployment" | "StatefulSet" => "apps/v1",
+        "Job" | "CronJob" => "batch/v1",
+        "Lease" => "coordination.k8s.io/v1",
+        _ => "v1",
+    }
+}
+
+/// The namespace object (created when missing).
+pub fn namespace(scope: &Scope) -> Object {
+    Object::Namespace(Namespace {
+        metadata: ObjectMeta {
+            name: Some(scope.namespace.clone()),
+            labels: Some(BTreeMap::from([(MANAGED_BY.into(), MANAGER.into())])),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// What a rendered Secret holds.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretValues<'a> {
+    /// The values by variable name (apply, `render --show-secrets`).
+    Shown(&'a BTreeMap<String, String>),
+    /// Keys only, with empty values (`render`).
+    Hidden,
+}
+
+/// The name of a service's Job for a spec: a new spec is a new run, the same spec is the same Job.
+pub fn job_name(service: &str, spec: &Json) -> String {
+    format!("{service}-{}", &spec_hash(spec)[..8])
+}
+
+/// The objects of one service, in apply order. `spec` is the plan's deploy spec; `key` its build key.
+pub fn service_objects(
+    scope: &Scope,
+    service: &str,
+    spec_json: &Json,
+    key: Option<&str>,
+    secrets: SecretValues<'_>,
+) -> Result<Vec<Object>, String> {
+    let spec: Spec = serde_json::from_value(spec_json.clone())
+        .map_err(|e| format!("the deploy spec of `{service}` is not one this version reads: {e}"))?;
+    let hash = spec_hash(spec_json);
+    let mut out = Vec::new();
+    let mut env_from = Vec::new();
+    if !spec.env.is_empty() {
+        let name = format!("{service}-env");
+        out.push(Object::ConfigMap(ConfigMap {
+            metadata: scope.meta(&name, service),
+            data: Some(spec.env.clone()),
+            ..Default::default()
+        }));
+        env_from.push(EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource { name: name.clone(), optional: None }),
+            ..Default::default()
+        });
+    }
+    if !spec.secrets.is_empty() {
+        let name = format!("{service}-secrets");
+        let mut meta = scope.meta(&name, service);
+        let data = match secrets {
+            SecretValues::Shown(values) => spec
+                .secrets
+                .keys()
+                .map(|var| {
+                    let v = values.get(var).ok_or_else(|| format!("no value for the secret variable `{var}`"))?;
+                    Ok((var.clone(), ByteString(v.as_bytes().to_vec())))
+                })
+                .collect::<Result<BTreeMap<_, _>, String>>()?,
+            SecretValues::Hidden => {
+                meta.annotations = Some(BTreeMap::from([(
+                    VALUES_HIDDEN.into(),
+                    "hidden (render with --show-secrets to include them)".into(),
+                )]));
+                spec.secrets.keys().map(|var| (var.clone(), ByteString(vec![]))).collect()
+            }
+        };
+        out.push(Object::Secret(Secret {
+            metadata: meta,
+            data: Some(data),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }));
+        env_from.push(EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: name.clone(), optional: None }),
+            ..Default::default()
+        });
+    }
+
+    let mut workload_meta = scope.meta(service, service);
+    let mut annotations = BTreeMap::from([
+        (SPEC.to_string(), serde_json::to_string(spec_json).unwrap_or_default()),
+        (SPEC_HASH.to_string(), hash.clone()),
+    ]);
+    if let Some(k) = key {
+        annotations.insert(KEY.into(), k.into());
+    }
+    workload_meta.annotations = Some(annotations);
+    let container = container(service, &spec, env_from)?;
+    let template = |restart: Option<&str>| PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(scope.labels(service)),
+            annotations: Some(BTreeMap::from([(SPEC_HASH.to_string(), hash.clone())])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container.clone()],
+            restart_policy: restart.map(String::from),
+            enable_service_links: Some(false),
+            ..Default::default()
+        }),
+    };
+    let selector = LabelSelector { match_labels: Some(scope.pod_selector(service)), ..Default::default() };
+    let replicas = i32::try_from(spec.replicas).map_err(|_| format!("`{service}`: too many replicas"))?;
+    let service_ports = |headless: bool| -> Option<Object> {
+        if spec.ports.is_empty() && !headless {
+            return None;
+        }
+        Some(Object::Service(Service {
+            metadata: scope.meta(service, service),
+            spec: Some(ServiceSpec {
+                cluster_ip: headless.then(|| "None".into()),
+                selector: Some(scope.pod_selector(service)),
+                ports: Some(
+                    spec.ports
+                        .iter()
+                        .map(|&p| ServicePort {
+                            name: Some(format!("tcp-{p}")),
+                            port: i32::from(p),
+                            target_port: Some(IntOrString::Int(i32::from(p))),
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                )
+                .filter(|p: &Vec<_>| !p.is_empty()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    };
+    match spec.kind.as_str() {
+        "application" | "container" => {
+            out.extend(service_ports(false));
+            out.push(Object::Deployment(Deployment {
+                metadata: workload_meta,
+                spec: Some(DeploymentSpec {
+                    replicas: Some(replicas),
+                    selector,
+                    strategy: Some(DeploymentStrategy {
+                        type_: Some("RollingUpdate".into()),
+                        rolling_update: Some(RollingUpdateDeployment {
+                            max_surge: Some(IntOrString::Int(1)),
+                            max_unavailable: Some(IntOrString::Int(0)),
+                        }),
+                    }),
+                    template: template(None),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        }
+        "database" => {
+            out.extend(service_ports(true));
+            let claims = spec.volume.as_ref().map(|_| {
+                vec![PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".into()),
+                        labels: Some(scope.labels(service)),
+                        ..Default::default()
+                    },
+                    spec: Some(PersistentVolumeClaimSpec {
+                        access_modes: Some(vec!["ReadWriteOnce".into()]),
+                        resources: Some(VolumeResourceRequirements {
+                            requests: Some(BTreeMap::from([("storage".into(), Quantity(VOLUME_SIZE.into()))])),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]
+            });
+            out.push(Object::StatefulSet(StatefulSet {
+                metadata: workload_meta,
+                spec: Some(StatefulSetSpec {
+                    replicas: Some(replicas),
+                    selector,
+                    service_name: Some(service.into()),
+                    template: template(None),
+                    volume_claim_templates: claims,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        }
+        "job" => {
+            let job_spec = JobSpec { backoff_limit: Some(0), template: template(Some("Never")), ..Default::default() };
+            match &spec.schedule {
+                Some(schedule) => out.push(Object::CronJob(CronJob {
+                    metadata: workload_meta,
+                    spec: Some(CronJobSpec {
+                        schedule: schedule.clone(),
+                        concurrency_policy: Some("Forbid".into()),
+                        job_template: JobTemplateSpec {
+                            metadata: Some(ObjectMeta { labels: Some(scope.labels(service)), ..Default::default() }),
+                            spec: Some(job_spec),
+                        },
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })),
+                None => {
+                    workload_meta.name = Some(job_name(service, spec_json));
+                    out.push(Object::Job(Job { metadata: workload_meta, spec: Some(job_spec), ..Default::default() }));
+                }
+            }
+        }
+        other => return Err(format!("`{service}` has the unknown type `{other}`")),
+    }
+    Ok(out)
+}
+
+fn container(service: &str, spec: &Spec, env_from: Vec<EnvFromSource>) -> Result<Container, String> {
+    let resources = spec.resources.as_ref().map(|r| {
+        let mut m = BTreeMap::new();
+        if let Some(c) = &r.cpu {
+            m.insert("cpu".to_string(), Quantity(c.clone()));
+        }
+        if let Some(mem) = &r.memory {
+            m.insert("memory".to_string(), Quantity(mem.clone()));
+        }
+        // Requests equal to limits: what a service is given is what it may use (the Guaranteed class).
+        ResourceRequirements { limits: Some(m.clone()), requests: Some(m), ..Default::default() }
+    });
+    let volume_mounts = match (spec.kind.as_str(), &spec.volume) {
+        ("database", Some(path)) => {
+            Some(vec![VolumeMount { name: "data".into(), mount_path: path.clone(), ..Default::default() }])
+        }
+        _ => None,
+    };
+    Ok(Container {
+        name: service.into(),
+        image: Some(spec.image.clone()),
+        // Tags are content keys: an image never changes under its tag.
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        ports: Some(
+            spec.ports
+                .iter()
+                .map(|&p| ContainerPort {
+                    container_port: i32::from(p),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .filter(|p: &Vec<_>| !p.is_empty()),
+        env_from: Some(env_from).filter(|e| !e.is_empty()),
+        resources,
+        readiness_probe: spec.healthcheck.as_ref().map(probe).transpose()?,
+        volume_mounts,
+        ..Default::default()
+    })
+}
+
+fn probe(h: &pipeline_planner::model::Healthcheck) -> Result<Probe, String> {
+    // Kubernetes counts whole seconds, at least one.
+    let secs = |s: &str| -> Result<i32, String> {
+        let d = parse_duration(s).ok_or_else(|| format!("healthcheck duration `{s}` is not a duration"))?;
+        let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        i32::try_from(whole).map_err(|_| format!("healthcheck duration `{s}` is too long"))
+    };
+    let mut p = Probe {
+        period_seconds: Some(secs(&h.interval)?.max(1)),
+        timeout_seconds: Some(secs(&h.timeout)?.max(1)),
+        failure_threshold: Some(i32::try_from(h.retries.max(1)).unwrap_or(i32::MAX)),
+        ..Default::default()
+    };
+    let start = secs(&h.start_period)?;
+    if start > 0 {
+        p.initial_delay_seconds = Some(start);
+    }
+    match (&h.command, &h.http) {
+        (Some(cmd), _) => p.exec = Some(ExecAction { command: Some(cmd.clone()) }),
+        (None, Some(http)) => {
+            p.http_get = Some(HTTPGetAction {
+                path: Some(http.path.clone()),
+                port: IntOrString::Int(i32::from(http.port)),
+                ..Default::default()
+            })
+        }
+        (None, None) => return Err("a healthcheck needs `command` or `http`".into()),
+    }
+    Ok(p)
+}
+
+/// Objects as a YAML stream (`---` between documents), ready for `kubectl apply -f -`.
+pub fn to_yaml(objects: &[Object]) -> Result<String, String> {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    // Long one-line values (image references, the spec annotation) stay on one line, as kubectl writes them;
+    // values with newlines (scripts) stay literal blocks.
+    options.folded_wrap_chars = usize::MAX;
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        let doc = serde_saphyr::to_string_with_options(&o.to_json(), options.clone())
+            .map_err(|e| format!("cannot write {} as YAML: {e}", o.id()))?;
+        out.push_str(&doc);
+        if !doc.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,234 @@
+//! The Kubernetes target (`std.kubernetes { namespace; context; }`): typed manifests ([`manifest`]),
+//! server-side apply with the field manager `pipeline`, rollout waits that explain a failure with pod
+//! states and events ([`wait`]), live state and object-level diffs for `plan` ([`live`]), a Lease per
+//! environment ([`lease`]), and the [`Deployer`](crate::schedule::Deployer) that ties them ([`deploy`]).
+//!
+//! Everything goes through a [`Cluster`]: a kube `Client` (from kubeconfig, `--context` or in-cluster, or
+//! a mock service in tests) and the namespace of the environment.
+
+pub mod deploy;
+pub mod lease;
+pub mod live;
+pub mod manifest;
+pub mod wait;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, Status};
+use kube::{Client, Config};
+use manifest::{MANAGER, Object};
+use serde_json::Value as Json;
+
+/// What went wrong talking to a cluster, with the object or permission at fault.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum KubeError {
+    #[error("cannot load the Kubernetes configuration{}: {message}", context.as_ref().map(|c| format!(" for context `{c}`")).unwrap_or_default())]
+    #[diagnostic(
+        code(pipeline::kubernetes::config),
+        help(
+            "point KUBECONFIG at a kubeconfig file (kind and k3d write one), or pass `--context NAME` naming one of its contexts"
+        )
+    )]
+    Config { context: Option<String>, message: String },
+
+    #[error("the Kubernetes API server {server} cannot be reached: {message}")]
+    #[diagnostic(
+        code(pipeline::kubernetes::unreachable),
+        help(
+            "check that the cluster runs and that `kubectl get namespaces` works with the same kubeconfig and context"
+        )
+    )]
+    Unreachable { server: String, message: String },
+
+    #[error("forbidden: cannot {verb} {resource} in namespace {namespace} ({message})")]
+    #[diagnostic(
+        code(pipeline::kubernetes::forbidden),
+        help(
+            "the missing permission is `{verb}` on `{resource}`: grant it with a Role bound to this user, e.g. `kubectl create role pipeline --verb={verb} --resource={resource} -n {namespace}`"
+        )
+    )]
+    Forbidden { verb: String, resource: String, namespace: String, message: String },
+
+    #[error("{object}: fields owned by another field manager: {}", fields.iter().map(|(f, m)| format!("{f} (owned by `{m}`)")).collect::<Vec<_>>().join(", "))]
+    #[diagnostic(
+        code(pipeline::kubernetes::conflict),
+        help(
+            "another tool set these fields since pipeline last applied them; pass `--force-conflicts` to take them over, or stop the other tool from managing them"
+        )
+    )]
+    Conflict { object: String, fields: Vec<(String, String)> },
+
+    #[error("{what}: the API server answered {code}: {message}")]
+    #[diagnostic(code(pipeline::kubernetes::api))]
+    Api { what: String, code: u16, message: String },
+
+    #[error("{what}: {message}")]
+    #[diagnostic(code(pipeline::kubernetes::request))]
+    Request { what: String, message: String },
+}
+
+/// A cluster and the namespace an environment lives in.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    /// For messages: the API server's URL.
+    pub server: String,
+    pub namespace: String,
+}
+
+/// Connect with kube's standard configuration: KUBECONFIG (or `~/.kube/config`) and its current context,
+/// the given context, or the in-cluster service account.
+pub async fn connect(context: Option<&str>, namespace: &str) -> Result<Cluster, KubeError> {
+    let config_error = |message: String| KubeError::Config { context: context.map(String::from), message };
+    let config = match context {
+        Some(c) => {
+            let opts = kube::config::KubeConfigOptions { context: Some(c.to_string()), ..Default::default() };
+            Config::from_kubeconfig(&opts).await.map_err(|e| config_error(e.to_string()))?
+        }
+        None => Config::infer().await.map_err(|e| config_error(e.to_string()))?,
+    };
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| config_error(e.to_string()))?;
+    Ok(Cluster { client, server, namespace: namespace.to_string() })
+}
+
+/// The API resource of a kind this target manages.
+pub fn resource(kind: &str) -> Option<ApiResource> {
+    Some(match kind {
+        "Namespace" => ApiResource::erase::<Namespace>(&()),
+        "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
+        "Secret" => ApiResource::erase::<Secret>(&()),
+        "Service" => ApiResource::erase::<Service>(&()),
+        "Deployment" => ApiResource::erase::<Deployment>(&()),
+        "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
+        "Job" => ApiResource::erase::<Job>(&()),
+        "CronJob" => ApiResource::erase::<CronJob>(&()),
+        "Lease" => ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&()),
+        "PersistentVolumeClaim" => ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(&()),
+        _ => return None,
+    })
+}
+
+/// `deployments.apps`, as RBAC names a resource.
+pub fn rbac_name(ar: &ApiResource) -> String {
+    if ar.group.is_empty() { ar.plural.clone() } else { format!("{}.{}", ar.plural, ar.group) }
+}
+
+impl Cluster {
+    pub fn for_client(client: Client, namespace: &str) -> Cluster {
+        Cluster { client, server: "(mock)".into(), namespace: namespace.into() }
+    }
+
+    fn dynamic(&self, kind: &str) -> Result<(Api<DynamicObject>, ApiResource), KubeError> {
+        let ar = resource(kind).ok_or_else(|| KubeError::Request {
+            what: kind.to_string(),
+            message: "not a kind pipeline manages".into(),
+        })?;
+        let api = if kind == "Namespace" {
+            Api::all_with(self.client.clone(), &ar)
+        } else {
+            Api::namespaced_with(self.client.clone(), &self.namespace, &ar)
+        };
+        Ok((api, ar))
+    }
+
+    /// Turn a client error into one that names the object, the permission or the server.
+    pub fn error(&self, e: kube::Error, verb: &str, kind: &str, what: &str) -> KubeError {
+        match e {
+            kube::Error::Api(status) => self.status_error(*status, verb, kind, what),
+            kube::Error::HyperError(e) => {
+                KubeError::Unreachable { server: self.server.clone(), message: e.to_string() }
+            }
+            kube::Error::Service(e) => KubeError::Unreachable { server: self.server.clone(), message: e.to_string() },
+            other => KubeError::Request { what: what.to_string(), message: other.to_string() },
+        }
+    }
+
+    pub fn status_error(&self, status: Status, verb: &str, kind: &str, what: &str) -> KubeError {
+        let resource = resource(kind).map_or_else(|| kind.to_lowercase(), |ar| rbac_name(&ar));
+        match status.code {
+            403 => KubeError::Forbidden {
+                verb: verb.to_string(),
+                resource,
+                namespace: self.namespace.clone(),
+                message: status.message,
+            },
+            409 => {
+                let fields: Vec<(String, String)> = status
+                    .details
+                    .iter()
+                    .flat_map(|d| d.causes.iter())
+                    .filter(|c| c.reason == "FieldManagerConflict")
+                    .map(|c| (c.field.clone(), manager_of(&c.message)))
+                    .collect();
+                if fields.is_empty() {
+                    KubeError::Api { what: what.to_string(), code: 409, message: status.message }
+                } else {
+                    KubeError::Conflict { object: what.to_string(), fields }
+                }
+            }
+            code => KubeError::Api { what: what.to_string(), code, message: status.message },
+        }
+    }
+
+    /// Server-side apply of one object as the field manager `pipeline` (taking conflicting fields when
+    /// `force`); the object as the server stored it.
+    pub async fn apply(&self, obj: &Object, force: bool) -> Result<DynamicObject, KubeError> {
+        let (api, _) = self.dynamic(obj.kind())?;
+        let mut params = PatchParams::apply(MANAGER);
+        if force {
+            params = params.force();
+        }
+        api.patch(obj.name(), &params, &Patch::Apply(obj.to_json()))
+            .await
+            .map_err(|e| self.error(e, "patch", obj.kind(), &obj.id()))
+    }
+
+    /// One object, or `None` when there is none of that name.
+    pub async fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, KubeError> {
+        let (api, _) = self.dynamic(kind)?;
+        api.get_opt(name).await.map_err(|e| self.error(e, "get", kind, &format!("{}/{name}", kind.to_lowercase())))
+    }
+
+    /// Objects of a kind matching a label selector.
+    pub async fn list(&self, kind: &str, selector: &str) -> Result<Vec<DynamicObject>, KubeError> {
+        let (api, _) = self.dynamic(kind)?;
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.error(e, "list", kind, &format!("{} ({selector})", kind.to_lowercase())))
+    }
+
+    /// Delete an object and what it owns (in the background); one already gone is not an error.
+    pub async fn delete(&self, kind: &str, name: &str) -> Result<(), KubeError> {
+        let (api, _) = self.dynamic(kind)?;
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(self.error(e, "delete", kind, &format!("{}/{name}", kind.to_lowercase()))),
+        }
+    }
+
+    /// Create the namespace when it is missing. A user allowed into the namespace but not to read
+    /// namespaces goes on: the requests that follow say what is missing.
+    pub async fn ensure_namespace(&self, ns: &Object) -> Result<bool, KubeError> {
+        match self.get("Namespace", ns.name()).await {
+            Ok(Some(_)) => Ok(false),
+            Ok(None) => self.apply(ns, false).await.map(|_| true),
+            Err(KubeError::Forbidden { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `conflict with "kubectl-edit" using apps/v1` -> `kubectl-edit`.
+fn manager_of(message: &str) -> String {
+    message.split('"').nth(1).map_or_else(|| message.to_string(), String::from)
+}
+
+/// A JSON value at a dotted path (`status.readyReplicas`).
+pub(crate) fn at<'a>(v: &'a Json, path: &str) -> Option<&'a Json> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}

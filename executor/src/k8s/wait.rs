@@ -1,0 +1,314 @@
+//! Waiting for a workload to be done: a Deployment or StatefulSet until the controller has seen its
+//! generation and every replica is updated and ready, a Job until it completes or fails. A failure or
+//! a timeout is explained with the state of the failing pods, their last events, and a failed job's
+//! last log lines.
+
+use super::{Cluster, KubeError};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, LogParams};
+use kube::runtime::wait::await_condition;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Where a workload is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Done,
+    /// Still moving; what it is at (`1/3 ready`).
+    Waiting(String),
+    /// Will not get there by itself (a failed job, a deployment past its progress deadline).
+    Failed(String),
+}
+
+pub fn deployment_state(d: &Deployment) -> State {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &d.status else { return State::Waiting("not yet seen by the controller".into()) };
+    if let Some(c) = st.conditions.iter().flatten().find(|c| c.type_ == "Progressing" && c.status == "False") {
+        return State::Failed(format!(
+            "{}: {}",
+            c.reason.as_deref().unwrap_or("not progressing"),
+            c.message.as_deref().unwrap_or("")
+        ));
+    }
+    let generation = d.metadata.generation.unwrap_or(0);
+    if st.observed_generation.unwrap_or(0) < generation {
+        return State::Waiting("not yet seen by the controller".into());
+    }
+    let (updated, ready, available, total) = (
+        st.updated_replicas.unwrap_or(0),
+        st.ready_replicas.unwrap_or(0),
+        st.available_replicas.unwrap_or(0),
+        st.replicas.unwrap_or(0),
+    );
+    if updated == want && ready == want && available == want && total == want {
+        State::Done
+    } else {
+        State::Waiting(format!("{ready}/{want} ready, {updated}/{want} updated, {total} running"))
+    }
+}
+
+pub fn statefulset_state(s: &StatefulSet) -> State {
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &s.status else { return State::Waiting("not yet seen by the controller".into()) };
+    if st.observed_generation.unwrap_or(0) < s.metadata.generation.unwrap_or(0) {
+        return State::Waiting("not yet seen by the controller".into());
+    }
+    let (ready, updated) = (st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
+    let revision_done = st.update_revision.is_none() || st.current_revision == st.update_revision;
+    if ready == want && updated == want && revision_done {
+        State::Done
+    } else {
+        State::Waiting(format!("{ready}/{want} ready, {updated}/{want} updated"))
+    }
+}
+
+pub fn job_state(j: &Job) -> State {
+    let conditions = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in conditions.into_iter().flatten().filter(|c| c.status == "True") {
+        match c.type_.as_str() {
+            "Complete" => return State::Done,
+            "Failed" => {
+                return State::Failed(format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("Failed"),
+                    c.message.as_deref().unwrap_or("")
+                ));
+            }
+            _ => {}
+        }
+    }
+    let active = j.status.as_ref().and_then(|s| s.active).unwrap_or(0);
+    State::Waiting(if active > 0 { "running".into() } else { "waiting for its pod".into() })
+}
+
+/// Why a rollout or job did not finish.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{object} {what}{details}")]
+#[diagnostic(
+    code(pipeline::kubernetes::rollout),
+    help("`kubectl -n {namespace} describe {object}` shows the full picture")
+)]
+pub struct NotReady {
+    pub object: String,
+    pub namespace: String,
+    /// `did not become ready within 5m: 0/1 ready` or `failed: BackoffLimitExceeded: …`.
+    pub what: String,
+    /// Failing pods and their last events, one per line, each line starting with a newline.
+    pub details: String,
+}
+
+/// Wait for a workload (`Deployment`, `StatefulSet`, `Job`) to be done; other kinds are done at once.
+pub async fn wait(cluster: &Cluster, kind: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
+    let ns = &cluster.namespace;
+    let client = cluster.client.clone();
+    let object = format!("{}/{name}", kind.to_lowercase());
+    let watched = |e: kube::runtime::wait::Error| WaitError::Kube(watch_error(cluster, e, kind, &object));
+    let outcome = match kind {
+        "Deployment" => {
+            let api: Api<Deployment> = Api::namespaced(client, ns);
+            let cond = |d: Option<&Deployment>| d.is_some_and(|d| !matches!(deployment_state(d), State::Waiting(_)));
+            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
+                Ok(r) => Some(
+                    r.map_err(watched)?.map_or(State::Failed("deleted while waiting".into()), |d| deployment_state(&d)),
+                ),
+                Err(_) => None,
+            }
+        }
+        "StatefulSet" => {
+            let api: Api<StatefulSet> = Api::namespaced(client, ns);
+            let cond = |s: Option<&StatefulSet>| s.is_some_and(|s| statefulset_state(s) == State::Done);
+            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
+                Ok(r) => Some(
+                    r.map_err(watched)?
+                        .map_or(State::Failed("deleted while waiting".into()), |s| statefulset_state(&s)),
+                ),
+                Err(_) => None,
+            }
+        }
+        "Job" => {
+            let api: Api<Job> = Api::namespaced(client, ns);
+            let cond = |j: Option<&Job>| j.is_some_and(|j| !matches!(job_state(j), State::Waiting(_)));
+            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
+                Ok(r) => {
+                    Some(r.map_err(watched)?.map_or(State::Failed("deleted while waiting".into()), |j| job_state(&j)))
+                }
+                Err(_) => None,
+            }
+        }
+        _ => Some(State::Done),
+    };
+    let what = match outcome {
+        Some(State::Done) => return Ok(()),
+        Some(State::Failed(why)) => format!("failed: {why}"),
+        Some(State::Waiting(at)) => format!("stopped: {at}"),
+        None => {
+            let at = current_state(cluster, kind, name).await.unwrap_or_else(|| "state unknown".into());
+            format!("did not become ready within {}: {at}", human(timeout))
+        }
+    };
+    let details = explain(cluster, kind, name).await;
+    Err(WaitError::NotReady(NotReady { object, namespace: ns.clone(), what, details }))
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum WaitError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    NotReady(NotReady),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kube(KubeError),
+}
+
+fn watch_error(cluster: &Cluster, e: kube::runtime::wait::Error, kind: &str, object: &str) -> KubeError {
+    use kube::runtime::watcher::Error as W;
+    let kube::runtime::wait::Error::ProbeFailed(w) = e;
+    match w {
+        W::InitialListFailed(e) => cluster.error(e, "list", kind, object),
+        W::WatchStartFailed(e) | W::WatchFailed(e) => cluster.error(e, "watch", kind, object),
+        W::WatchError(status) => cluster.status_error(*status, "watch", kind, object),
+        other => KubeError::Request { what: format!("watching {object}"), message: other.to_string() },
+    }
+}
+
+async fn current_state(cluster: &Cluster, kind: &str, name: &str) -> Option<String> {
+    let ns = &cluster.namespace;
+    let c = cluster.client.clone();
+    let s = match kind {
+        "Deployment" => deployment_state(&Api::<Deployment>::namespaced(c, ns).get(name).await.ok()?),
+        "StatefulSet" => statefulset_state(&Api::<StatefulSet>::namespaced(c, ns).get(name).await.ok()?),
+        "Job" => job_state(&Api::<Job>::namespaced(c, ns).get(name).await.ok()?),
+        _ => return None,
+    };
+    Some(match s {
+        State::Done => "done".into(),
+        State::Waiting(w) | State::Failed(w) => w,
+    })
+}
+
+/// `5m`, `90s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s.is_multiple_of(60) { format!("{}m", s / 60) } else { format!("{s}s") }
+}
+
+/// The pods of a workload that are not ready, with their container states and last events (and a failed
+/// job pod's last log lines), as lines each starting with a newline. Best effort: what cannot be read is
+/// left out.
+pub async fn explain(cluster: &Cluster, kind: &str, name: &str) -> String {
+    let ns = &cluster.namespace;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), ns);
+    let mut out = String::new();
+    // The workload's own events (quota, admission, scheduling of the controller).
+    for line in last_events(&events, name).await {
+        let _ = write!(out, "\n  {}/{name}: {line}", kind.to_lowercase());
+    }
+    let selector = match kind {
+        "Job" => format!("job-name={name}"),
+        _ => {
+            let obj = cluster.get(kind, name).await.ok().flatten();
+            let labels: BTreeMap<String, String> = obj
+                .as_ref()
+                .and_then(|o| super::at(&o.data, "spec.selector.matchLabels"))
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        }
+    };
+    if selector.is_empty() {
+        return out;
+    }
+    let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else { return out };
+    let mut items = list.items;
+    items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for pod in items.iter().filter(|p| !pod_ready(p)).take(3) {
+        let pname = pod.metadata.name.clone().unwrap_or_default();
+        let _ = write!(out, "\n  pod/{pname}: {}", pod_state(pod));
+        for line in last_events(&events, &pname).await {
+            let _ = write!(out, "\n    {line}");
+        }
+        let failed = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+        if kind == "Job" && failed {
+            let params = LogParams { tail_lines: Some(10), ..Default::default() };
+            if let Ok(logs) = pods.logs(&pname, &params).await {
+                for l in logs.lines() {
+                    let _ = write!(out, "\n    | {l}");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    let st = p.status.as_ref();
+    st.and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        || st
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// `Pending: waiting ImagePullBackOff (Back-off pulling image "x")`, `Failed: terminated Error (exit code 3)`.
+pub fn pod_state(p: &Pod) -> String {
+    let Some(st) = &p.status else { return "no status yet".into() };
+    let mut parts = vec![st.phase.clone().unwrap_or_else(|| "Unknown".into())];
+    for cs in st.container_statuses.iter().flatten() {
+        let state = cs.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            let mut s = format!("waiting {}", w.reason.as_deref().unwrap_or("(no reason)"));
+            if let Some(m) = w.message.as_deref().filter(|m| !m.is_empty()) {
+                let _ = write!(s, " ({m})");
+            }
+            parts.push(s);
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            parts.push(format!(
+                "terminated {} (exit code {})",
+                t.reason.as_deref().unwrap_or("(no reason)"),
+                t.exit_code
+            ));
+        } else if cs.restart_count > 0 {
+            parts.push(format!("running, restarted {} times", cs.restart_count));
+        }
+    }
+    if parts.len() == 1
+        && let Some(c) = st.conditions.iter().flatten().find(|c| c.status == "False" && c.reason.is_some())
+    {
+        parts.push(format!("{}: {}", c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")));
+    }
+    parts.join(": ")
+}
+
+/// The last 5 events of an object, oldest first: `Warning BackOff: Back-off restarting failed container`.
+async fn last_events(events: &Api<Event>, name: &str) -> Vec<String> {
+    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let Ok(list) = events.list(&params).await else { return vec![] };
+    let mut items = list.items;
+    let when = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    items.sort_by_key(when);
+    let skip = items.len().saturating_sub(5);
+    items
+        .iter()
+        .skip(skip)
+        .map(|e| {
+            let count = e.count.filter(|&c| c > 1).map(|c| format!(" (x{c})")).unwrap_or_default();
+            format!(
+                "{} {}: {}{count}",
+                e.type_.as_deref().unwrap_or("Normal"),
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect()
+}
