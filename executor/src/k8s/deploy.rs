@@ -76,6 +76,16 @@ impl KubeTarget {
                 self.check_not_foreign(o).await?;
             }
         }
+        if s.action == DeployAction::Replace {
+            // What cannot change in place (a type, a volume, a job turned cron job): the workload and its
+            // Service go first; configuration and volume claims stay.
+            for (kind, name, _) in live.iter().filter(|(k, _, _)| !matches!(*k, "ConfigMap" | "Secret")) {
+                self.note(n, format!("replacing {}/{name}: deleting it", kind.to_lowercase()));
+                self.cluster.delete(kind, name).await?;
+                self.wait_gone(kind, name).await?;
+            }
+            live.retain(|(k, _, _)| matches!(*k, "ConfigMap" | "Secret"));
+        }
         for o in &desired {
             if let Object::Job(_) = o {
                 // The same spec ran before: done if it completed, run again if it failed.

@@ -1,0 +1,179 @@
+//! The object-level diff `plan` shows for a Kubernetes target: desired objects against live ones as an
+//! API server returns them (status, managedFields, uid, resourceVersion, defaults, controller
+//! annotations, quantities in canonical form), so only what pipeline sets and someone changed shows.
+
+use pipeline_executor::k8s::live::{KubeLive, LiveObject, object_diffs, quantity_value};
+use pipeline_executor::k8s::manifest::{self, Object, Scope, SecretValues};
+use pipeline_planner::live::LiveState;
+use pipeline_planner::plan::{ObjectAction, ObjectDiff};
+use serde_json::{Value as Json, json};
+
+fn scope() -> Scope {
+    Scope { project: "shop".into(), environment: "staging".into(), namespace: "shop-staging".into() }
+}
+
+fn spec() -> Json {
+    json!({ "type": "application", "stage": "3.DEFAULT APPLICATION", "image": "registry.example.com/shop/api:abc",
+            "env": { "LOG_LEVEL": "info" }, "secrets": { "TOKEN": { "secret": "token", "fingerprint": "f1" } },
+            "ports": [8080], "replicas": 2, "resources": { "cpu": "0.5", "memory": "1024Mi" },
+            "healthcheck": { "http": { "port": 8080, "path": "/health" }, "interval": "10s", "timeout": "2s", "retries": 3, "startPeriod": "0s" },
+            "dependsOn": [] })
+}
+
+fn desired(spec: &Json) -> Vec<Object> {
+    manifest::service_objects(&scope(), "api", spec, Some("abc"), SecretValues::Hidden).unwrap()
+}
+
+/// What a server returns for an applied object: server-managed metadata, defaults and status added,
+/// quantities canonicalised, Secret values present.
+fn as_served(o: &Object) -> LiveObject {
+    let mut j = o.to_json();
+    let m = j["metadata"].as_object_mut().unwrap();
+    m.insert("uid".into(), json!("0b1c2d3e-aaaa-bbbb-cccc-000000000001"));
+    m.insert("resourceVersion".into(), json!("48211"));
+    m.insert("generation".into(), json!(3));
+    m.insert("creationTimestamp".into(), json!("2026-11-20T10:00:00Z"));
+    m.insert("managedFields".into(), json!([{ "manager": "pipeline", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {} }]));
+    match o.kind() {
+        "Deployment" => {
+            m.entry("annotations").or_insert(json!({}))["deployment.kubernetes.io/revision"] = json!("3");
+            let spec = &mut j["spec"];
+            spec["revisionHistoryLimit"] = json!(10);
+            spec["progressDeadlineSeconds"] = json!(600);
+            let c = &mut spec["template"]["spec"]["containers"][0];
+            c["terminationMessagePath"] = json!("/dev/termination-log");
+            c["terminationMessagePolicy"] = json!("File");
+            c["resources"]["limits"]["cpu"] = json!("500m");
+            c["resources"]["limits"]["memory"] = json!("1Gi");
+            c["resources"]["requests"]["cpu"] = json!("500m");
+            c["resources"]["requests"]["memory"] = json!("1Gi");
+            c["readinessProbe"]["httpGet"]["scheme"] = json!("HTTP");
+            c["readinessProbe"]["successThreshold"] = json!(1);
+            spec["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+            spec["template"]["spec"]["restartPolicy"] = json!("Always");
+            j["status"] = json!({ "observedGeneration": 3, "replicas": 2, "readyReplicas": 2 });
+        }
+        "Service" => {
+            j["spec"]["clusterIP"] = json!("10.96.14.2");
+            j["spec"]["clusterIPs"] = json!(["10.96.14.2"]);
+            j["spec"]["type"] = json!("ClusterIP");
+            j["spec"]["sessionAffinity"] = json!("None");
+        }
+        "Secret" => {
+            j["data"]["TOKEN"] = json!("c2VjcmV0");
+        }
+        _ => {}
+    }
+    LiveObject { kind: o.kind().into(), name: o.name().into(), service: "api".into(), json: j }
+}
+
+fn served(objects: &[Object]) -> Vec<LiveObject> {
+    objects.iter().map(as_served).collect()
+}
+
+fn diffs(desired: &[Object], live: &[LiveObject]) -> Vec<ObjectDiff> {
+    object_diffs(desired, &live.iter().collect::<Vec<_>>())
+}
+
+#[test]
+fn server_managed_fields_defaults_and_canonical_quantities_are_not_changes() {
+    let d = desired(&spec());
+    assert_eq!(diffs(&d, &served(&d)), vec![]);
+}
+
+#[test]
+fn drift_shows_field_by_field() {
+    let d = desired(&spec());
+    let mut live = served(&d);
+    let dep = live.iter_mut().find(|o| o.kind == "Deployment").unwrap();
+    dep.json["spec"]["replicas"] = json!(5); // kubectl scale
+    dep.json["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/shop/api:hotfix");
+    let cm = live.iter_mut().find(|o| o.kind == "ConfigMap").unwrap();
+    cm.json["data"]["LOG_LEVEL"] = json!("debug");
+    let changes = diffs(&d, &live);
+    let text: Vec<String> = changes
+        .iter()
+        .flat_map(|o| {
+            o.changes.iter().map(move |c| format!("{} {}: {:?} -> {:?}", o.object, c.path, c.before, c.after))
+        })
+        .collect();
+    assert_eq!(
+        text,
+        [
+            "configmap/api-env data.LOG_LEVEL: Some(String(\"debug\")) -> Some(String(\"info\"))",
+            "deployment/api spec.replicas: Some(Number(5)) -> Some(Number(2))",
+            "deployment/api spec.template.spec.containers[0].image: Some(String(\"registry.example.com/shop/api:hotfix\")) -> Some(String(\"registry.example.com/shop/api:abc\"))",
+        ]
+    );
+    assert!(changes.iter().all(|c| c.action == ObjectAction::Update));
+}
+
+#[test]
+fn secrets_compare_keys_never_values() {
+    let d = desired(&spec());
+    let mut live = served(&d);
+    let secret = live.iter_mut().find(|o| o.kind == "Secret").unwrap();
+    secret.json["data"] = json!({ "TOKEN": "b3RoZXI=", "OLD": "eA==" });
+    let changes = diffs(&d, &live);
+    assert_eq!(changes.len(), 1);
+    let c = &changes[0].changes;
+    assert_eq!(c.len(), 1, "a different value is not seen here (the spec's fingerprint shows it): {c:?}");
+    assert_eq!(c[0].path, "data.OLD");
+    assert!(c[0].sensitive && c[0].after.is_none());
+    assert!(!serde_json::to_string(&changes).unwrap().contains("eA=="));
+}
+
+#[test]
+fn a_removed_port_deletes_the_service_and_a_removed_service_deletes_everything() {
+    let before = desired(&spec());
+    let mut s = spec();
+    s["ports"] = json!([]);
+    let after = desired(&s);
+    let changes = diffs(&after, &served(&before));
+    let summary: Vec<(String, ObjectAction)> = changes.iter().map(|c| (c.object.clone(), c.action)).collect();
+    assert!(summary.contains(&("service/api".into(), ObjectAction::Delete)), "{summary:?}");
+    assert!(summary.contains(&("deployment/api".into(), ObjectAction::Update)), "{summary:?}");
+
+    let live = KubeLive { scope: scope(), objects: served(&before) };
+    let gone = live.objects("api", None, None);
+    assert_eq!(gone.len(), before.len());
+    assert!(gone.iter().all(|c| c.action == ObjectAction::Delete));
+    let created = KubeLive { scope: scope(), objects: vec![] }.objects("api", Some(&spec()), Some("abc"));
+    assert_eq!(
+        created.iter().map(|c| c.object.as_str()).collect::<Vec<_>>(),
+        ["configmap/api-env", "secret/api-secrets", "service/api", "deployment/api"]
+    );
+}
+
+#[test]
+fn live_services_come_from_the_workloads_and_only_completed_jobs_count() {
+    let mut job_spec = spec();
+    job_spec["type"] = json!("job");
+    job_spec["ports"] = json!([]);
+    let job = manifest::service_objects(&scope(), "migrate", &job_spec, None, SecretValues::Hidden).unwrap();
+    let mut objects = served(&desired(&spec()));
+    let mut running = as_served(job.iter().find(|o| o.kind() == "Job").unwrap());
+    running.service = "migrate".into();
+    running.json["status"] = json!({ "active": 1 });
+    objects.push(running.clone());
+    let live = KubeLive { scope: scope(), objects: objects.clone() };
+    let names: Vec<String> = live.observe("shop", "staging").unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["api"], "a job still running is not deployed yet");
+    running.json["status"] = json!({ "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] });
+    objects.push(running);
+    let live = KubeLive { scope: scope(), objects };
+    let found = live.observe("shop", "staging").unwrap();
+    assert_eq!(found.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["api", "migrate"]);
+    assert_eq!(found[0].spec, spec(), "the spec annotation is the deployed spec");
+}
+
+#[test]
+fn quantities_compare_by_amount() {
+    let q = |s: &str| quantity_value(s).unwrap();
+    assert_eq!(q("500m"), q("0.5"));
+    assert_eq!(q("1Gi"), q("1024Mi"));
+    assert_eq!(q("1k"), q("1000"));
+    assert_eq!(q("1e3"), 1000.0);
+    assert_ne!(q("1G"), q("1Gi"));
+    assert!(quantity_value("lots").is_none());
+}
