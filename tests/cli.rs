@@ -103,6 +103,49 @@ fn an_unreachable_engine_is_named() {
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
+/// A Kubernetes target whose API server is down, or a kubeconfig context that does not exist, is named with
+/// a hint by `plan`, `apply` and `destroy` (regression: the TLS set-up once panicked before any request).
+#[test]
+fn an_unreachable_cluster_or_unknown_context_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster: {server: 'https://127.0.0.1:9'}\n\
+         contexts:\n- name: dead\n  context: {cluster: dead, user: u}\ncurrent-context: dead\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .expect("write kubeconfig");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(args)
+            .args(["--argstr", "target", "kubernetes"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PIPELINE_SECRET_DB_PASSWORD", "x")
+            .output()
+            .expect("run pipeline")
+    };
+    for args in [
+        &["apply", "examples/shop/pipeline.nix", "--yes"][..],
+        &["destroy", "examples/shop/pipeline.nix", "--yes"],
+        &["plan", "examples/shop/pipeline.nix"],
+    ] {
+        let o = run(args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("the Kubernetes API server https://127.0.0.1:9/ cannot be reached"), "{args:?}: {err}");
+        assert!(err.contains("kubectl get namespaces"), "{args:?}: the hint is missing: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = run(&["plan", "examples/shop/pipeline.nix", "--context", "prod"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot load the Kubernetes configuration for context `prod`"), "{err}");
+    let o = run(&["plan", "examples/shop/pipeline.nix", "--offline"]);
+    assert!(o.status.success(), "--offline asks no cluster: {}", text(&o.stderr));
+}
+
 /// `apply` without `--yes` and without a terminal refuses, after showing the plan; `--json` needs `--yes`.
 #[test]
 fn apply_needs_confirmation_or_yes() {
