@@ -111,7 +111,7 @@ pub struct RegistryOptions {
     /// Time limit for each HTTP request, connection included (more than zero).
     pub timeout: Duration,
     /// Hosts (`host` or `host:port`) spoken to over plain http, like Docker's `insecure-registries`.
-    /// Loopback hosts (`localhost`, `127.0.0.0/8`, `[::1]`) always are.
+    /// Loopback hosts (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`) always are.
     pub insecure_hosts: Vec<String>,
     /// The Docker `config.json` to take credentials from; `None`: anonymous only.
     pub docker_config: Option<PathBuf>,
@@ -682,8 +682,9 @@ fn strip_port(host: &str) -> &str {
 
 /// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
 pub fn is_loopback(host: &str) -> bool {
-    let name = strip_port(host);
-    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let name = strip_port(host).to_ascii_lowercase();
+    // `*.localhost` names are loopback too (RFC 6761), as k3d's registries are named.
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Repository and tag as the distribution spec allows them (closely enough to keep the URL well formed).
@@ -723,10 +724,27 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost", "LOCALHOST:5000", "127.0.0.1", "127.1.2.3:5000", "[::1]", "[::1]:5000", "::1"] {
+        for host in [
+            "localhost",
+            "LOCALHOST:5000",
+            "127.0.0.1",
+            "127.1.2.3:5000",
+            "[::1]",
+            "[::1]:5000",
+            "::1",
+            "k3d-registry.localhost:5002",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["10.0.0.1:5000", "registry.example", "[::2]:5000", "localhost.example", "128.0.0.1"] {
+        for host in [
+            "10.0.0.1:5000",
+            "registry.example",
+            "[::2]:5000",
+            "localhost.example",
+            "128.0.0.1",
+            "localhost.evil.example",
+            "notlocalhost",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }
