@@ -139,6 +139,15 @@ pub fn field_changes(desired: &Object, live: &Json) -> Vec<Change> {
         }
         if let Json::Object(m) = &mut d {
             m.remove("data");
+            // The marker `render` puts on a Secret without values is not part of what apply sends.
+            if let Some(Json::Object(meta)) = m.get_mut("metadata") {
+                if let Some(Json::Object(a)) = meta.get_mut("annotations") {
+                    a.remove(manifest::VALUES_HIDDEN);
+                }
+                if meta.get("annotations").is_some_and(is_empty) {
+                    meta.remove("annotations");
+                }
+            }
         }
     }
     walk("", &d, live, &mut out);
