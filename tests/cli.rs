@@ -75,23 +75,30 @@ fn no_color_when_not_a_terminal_even_if_asked_auto() {
 
 /// An engine that cannot be reached: `apply`, `destroy` and `plan` (which reads what runs) name the
 /// endpoint and say what to do; `plan --offline` does not need the engine.
+/// The commands that talk to the target, on the bundled example.
+const SHOP_COMMANDS: [&[&str]; 3] = [
+    &["apply", "examples/shop/pipeline.nix", "--yes"],
+    &["destroy", "examples/shop/pipeline.nix", "--yes"],
+    &["plan", "examples/shop/pipeline.nix"],
+];
+
+/// Run pipeline at the repository root with these variables (and a secret for the example).
+fn in_repo(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    cmd.args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env("NO_COLOR", "1")
+        .env("PIPELINE_SECRET_DB_PASSWORD", "x");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pipeline")
+}
+
 #[test]
 fn an_unreachable_engine_is_named() {
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_pipeline"))
-            .args(args)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-            .env("NO_COLOR", "1")
-            .env("DOCKER_HOST", "tcp://127.0.0.1:9")
-            .env("PIPELINE_SECRET_DB_PASSWORD", "x")
-            .output()
-            .expect("run pipeline")
-    };
-    for args in [
-        &["apply", "examples/shop/pipeline.nix", "--yes"][..],
-        &["destroy", "examples/shop/pipeline.nix", "--yes"],
-        &["plan", "examples/shop/pipeline.nix"],
-    ] {
+    let run = |args: &[&str]| in_repo(args, &[("DOCKER_HOST", "tcp://127.0.0.1:9".as_ref())]);
+    for args in SHOP_COMMANDS {
         let o = run(args);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
@@ -116,21 +123,10 @@ fn an_unreachable_cluster_or_unknown_context_is_named() {
     )
     .expect("write kubeconfig");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_pipeline"))
-            .args(args)
-            .args(["--argstr", "target", "kubernetes"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-            .env("NO_COLOR", "1")
-            .env("KUBECONFIG", &kubeconfig)
-            .env("PIPELINE_SECRET_DB_PASSWORD", "x")
-            .output()
-            .expect("run pipeline")
+        let args: Vec<&str> = args.iter().copied().chain(["--argstr", "target", "kubernetes"]).collect();
+        in_repo(&args, &[("KUBECONFIG", kubeconfig.as_os_str())])
     };
-    for args in [
-        &["apply", "examples/shop/pipeline.nix", "--yes"][..],
-        &["destroy", "examples/shop/pipeline.nix", "--yes"],
-        &["plan", "examples/shop/pipeline.nix"],
-    ] {
+    for args in SHOP_COMMANDS {
         let o = run(args);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");

@@ -51,19 +51,7 @@ pub fn reason(e: &bollard::errors::Error) -> String {
         E::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
         E::DockerStreamError { error } => error.clone(),
         E::JsonDataError { message, .. } => format!("unexpected answer: {message}"),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(inner) = src {
-                let t = inner.to_string();
-                if !s.contains(&t) {
-                    s.push_str(": ");
-                    s.push_str(&t);
-                }
-                src = inner.source();
-            }
-            s
-        }
+        other => crate::error_chain(other),
     }
 }
 

@@ -12,3 +12,19 @@ pub mod target;
 
 pub use docker_config::{Credentials, credentials_for};
 pub use registry::{RegistryClient, RegistryError, RegistryOptions};
+
+/// An error with its sources, as one line (`client error (Connect): tcp connect error: Connection
+/// refused`); a source already in the text is not repeated.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}

@@ -138,9 +138,11 @@ impl Cluster {
     pub fn error(&self, e: kube::Error, verb: &str, kind: &str, what: &str) -> KubeError {
         match e {
             kube::Error::Api(status) => self.status_error(*status, verb, kind, what),
-            kube::Error::HyperError(e) => KubeError::Unreachable { server: self.server.clone(), message: chain(&e) },
+            kube::Error::HyperError(e) => {
+                KubeError::Unreachable { server: self.server.clone(), message: crate::error_chain(&e) }
+            }
             kube::Error::Service(e) => {
-                KubeError::Unreachable { server: self.server.clone(), message: chain(e.as_ref()) }
+                KubeError::Unreachable { server: self.server.clone(), message: crate::error_chain(e.as_ref()) }
             }
             other => KubeError::Request { what: what.to_string(), message: other.to_string() },
         }
@@ -221,21 +223,6 @@ impl Cluster {
             Err(e) => Err(e),
         }
     }
-}
-
-/// An error with its sources, as one line (`client error (Connect): tcp connect error: Connection refused`).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
 }
 
 /// `conflict with "kubectl-edit" using apps/v1` -> `kubectl-edit`.
