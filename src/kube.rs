@@ -63,14 +63,9 @@ pub fn objects(
     let mut out = vec![manifest::namespace(scope)];
     for (_, s) in plan.services() {
         let Some(spec) = &s.spec else { continue };
-        let values: BTreeMap<String, String> = match secret {
-            Some(secret) => spec
-                .get("secrets")
-                .and_then(|v| v.as_object())
-                .into_iter()
-                .flatten()
-                .filter_map(|(var, v)| Some((var.clone(), secret(v.get("secret")?.as_str()?)?)))
-                .collect(),
+        let values = match secret {
+            Some(secret) => pipeline_executor::apply::secret_values(spec, secret)
+                .map_err(|e| report(Diag::new("pipeline::render::secrets", format!("{e} (service `{}`)", s.name))))?,
             None => BTreeMap::new(),
         };
         let shown = if secret.is_some() { SecretValues::Shown(&values) } else { SecretValues::Hidden };

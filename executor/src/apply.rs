@@ -57,6 +57,20 @@ impl Durations {
     }
 }
 
+/// The values of a deploy spec's secrets by variable name; `secret` gives a secret's value by its name.
+pub fn secret_values(
+    spec: &serde_json::Value,
+    secret: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (var, v) in spec.get("secrets").and_then(|v| v.as_object()).into_iter().flatten() {
+        let name = v.get("secret").and_then(|n| n.as_str()).unwrap_or(var);
+        let value = secret(name).ok_or_else(|| format!("no value for secret `{name}`"))?;
+        out.insert(var.clone(), value);
+    }
+    Ok(out)
+}
+
 /// Lay out the plan as a schedule. `keyed` holds each service's keyed build (by service name);
 /// `secret` gives a secret's value by its name.
 pub fn prepare(
@@ -90,15 +104,10 @@ pub fn prepare(
         index_of.insert(s.name.as_str(), tasks.len());
         let build = s.build.image.as_ref().and_then(|i| build_of_image.get(i).copied());
         let deploy = s.deploy.action != DeployAction::Unchanged;
-        let mut secrets = BTreeMap::new();
-        if let Some(sec) = s.spec.as_ref().and_then(|sp| sp.get("secrets")).and_then(|v| v.as_object()) {
-            for (var, v) in sec {
-                let name = v.get("secret").and_then(|n| n.as_str()).unwrap_or(var);
-                let value =
-                    secret(name).ok_or_else(|| format!("no value for secret `{name}` (service `{}`)", s.name))?;
-                secrets.insert(var.clone(), value);
-            }
-        }
+        let secrets = match &s.spec {
+            Some(spec) => secret_values(spec, &secret).map_err(|e| format!("{e} (service `{}`)", s.name))?,
+            None => BTreeMap::new(),
+        };
         tasks.push(ServiceTask {
             name: s.name.clone(),
             stage: si,

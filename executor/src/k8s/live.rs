@@ -69,11 +69,8 @@ pub fn services(objects: &[LiveObject]) -> Vec<LiveService> {
 }
 
 fn job_complete(job: &Json) -> bool {
-    at(job, "status.conditions")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c.get("type") == Some(&Json::from("Complete")) && c.get("status") == Some(&Json::from("True")))
+    serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(job.clone())
+        .is_ok_and(|j| super::wait::job_state(&j) == super::wait::State::Done)
 }
 
 /// Live state of a Kubernetes environment, for the planner.

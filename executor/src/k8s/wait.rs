@@ -102,55 +102,24 @@ pub struct NotReady {
 
 /// Wait for a workload (`Deployment`, `StatefulSet`, `Job`) to be done; other kinds are done at once.
 pub async fn wait(cluster: &Cluster, kind: &str, name: &str, timeout: Duration) -> Result<(), WaitError> {
-    let ns = &cluster.namespace;
-    let client = cluster.client.clone();
     let object = format!("{}/{name}", kind.to_lowercase());
-    let watched = |e: kube::runtime::wait::Error| WaitError::Kube(watch_error(cluster, e, kind, &object));
-    let outcome = match kind {
-        "Deployment" => {
-            let api: Api<Deployment> = Api::namespaced(client, ns);
-            let cond = |d: Option<&Deployment>| d.is_some_and(|d| !matches!(deployment_state(d), State::Waiting(_)));
-            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
-                Ok(r) => Some(
-                    r.map_err(watched)?.map_or(State::Failed("deleted while waiting".into()), |d| deployment_state(&d)),
-                ),
-                Err(_) => None,
-            }
-        }
-        "StatefulSet" => {
-            let api: Api<StatefulSet> = Api::namespaced(client, ns);
-            let cond = |s: Option<&StatefulSet>| s.is_some_and(|s| statefulset_state(s) == State::Done);
-            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
-                Ok(r) => Some(
-                    r.map_err(watched)?
-                        .map_or(State::Failed("deleted while waiting".into()), |s| statefulset_state(&s)),
-                ),
-                Err(_) => None,
-            }
-        }
-        "Job" => {
-            let api: Api<Job> = Api::namespaced(client, ns);
-            let cond = |j: Option<&Job>| j.is_some_and(|j| !matches!(job_state(j), State::Waiting(_)));
-            match tokio::time::timeout(timeout, await_condition(api, name, cond)).await {
-                Ok(r) => {
-                    Some(r.map_err(watched)?.map_or(State::Failed("deleted while waiting".into()), |j| job_state(&j)))
-                }
-                Err(_) => None,
-            }
-        }
-        _ => Some(State::Done),
-    };
-    let what = match outcome {
-        Some(State::Done) => return Ok(()),
-        Some(State::Failed(why)) => format!("failed: {why}"),
-        Some(State::Waiting(at)) => format!("stopped: {at}"),
-        None => {
-            let at = current_state(cluster, kind, name).await.unwrap_or_else(|| "state unknown".into());
-            format!("did not become ready within {}: {at}", human(timeout))
+    let settled = match kind {
+        "Deployment" => settle(cluster, name, timeout, deployment_state).await,
+        "StatefulSet" => settle(cluster, name, timeout, statefulset_state).await,
+        "Job" => settle(cluster, name, timeout, job_state).await,
+        _ => Ok(Settled::State(State::Done)),
+    }
+    .map_err(|e| WaitError::Kube(watch_error(cluster, e, kind, &object)))?;
+    let what = match settled {
+        Settled::State(State::Done) => return Ok(()),
+        Settled::State(State::Failed(why)) => format!("failed: {why}"),
+        Settled::State(State::Waiting(at)) => format!("stopped: {at}"),
+        Settled::TimedOut(at) => {
+            format!("did not become ready within {}: {}", human(timeout), at.as_deref().unwrap_or("state unknown"))
         }
     };
     let details = explain(cluster, kind, name).await;
-    Err(WaitError::NotReady(NotReady { object, namespace: ns.clone(), what, details }))
+    Err(WaitError::NotReady(NotReady { object, namespace: cluster.namespace.clone(), what, details }))
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -174,19 +143,40 @@ fn watch_error(cluster: &Cluster, e: kube::runtime::wait::Error, kind: &str, obj
     }
 }
 
-async fn current_state(cluster: &Cluster, kind: &str, name: &str) -> Option<String> {
-    let ns = &cluster.namespace;
-    let c = cluster.client.clone();
-    let s = match kind {
-        "Deployment" => deployment_state(&Api::<Deployment>::namespaced(c, ns).get(name).await.ok()?),
-        "StatefulSet" => statefulset_state(&Api::<StatefulSet>::namespaced(c, ns).get(name).await.ok()?),
-        "Job" => job_state(&Api::<Job>::namespaced(c, ns).get(name).await.ok()?),
-        _ => return None,
-    };
-    Some(match s {
-        State::Done => "done".into(),
-        State::Waiting(w) | State::Failed(w) => w,
-    })
+/// How a watched workload ended up.
+enum Settled {
+    /// Done, or failed (a workload deleted while waiting has failed).
+    State(State),
+    /// Still waiting when the time was up; where it was, if it could be read.
+    TimedOut(Option<String>),
+}
+
+/// Watch one object until `state` says it is no longer waiting, or the time is up.
+async fn settle<K>(
+    cluster: &Cluster,
+    name: &str,
+    timeout: Duration,
+    state: fn(&K) -> State,
+) -> Result<Settled, kube::runtime::wait::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + serde::de::DeserializeOwned
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let cond = move |o: Option<&K>| o.is_some_and(|o| !matches!(state(o), State::Waiting(_)));
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+        Ok(found) => {
+            Ok(Settled::State(found?.map_or_else(|| State::Failed("deleted while waiting".into()), |o| state(&o))))
+        }
+        Err(_) => Ok(Settled::TimedOut(api.get(name).await.ok().map(|o| match state(&o) {
+            State::Done => "done".into(),
+            State::Waiting(w) | State::Failed(w) => w,
+        }))),
+    }
 }
 
 /// `5m`, `90s`.
