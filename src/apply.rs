@@ -148,8 +148,10 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
                 (Site::Kube(cluster, scope), Box::new(live))
             }
         };
-        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref())?;
-        let keyed = env.services.iter().zip(keyed).filter_map(|(s, k)| Some((s.name.clone(), k?))).collect();
+        let mode = crate::planning::lock_mode(args.locked, false);
+        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref(), mode)?;
+        let keyed =
+            env.services.iter().zip(keyed.keyed).filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?))).collect();
         Ok(Ready { site, plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
     });
     let release = |lock: Option<Held>| {
@@ -282,6 +284,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         log_dir: log_dir.clone(),
         registry: Arc::clone(&registry),
         labels: HashMap::from([(target::PROJECT.to_string(), plan.project.clone())]),
+        project: plan.project.clone(),
         notify: Arc::clone(&notify),
     });
     let timeout = Duration::from_secs(args.timeout);

@@ -42,6 +42,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Show a service's build key (and with --files, everything that went into it)
     Hash(HashArgs),
+    /// Pin every image the environment uses in pipeline.lock (beside the definitions)
+    Lock(LockArgs),
     /// Print how a file parses, fully parenthesized (for debugging the grammar)
     #[command(hide = true)]
     Parse { file: PathBuf },
@@ -92,9 +94,13 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on errors
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Ask neither the mirror registry nor the target: every image is planned to be built, every service created
+    /// Ask neither the registries nor the target: keys come from pipeline.lock, every image is planned to be
+    /// built, every service created
     #[arg(long)]
     pub offline: bool,
+    /// Never write pipeline.lock; fail when an image the definitions use is not pinned in it (for CI)
+    #[arg(long)]
+    pub locked: bool,
     /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
@@ -129,6 +135,9 @@ pub struct ApplyArgs {
     /// Kubernetes: take over fields another field manager owns (server-side apply `force`)
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Never write pipeline.lock; fail when an image the definitions use is not pinned in it (for CI)
+    #[arg(long)]
+    pub locked: bool,
 }
 
 #[derive(Args, Debug)]
@@ -183,9 +192,30 @@ pub struct HashArgs {
     /// List the files (paths relative to the context) and the build args that went into the key
     #[arg(long)]
     pub files: bool,
-    /// Print JSON: {"key", "image", "files": [{"path", "blake3", "executable", "symlink"}], "args"}
+    /// Print JSON: {"key", "keyFormat", "image", "target", "platform", "files": [{"path", "blake3",
+    /// "executable", "symlink"}], "args", "images"}
     #[arg(long)]
     pub json: bool,
+    /// Compare the key's inputs with those of another image of the service (a key, or an image tagged
+    /// with one), read from the record beside it in the mirror
+    #[arg(long, value_name = "IMAGE_OR_KEY")]
+    pub diff: Option<String>,
+    /// Never write pipeline.lock; fail when an image the build uses is not pinned in it
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Resolve again all references, or only those named (`--update=node:20,redis`; a name without a tag
+    /// names every tag of it), and show each digest that moved
+    #[arg(long, value_name = "REF,...", num_args = 0..=1, require_equals = true, value_delimiter = ',')]
+    pub update: Option<Vec<String>>,
+    /// Drop entries that no service of these definitions uses
+    #[arg(long)]
+    pub prune: bool,
 }
 
 pub fn parse() -> Cli {

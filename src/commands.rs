@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
         Command::Render(args) => crate::kube::render(args),
         Command::Graph(args) => crate::planning::graph(args),
         Command::Hash(args) => crate::planning::hash(args),
+        Command::Lock(args) => crate::planning::lock(args),
         Command::Parse { file } => parse(&file),
     }
 }

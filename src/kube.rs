@@ -11,6 +11,7 @@ use pipeline_planner::cache::Offline;
 use pipeline_planner::graph::Graph;
 use pipeline_planner::live::NothingDeployed;
 use pipeline_planner::model::Target;
+use pipeline_planner::pins::LockMode;
 use pipeline_planner::secrets::Secrets;
 use pipeline_planner::{Diag, Environment};
 use std::collections::BTreeMap;
@@ -87,12 +88,12 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
         let lookup = |var: &str| std::env::var(var).ok();
         let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
         // Image references come from the build keys, computed here: no registry or cluster is asked.
-        let (plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed)?;
+        let (plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed, LockMode::Offline)?;
         let scope = scope(env);
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());
         let objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;
         let yaml = manifest::to_yaml(&objects).map_err(|e| report(Diag::new("pipeline::render::yaml", e)))?;
-        let mut note = Vec::new();
+        let mut note: Vec<String> = plan.warnings.iter().filter(|w| w.contains("not pinned")).cloned().collect();
         if env.target == Target::Docker {
             note.push(format!(
                 "the definitions deploy to Docker; these manifests use the namespace `{}`",

@@ -295,7 +295,7 @@ fn ten_builds_on_seven_slots() {
         f.write(&format!("app{i}/id"), &format!("{} {i}\n", f.project));
         f.write(
             &format!("app{i}/Dockerfile"),
-            "FROM pipeline-examples/busybox:1\nCOPY id /id\nRUN sleep 2\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n",
+            "FROM 127.0.0.1:5000/pipeline-examples/busybox:1\nCOPY id /id\nRUN sleep 2\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n",
         );
         services.push_str(&format!("    app{i} = std.application {{ build.context = ./app{i}; }};\n"));
     }
@@ -335,7 +335,7 @@ fn failed_build_stops_later_stages_and_rerun_resumes() {
         return;
     }
     let f = Fixture::shop("fail");
-    f.write("api/Dockerfile", "FROM pipeline-examples/busybox:1\nRUN echo 'compiling api' && exit 3\n");
+    f.write("api/Dockerfile", "FROM 127.0.0.1:5000/pipeline-examples/busybox:1\nRUN echo 'compiling api' && exit 3\n");
     let (code, out, stderr) = f.apply("staging", &[]);
     assert_eq!(code, 1, "{out:#}\n{stderr}");
     assert_eq!(out["status"], "failed");
@@ -552,7 +552,10 @@ fn interrupt_cancels_builds_and_exits_130() {
         return;
     }
     let f = Fixture::shop("int");
-    f.write("web/Dockerfile", &format!("FROM pipeline-examples/busybox:1\nRUN echo {} && sleep 60\n", f.project));
+    f.write(
+        "web/Dockerfile",
+        &format!("FROM 127.0.0.1:5000/pipeline-examples/busybox:1\nRUN echo {} && sleep 60\n", f.project),
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
         .args(["apply", "--yes"])
         .arg(f.path().join("pipeline.nix"))

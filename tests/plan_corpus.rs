@@ -183,8 +183,15 @@ fn examples() {
         .collect();
     dirs.sort();
     let out = root().join("tests/plan/examples");
-    for dir in &dirs {
-        let name = dir.file_name().and_then(|n| n.to_str()).expect("example name").to_string();
+    for example in &dirs {
+        let name = example.file_name().and_then(|n| n.to_str()).expect("example name").to_string();
+        // The example's own pipeline.lock pins an image made on this machine (scripts/base-image): plan a
+        // copy with a fixed lock instead, so the keys are the same on every machine.
+        let copy = tempfile::tempdir().expect("tempdir");
+        copy_example(example, copy.path());
+        let lock = out.join(format!("{name}.lock"));
+        std::fs::copy(&lock, copy.path().join("pipeline.lock")).unwrap_or_else(|e| panic!("{}: {e}", lock.display()));
+        let dir = &copy.path().to_path_buf();
         let envs = vec![("PIPELINE_SECRET_DB_PASSWORD".to_string(), "example-only-password".to_string())];
         plan_case(dir, &out.join(format!("{name}.txt")), &out.join(format!("{name}.json")), &envs, &mut failures);
         for (format, ext) in [("text", "graph.txt"), ("dot", "dot"), ("mermaid", "mmd")] {
@@ -197,4 +204,21 @@ fn examples() {
         }
     }
     report(failures, dirs.len());
+}
+
+/// Copy an example without what a run leaves in it (its lock, `.pipeline/`).
+fn copy_example(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read example") {
+        let e = e.expect("entry");
+        let name = e.file_name();
+        if name == "pipeline.lock" || name == ".pipeline" {
+            continue;
+        }
+        if e.file_type().expect("type").is_dir() {
+            copy_example(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).expect("copy");
+        }
+    }
 }

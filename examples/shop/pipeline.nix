@@ -1,7 +1,7 @@
 # Arguments: `--argstr env production`; `--argstr target kubernetes` deploys to the namespace `shop-<env>` of
 # the current kubeconfig context; `registry` is the mirror the images are pushed to (and, on Kubernetes,
 # pulled from); `webImage` is the prebuilt image of `web` (a cluster pulls it, so use one it can reach).
-{ env ? "staging", target ? "docker", registry ? "127.0.0.1:5000/shop", webImage ? "pipeline-examples/busybox:1" }:
+{ env ? "staging", target ? "docker", registry ? "127.0.0.1:5000/shop", webImage ? "127.0.0.1:5000/pipeline-examples/busybox:1" }:
 let std = import <std>; in
 std.environment {
   project = "shop";                      # names images and deployed resources
@@ -10,7 +10,7 @@ std.environment {
   target = if target == "kubernetes" then std.kubernetes { namespace = "shop-${env}"; } else std.docker { };
   parallelism = { build = 7; deploy = 7; };            # optional, these are the defaults
   stages = std.defaultStages ++ [ "4.FRONTEND" ];        # optional, ordered
-  # Nothing is pulled: images are pipeline-examples/busybox:1 (scripts/base-image) or built FROM it.
+  # Nothing is pulled: images are 127.0.0.1:5000/pipeline-examples/busybox:1 (scripts/base-image) or built FROM it.
   services = {
     db  = std.database  { build.context = ./db; ports = [ 5432 ]; volume = "/var/lib/shop-db";
                           secrets.DB_PASSWORD = std.secret "db-password";

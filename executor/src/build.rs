@@ -17,6 +17,7 @@ use pipeline_planner::cache::{CacheState, ImageCache};
 use pipeline_planner::context::HashedKind;
 use pipeline_planner::key::{self, KeyInput};
 use pipeline_planner::plan::KeyedBuild;
+use pipeline_planner::record::{self, KeyRecord};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub struct DockerBuilder {
     pub registry: Arc<RegistryClient>,
     /// Labels every image gets besides `pipeline.key` (project, for one).
     pub labels: HashMap<String, String>,
+    /// The project, which names the service's record of its newest build.
+    pub project: String,
     pub notify: Notify,
 }
 
@@ -62,15 +65,19 @@ impl Builder for DockerBuilder {
         let image = b.keyed.image.to_string();
         log.line(&format!("building {image} for service `{}`", b.service));
         let keyed = b.keyed.clone();
-        let tar = tokio::task::spawn_blocking(move || context_tar(&keyed))
+        let packed = tokio::task::spawn_blocking(move || pack_context(&keyed))
             .await
             .map_err(|e| format!("packing the build context stopped: {e}"))??;
+        let tar = packed.tar;
+        for (reference, digest) in &b.keyed.images {
+            log.line(&format!("using {reference} pinned to {digest}"));
+        }
         log.line(&format!("sending {} files ({} bytes) to the engine", b.keyed.context.files.len(), tar.len()));
 
         let mut labels = self.labels.clone();
         labels.insert("pipeline.key".into(), b.keyed.key.clone());
         let options = BuildImageOptions {
-            dockerfile: tar_dockerfile_path(&b.keyed),
+            dockerfile: packed.dockerfile_path,
             t: Some(image.clone()),
             target: b.keyed.target.clone().unwrap_or_default(),
             platform: b.keyed.platform.clone().unwrap_or_default(),
@@ -150,6 +157,7 @@ impl Builder for DockerBuilder {
             (Some(CacheState::Present { digest }), pushed) => {
                 let d = digest.clone().or(pushed).unwrap_or_else(|| "(no digest reported)".into());
                 log.line(&format!("pushed {image} ({d})"));
+                self.push_record(b, &mut log).await;
                 Ok(())
             }
             (Some(CacheState::Absent), _) => {
@@ -163,6 +171,29 @@ impl Builder for DockerBuilder {
     }
 }
 
+impl DockerBuilder {
+    /// Push the record of the key's inputs beside the image (tag `<key>.inputs`, and the service's newest
+    /// under its latest tag), so a later plan on any machine can say what changed. A failure is logged,
+    /// not fatal: the image is pushed, only the explanation of the next rebuild is lost.
+    async fn push_record(&self, b: &ImageBuild, log: &mut Log) {
+        let json = KeyRecord::of(&b.keyed).to_json();
+        let tags = vec![record::record_tag(&b.keyed.key), record::latest_tag(&self.project, &b.service)];
+        let registry = Arc::clone(&self.registry);
+        let at = b.keyed.image.clone();
+        let pushed =
+            tokio::task::spawn_blocking(move || registry.push_record(&at.registry, &at.repository, &tags, &json))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+        match pushed {
+            Ok(()) => {
+                log.line(&format!("pushed the record of the key's inputs ({})", record::record_tag(&b.keyed.key)))
+            }
+            Err(why) => log.line(&format!("warning: could not push the record of the key's inputs: {why}")),
+        }
+    }
+}
+
 /// `sha256:…` in a push status line (`<tag>: digest: sha256:… size: 528`).
 fn digest_in(status: &str) -> Option<String> {
     let at = status.find("digest: sha256:")? + "digest: ".len();
@@ -170,8 +201,12 @@ fn digest_in(status: &str) -> Option<String> {
     (d.len() == "sha256:".len() + 64).then_some(d)
 }
 
-/// Where the Dockerfile is in the tar.
-fn tar_dockerfile_path(b: &KeyedBuild) -> String {
+/// Where the Dockerfile is in the tar: its own place in the context, unless it lies outside the context,
+/// is ignored by it, or was rewritten to name pinned digests (then `.pipeline/Dockerfile`).
+fn tar_dockerfile_path(b: &KeyedBuild, rewritten: bool) -> String {
+    if rewritten {
+        return OUTSIDE_DOCKERFILE.into();
+    }
     match b.dockerfile.strip_prefix(&b.context.root) {
         Ok(rel) => {
             let rel = rel.to_string_lossy().replace('\\', "/");
@@ -181,10 +216,23 @@ fn tar_dockerfile_path(b: &KeyedBuild) -> String {
     }
 }
 
-/// The build context as the engine gets it: the keyed files (each checked against its hash as it is
-/// read) and the Dockerfile (checked against the key). Modes are 0644/0755, owners root, times zero, so
-/// the same files give the same tar.
+/// The build context as the engine gets it.
+pub struct Packed {
+    pub tar: Vec<u8>,
+    /// Where the Dockerfile the engine reads is in the tar.
+    pub dockerfile_path: String,
+}
+
+/// The build context tar (see [`pack_context`]).
 pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
+    pack_context(b).map(|p| p.tar)
+}
+
+/// The build context as the engine gets it: the keyed files (each checked against its hash as it is
+/// read) and the Dockerfile (checked against the key), rewritten so every image it uses is named by the
+/// digest it was keyed with. Modes are 0644/0755, owners root, times zero, so the same files give the
+/// same tar.
+pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
     let mut tar = tar::Builder::new(Vec::new());
     let root = &b.context.root;
     let changed = |path: &str| {
@@ -235,6 +283,7 @@ pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
         target: b.target.as_deref(),
         platform: b.platform.as_deref(),
         args: &b.args,
+        images: &b.images,
     });
     if now != b.key {
         return Err(format!(
@@ -242,19 +291,23 @@ pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
             b.dockerfile.display()
         ));
     }
-    let path = tar_dockerfile_path(b);
+    let text = String::from_utf8_lossy(&dockerfile);
+    let pinned = b.pinned_dockerfile(&text);
+    let rewritten = pinned != text;
+    let path = tar_dockerfile_path(b, rewritten);
     if path == OUTSIDE_DOCKERFILE {
+        let body: &[u8] = if rewritten { pinned.as_bytes() } else { &dockerfile };
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mtime(0);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mode(0o644);
-        h.set_size(dockerfile.len() as u64);
-        tar.append_data(&mut h, OUTSIDE_DOCKERFILE, dockerfile.as_slice())
-            .map_err(|e| format!("cannot pack the Dockerfile: {e}"))?;
+        h.set_size(body.len() as u64);
+        tar.append_data(&mut h, OUTSIDE_DOCKERFILE, body).map_err(|e| format!("cannot pack the Dockerfile: {e}"))?;
     }
-    tar.into_inner().map_err(|e| format!("cannot pack the build context: {e}"))
+    let tar = tar.into_inner().map_err(|e| format!("cannot pack the build context: {e}"))?;
+    Ok(Packed { tar, dockerfile_path: path })
 }
 
 /// Read a file that must have `size` bytes (it was hashed at that size).

@@ -31,7 +31,8 @@
 
 use crate::docker_config::{self, Credentials};
 use futures_util::StreamExt as _;
-use pipeline_planner::cache::{CacheState, ImageCache, ImageRef};
+use pipeline_planner::cache::{CacheState, ImageCache, ImageRef, Resolution};
+use pipeline_planner::reference::Reference;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 use std::collections::HashMap;
@@ -182,25 +183,193 @@ impl Drop for RegistryClient {
     }
 }
 
-impl ImageCache for RegistryClient {
-    fn lookup(&self, images: &[ImageRef]) -> Vec<CacheState> {
-        if images.is_empty() {
+impl RegistryClient {
+    /// Run `requests` on the client's runtime and wait for the answers (in the same order).
+    fn run(&self, requests: Vec<(ImageRef, Fetch)>) -> Vec<Answer> {
+        if requests.is_empty() {
             return Vec::new();
         }
+        let n = requests.len();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let inner = Arc::clone(&self.inner);
-        let owned = images.to_vec();
         self.handle.spawn(async move {
-            let _ = tx.send(inner.lookup(&owned).await);
+            let _ = tx.send(inner.run(&requests).await);
         });
-        match rx.recv() {
-            Ok(states) => states,
-            Err(_) => {
-                let why = "the registry lookup stopped before answering (internal error)";
-                images.iter().map(|_| CacheState::Unknown(why.into())).collect()
-            }
-        }
+        rx.recv().unwrap_or_else(|_| {
+            let why = "the registry request stopped before answering (internal error)";
+            (0..n).map(|_| Answer::Unknown(why.into())).collect()
+        })
     }
+
+    /// Push a small record (JSON) beside the images of `repository` as an OCI artifact with one layer,
+    /// tagged with every tag in `tags`. Blocking.
+    pub fn push_record(&self, registry: &str, repository: &str, tags: &[String], json: &[u8]) -> Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let inner = Arc::clone(&self.inner);
+        let (registry, repository, tags, json) =
+            (registry.to_owned(), repository.to_owned(), tags.to_vec(), json.to_vec());
+        self.handle.spawn(async move {
+            let _ = tx.send(inner.push_record(&registry, &repository, &tags, &json).await);
+        });
+        rx.recv().unwrap_or_else(|_| Err("the registry push stopped before answering (internal error)".into()))
+    }
+}
+
+/// The media type of the records pushed by [`RegistryClient::push_record`] (its one layer).
+pub const RECORD_MEDIA_TYPE: &str = "application/vnd.pipeline.key-inputs.v2+json";
+/// The artifact type of the record's manifest.
+pub const RECORD_ARTIFACT_TYPE: &str = "application/vnd.pipeline.key-inputs";
+const EMPTY_CONFIG_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+impl ImageCache for RegistryClient {
+    fn lookup(&self, images: &[ImageRef]) -> Vec<CacheState> {
+        let requests = images.iter().map(|i| (i.clone(), Fetch::HeadManifest)).collect();
+        self.run(requests)
+            .into_iter()
+            .map(|a| match a {
+                Answer::Present { digest, .. } => CacheState::Present { digest },
+                Answer::Absent => CacheState::Absent,
+                Answer::Unknown(why) => CacheState::Unknown(why),
+            })
+            .collect()
+    }
+
+    fn resolve(&self, references: &[Reference]) -> Vec<Resolution> {
+        let at = |r: &Reference| ImageRef {
+            registry: r.domain.clone(),
+            repository: r.path.clone(),
+            tag: r.digest.clone().unwrap_or_else(|| r.tag_or_latest().to_owned()),
+        };
+        let answers = self.run(references.iter().map(|r| (at(r), Fetch::HeadManifest)).collect());
+        // Registries that send no digest with a HEAD: the digest of the manifest's bytes, from a GET.
+        let need_body: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Answer::Present { digest: None, .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let bodies = self.run(need_body.iter().map(|&i| (at(&references[i]), Fetch::GetManifest)).collect());
+        let mut bodies: HashMap<usize, Answer> = need_body.into_iter().zip(bodies).collect();
+        answers
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let a = match a {
+                    Answer::Present { digest: None, .. } => bodies.remove(&i).unwrap_or(a),
+                    a => a,
+                };
+                let r = &references[i];
+                match a {
+                    Answer::Present { digest, media_type, body } => {
+                        let digest = digest.or_else(|| body.as_deref().map(sha256_digest));
+                        let media_type = media_type
+                            .or_else(|| body.as_deref().and_then(media_type_in))
+                            .unwrap_or_else(|| "application/vnd.docker.distribution.manifest.v2+json".into());
+                        match digest {
+                            Some(d) if r.digest.as_ref().is_none_or(|want| *want == d) => {
+                                Resolution::Found { digest: d, media_type }
+                            }
+                            Some(d) => Resolution::Failed(format!(
+                                "{}: asked for {} and was given {d}",
+                                r.domain,
+                                r.digest.as_deref().unwrap_or_default()
+                            )),
+                            None => Resolution::Failed(format!("{}: the registry reported no digest", r.domain)),
+                        }
+                    }
+                    Answer::Absent => Resolution::NotFound(match &r.digest {
+                        Some(d) => format!("{} has no manifest {d} in {}", r.domain, r.path),
+                        None => format!("{} has no tag `{}` in {}", r.domain, r.tag_or_latest(), r.path),
+                    }),
+                    Answer::Unknown(why) => Resolution::Failed(why),
+                }
+            })
+            .collect()
+    }
+
+    fn records(&self, at: &[ImageRef]) -> Vec<Result<Option<Vec<u8>>, String>> {
+        #[derive(serde::Deserialize)]
+        struct Manifest {
+            #[serde(default)]
+            layers: Vec<Descriptor>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Descriptor {
+            #[serde(rename = "mediaType")]
+            media_type: String,
+            digest: String,
+        }
+        let manifests = self.run(at.iter().map(|a| (a.clone(), Fetch::GetManifest)).collect());
+        let mut out: Vec<Result<Option<Vec<u8>>, String>> = Vec::with_capacity(at.len());
+        let mut blobs = Vec::new();
+        for (n, (place, answer)) in at.iter().zip(manifests).enumerate() {
+            out.push(match answer {
+                Answer::Present { body: Some(b), .. } => match serde_json::from_slice::<Manifest>(&b) {
+                    Ok(m) => match m.layers.into_iter().find(|l| l.media_type == RECORD_MEDIA_TYPE) {
+                        Some(layer) => {
+                            blobs.push((n, ImageRef { tag: layer.digest.clone(), ..place.clone() }));
+                            Ok(None)
+                        }
+                        None => Ok(None),
+                    },
+                    Err(e) => Err(format!("{place}: the record's manifest is not readable: {e}")),
+                },
+                Answer::Present { body: None, .. } => Err(format!("{place}: the registry answered without a manifest")),
+                Answer::Absent => Ok(None),
+                Answer::Unknown(why) => Err(why),
+            });
+        }
+        let answers = self.run(blobs.iter().map(|(_, b)| (b.clone(), Fetch::GetBlob)).collect());
+        for ((n, blob), answer) in blobs.into_iter().zip(answers) {
+            out[n] = match answer {
+                Answer::Present { body: Some(b), .. } if sha256_digest(&b) == blob.tag => Ok(Some(b)),
+                Answer::Present { .. } => Err(format!("{}: the record's content does not match its digest", at[n])),
+                Answer::Absent => Ok(None),
+                Answer::Unknown(why) => Err(why),
+            };
+        }
+        out
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The `mediaType` field of a manifest, when it has one.
+fn media_type_in(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct M {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<M>(body).ok()?.media_type
+}
+
+/// What is asked of the registry for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    HeadManifest,
+    GetManifest,
+    /// The image's `tag` is the blob's digest.
+    GetBlob,
+}
+
+/// What the registry answered.
+#[derive(Debug, Clone)]
+enum Answer {
+    Present { digest: Option<String>, media_type: Option<String>, body: Option<Vec<u8>> },
+    Absent,
+    Unknown(String),
 }
 
 /// How a registry asked to be authenticated.
@@ -279,15 +448,16 @@ struct Authenticated {
 }
 
 enum Head {
-    Done(CacheState),
+    Done(Answer),
     Refused { status: StatusCode, challenge: Challenge },
 }
 
 impl Inner {
-    async fn lookup(&self, images: &[ImageRef]) -> Vec<CacheState> {
+    async fn run(&self, requests: &[(ImageRef, Fetch)]) -> Vec<Answer> {
+        let images: Vec<&ImageRef> = requests.iter().map(|(i, _)| i).collect();
         let mut registries: HashMap<&str, RegistryState> = HashMap::new();
         let mut repos: HashMap<(&str, &str), Mutex<RepoAuth>> = HashMap::new();
-        for image in images {
+        for image in &images {
             registries.entry(&image.registry).or_insert_with(|| RegistryState {
                 host: image.registry.clone(),
                 base: self.base_url(&image.registry),
@@ -296,54 +466,57 @@ impl Inner {
             });
             repos.entry((&image.registry, &image.repository)).or_default();
         }
-        let mut answers: Vec<Option<CacheState>> = vec![None; images.len()];
+        let mut answers: Vec<Option<Answer>> = vec![None; images.len()];
         let mut pending = futures_util::stream::FuturesUnordered::new();
-        let mut queue = images.iter().enumerate();
+        let mut queue = requests.iter().enumerate();
         loop {
             while pending.len() < self.options.concurrency {
-                let Some((i, image)) = queue.next() else { break };
-                pending.push(self.lookup_indexed(i, image, &registries, &repos));
+                let Some((i, (image, fetch))) = queue.next() else { break };
+                pending.push(self.lookup_indexed(i, image, *fetch, &registries, &repos));
             }
             let Some((i, state)) = pending.next().await else { break };
             if let Some(slot) = answers.get_mut(i) {
                 *slot = Some(state);
             }
         }
-        answers
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|| CacheState::Unknown("internal error: no answer".into())))
-            .collect()
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Answer::Unknown("internal error: no answer".into()))).collect()
     }
 
     async fn lookup_indexed(
         &self,
         i: usize,
         image: &ImageRef,
+        fetch: Fetch,
         registries: &HashMap<&str, RegistryState>,
         repos: &HashMap<(&str, &str), Mutex<RepoAuth>>,
-    ) -> (usize, CacheState) {
+    ) -> (usize, Answer) {
         let reg = registries.get(image.registry.as_str());
         let repo = repos.get(&(image.registry.as_str(), image.repository.as_str()));
         let state = match (reg, repo) {
-            (Some(reg), Some(repo)) => self.lookup_one(image, reg, repo).await,
-            _ => CacheState::Unknown("internal error: image missing from the lookup tables".into()),
+            (Some(reg), Some(repo)) => self.lookup_one(image, fetch, reg, repo).await,
+            _ => Answer::Unknown("internal error: image missing from the lookup tables".into()),
         };
         (i, state)
     }
 
-    async fn lookup_one(&self, image: &ImageRef, reg: &RegistryState, repo: &Mutex<RepoAuth>) -> CacheState {
+    async fn lookup_one(&self, image: &ImageRef, fetch: Fetch, reg: &RegistryState, repo: &Mutex<RepoAuth>) -> Answer {
         if let Err(why) = check_reference(image) {
-            return CacheState::Unknown(why);
+            return Answer::Unknown(why);
         }
         let base = match &reg.base {
             Ok(base) => base,
-            Err(why) => return CacheState::Unknown(why.clone()),
+            Err(why) => return Answer::Unknown(why.clone()),
         };
         let challenge = match reg.challenge.get_or_init(|| self.ping(&reg.host, base)).await {
             Ok(c) => c.clone(),
-            Err(why) => return CacheState::Unknown(why.clone()),
+            Err(why) => return Answer::Unknown(why.clone()),
         };
-        let url = format!("{}v2/{}/manifests/{}", base, image.repository, image.tag);
+        let url = match fetch {
+            Fetch::HeadManifest | Fetch::GetManifest => {
+                format!("{}v2/{}/manifests/{}", base, image.repository, image.tag)
+            }
+            Fetch::GetBlob => format!("{}v2/{}/blobs/{}", base, image.repository, image.tag),
+        };
 
         let (header, round) = {
             let mut auth = repo.lock().await;
@@ -351,11 +524,11 @@ impl Inner {
                 self.settle(&mut auth, reg, &image.repository, challenge, 1).await;
             }
             if let Some(why) = &auth.error {
-                return CacheState::Unknown(why.clone());
+                return Answer::Unknown(why.clone());
             }
             (auth.header.clone(), auth.round)
         };
-        let (status, refused) = match self.head(&reg.host, base, &url, header).await {
+        let (status, refused) = match self.head(&reg.host, base, &url, header, fetch).await {
             Head::Done(state) => return state,
             Head::Refused { status, challenge } => (status, challenge),
         };
@@ -370,18 +543,18 @@ impl Inner {
             {
                 self.settle(&mut auth, reg, &image.repository, refused, 2).await;
             } else if auth.round == round {
-                return CacheState::Unknown(denied(&reg.host, status, &image.repository, &auth.tried));
+                return Answer::Unknown(denied(&reg.host, status, &image.repository, &auth.tried));
             }
             if let Some(why) = &auth.error {
-                return CacheState::Unknown(why.clone());
+                return Answer::Unknown(why.clone());
             }
             auth.header.clone()
         };
-        match self.head(&reg.host, base, &url, header).await {
+        match self.head(&reg.host, base, &url, header, fetch).await {
             Head::Done(state) => state,
             Head::Refused { status, .. } => {
                 let auth = repo.lock().await;
-                CacheState::Unknown(denied(&reg.host, status, &image.repository, &auth.tried))
+                Answer::Unknown(denied(&reg.host, status, &image.repository, &auth.tried))
             }
         }
     }
@@ -456,31 +629,129 @@ impl Inner {
         Ok(challenge)
     }
 
-    async fn head(&self, host: &str, base: &Url, url: &str, header: Option<HeaderValue>) -> Head {
-        let mut request = self.http.head(url).header(ACCEPT, MANIFEST_ACCEPT);
+    async fn head(&self, host: &str, base: &Url, url: &str, header: Option<HeaderValue>, fetch: Fetch) -> Head {
+        let mut request = match fetch {
+            Fetch::HeadManifest => self.http.head(url).header(ACCEPT, MANIFEST_ACCEPT),
+            Fetch::GetManifest => self.http.get(url).header(ACCEPT, MANIFEST_ACCEPT),
+            Fetch::GetBlob => self.http.get(url),
+        };
         if let Some(h) = header {
             request = request.header(AUTHORIZATION, h);
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return Head::Done(CacheState::Unknown(unreachable(base, &e, self.options.timeout))),
+            Err(e) => return Head::Done(Answer::Unknown(unreachable(base, &e, self.options.timeout))),
         };
         match response.status() {
             StatusCode::OK => {
-                let digest = response
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .map(|d| d.trim().to_owned())
-                    .filter(|d| !d.is_empty());
-                Head::Done(CacheState::Present { digest })
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|d| d.split(';').next().unwrap_or(d).trim().to_owned())
+                        .filter(|d| !d.is_empty())
+                };
+                let digest = header("docker-content-digest");
+                let media_type = header("content-type").filter(|m| m.contains("manifest") || m.contains("index"));
+                let body = match fetch {
+                    Fetch::HeadManifest => None,
+                    Fetch::GetManifest | Fetch::GetBlob => match response.bytes().await {
+                        Ok(b) => Some(b.to_vec()),
+                        Err(e) => return Head::Done(Answer::Unknown(unreachable(base, &e, self.options.timeout))),
+                    },
+                };
+                Head::Done(Answer::Present { digest, media_type, body })
             }
-            StatusCode::NOT_FOUND => Head::Done(CacheState::Absent),
+            StatusCode::NOT_FOUND => Head::Done(Answer::Absent),
             status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 Head::Refused { status, challenge: Challenge::from_headers(response.headers()) }
             }
-            status => Head::Done(CacheState::Unknown(format!("{host}: {status}"))),
+            status => Head::Done(Answer::Unknown(format!("{host}: {status}"))),
         }
+    }
+
+    /// Push `json` as the one layer of an OCI artifact in `repository`, tagged with each of `tags`.
+    async fn push_record(&self, host: &str, repository: &str, tags: &[String], json: &[u8]) -> Result<(), String> {
+        let base = self.base_url(host)?;
+        let reg = RegistryState {
+            host: host.to_owned(),
+            base: Ok(base.clone()),
+            challenge: OnceCell::new(),
+            credentials: OnceCell::new(),
+        };
+        let challenge = self.ping(host, &base).await?;
+        let challenge = match challenge {
+            Challenge::Bearer { realm, service, .. } => {
+                Challenge::Bearer { realm, service, scope: Some(format!("repository:{repository}:pull,push")) }
+            }
+            c => c,
+        };
+        let auth = self.authenticate(&reg, repository, &challenge).await?;
+        let with_auth = |r: reqwest::RequestBuilder| match &auth.header {
+            Some(h) => r.header(AUTHORIZATION, h.clone()),
+            None => r,
+        };
+        let timeout = self.options.timeout;
+        let fail = |what: &str, status: StatusCode| {
+            format!("{host}: {what} in {repository} answered {status} with {}", auth.tried)
+        };
+        let config = b"{}".to_vec();
+        for blob in [&config, &json.to_vec()] {
+            let digest = sha256_digest(blob);
+            let exists = with_auth(self.http.head(format!("{base}v2/{repository}/blobs/{digest}")))
+                .send()
+                .await
+                .map_err(|e| unreachable(&base, &e, timeout))?;
+            if exists.status() == StatusCode::OK {
+                continue;
+            }
+            let start = with_auth(self.http.post(format!("{base}v2/{repository}/blobs/uploads/")))
+                .send()
+                .await
+                .map_err(|e| unreachable(&base, &e, timeout))?;
+            if start.status() != StatusCode::ACCEPTED {
+                return Err(fail("starting an upload", start.status()));
+            }
+            let location = start
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| format!("{host}: an upload was started without a Location"))?;
+            let mut url = base.join(location).map_err(|e| format!("{host}: the upload Location is not a URL: {e}"))?;
+            url.query_pairs_mut().append_pair("digest", &digest);
+            let put = with_auth(self.http.put(url))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(blob.clone())
+                .send()
+                .await
+                .map_err(|e| unreachable(&base, &e, timeout))?;
+            if put.status() != StatusCode::CREATED {
+                return Err(fail("uploading the record", put.status()));
+            }
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": RECORD_ARTIFACT_TYPE,
+            "config": { "mediaType": EMPTY_CONFIG_TYPE, "digest": sha256_digest(&config), "size": config.len() },
+            "layers": [{ "mediaType": RECORD_MEDIA_TYPE, "digest": sha256_digest(json), "size": json.len() }],
+        });
+        let body = serde_json::to_vec(&manifest).map_err(|e| format!("cannot write the record's manifest: {e}"))?;
+        for tag in tags {
+            let put = with_auth(self.http.put(format!("{base}v2/{repository}/manifests/{tag}")))
+                .header(reqwest::header::CONTENT_TYPE, OCI_MANIFEST)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| unreachable(&base, &e, timeout))?;
+            if put.status() != StatusCode::CREATED {
+                let status = put.status();
+                let text = put.text().await.unwrap_or_default();
+                return Err(format!("{}: {}", fail(&format!("tagging the record `{tag}`"), status), text.trim()));
+            }
+        }
+        Ok(())
     }
 
     async fn credentials(&self, reg: &RegistryState) -> Result<Option<Credentials>, String> {
@@ -701,6 +972,9 @@ fn check_reference(image: &ImageRef) -> Result<(), String> {
         ));
     }
     let tag = &image.tag;
+    if tag.contains(':') {
+        return pipeline_planner::reference::check_digest(tag).map_err(|why| format!("{image}: {why}"));
+    }
     let tag_ok = (1..=128).contains(&tag.len())
         && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && !tag.starts_with(['.', '-']);

@@ -23,8 +23,15 @@ fn keyed(root: &Path, dockerfile: &Path) -> KeyedBuild {
     let context = hash_context(root, "ctx", &StatCache::disabled()).expect("hash");
     let bytes = std::fs::read(dockerfile).unwrap();
     let args = BTreeMap::from([("VERSION".to_string(), "1".to_string())]);
-    let key =
-        build_key(&KeyInput { files: &context.files, dockerfile: &bytes, target: None, platform: None, args: &args });
+    let images = BTreeMap::new();
+    let key = build_key(&KeyInput {
+        files: &context.files,
+        dockerfile: &bytes,
+        target: None,
+        platform: None,
+        args: &args,
+        images: &images,
+    });
     KeyedBuild {
         image: ImageRef { registry: "127.0.0.1:5000".into(), repository: "t/app".into(), tag: key.clone() },
         key,
@@ -33,6 +40,9 @@ fn keyed(root: &Path, dockerfile: &Path) -> KeyedBuild {
         args,
         target: None,
         platform: None,
+        uses: vec![],
+        images,
+        dockerfile_blake3: blake3::hash(&bytes).to_hex().to_string(),
     }
 }
 

@@ -34,13 +34,57 @@ pub struct StageDecl {
     pub name: Option<String>,
     /// 1-based line of the instruction.
     pub line: usize,
+    /// 1-based last line of the instruction (after continuations).
+    pub end_line: usize,
+    /// The base as written: an image, an earlier stage's name or `scratch`, ARGs not yet expanded.
+    pub base: String,
+    /// `--platform=…` as written.
+    pub platform: Option<String>,
 }
 
-/// The `ARG`s and stages of a Dockerfile, in file order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where an instruction takes files from another stage or an image: `COPY --from=X`, `ADD --from=X`,
+/// `RUN --mount=…,from=X`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDecl {
+    /// The stage (index into `stages`) the instruction belongs to.
+    pub stage: usize,
+    /// `X` as written: a stage name, a stage index or an image.
+    pub from: String,
+    pub kind: SourceKind,
+    pub line: usize,
+    pub end_line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `COPY --from` or `ADD --from`.
+    Copy,
+    /// `RUN --mount=…,from=…`.
+    Mount,
+}
+
+/// The `# syntax=` directive: the frontend image BuildKit runs the file with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syntax {
+    pub image: String,
+    pub line: usize,
+}
+
+/// The `ARG`s, stages and image sources of a Dockerfile, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
     pub args: Vec<ArgDecl>,
     pub stages: Vec<StageDecl>,
+    pub sources: Vec<SourceDecl>,
+    pub syntax: Option<Syntax>,
+    /// The escape character (`\` unless a directive says `` ` ``).
+    pub escape: char,
+}
+
+impl Default for Dockerfile {
+    fn default() -> Dockerfile {
+        Dockerfile { args: vec![], stages: vec![], sources: vec![], syntax: None, escape: '\\' }
+    }
 }
 
 impl Dockerfile {
@@ -49,13 +93,13 @@ impl Dockerfile {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
         let mut out = Dockerfile::default();
-        let mut directives = Directives { escape: '\\', done: false, seen_escape: false };
+        let mut directives = Directives { escape: '\\', done: false, seen_escape: false, syntax: None };
         let mut next = 0;
         while next < lines.len() {
             let start_line = next + 1;
             let first = lines[next].trim_start();
             next += 1;
-            directives.read(first);
+            directives.read(first, start_line);
             let is_comment = first.starts_with('#');
             let (head, mut continues) = trim_continuation(if is_comment { "" } else { first }, directives.escape);
             if !continues && head.is_empty() {
@@ -65,7 +109,7 @@ impl Dockerfile {
             while continues && next < lines.len() {
                 let line = lines[next];
                 next += 1;
-                directives.read(line);
+                directives.read(line, next);
                 let trimmed = line.trim_start();
                 if trimmed.starts_with('#') || trimmed.is_empty() {
                     continue;
@@ -74,7 +118,14 @@ impl Dockerfile {
                 instruction.push_str(part);
                 continues = more;
             }
-            let (keyword, args) = split_command(&instruction);
+            let end_line = next;
+            let (keyword, flags, args) = split_command(&instruction);
+            let flag = |name: &str| {
+                flags.iter().find_map(|f| {
+                    let (k, v) = f.strip_prefix("--")?.split_once('=')?;
+                    k.eq_ignore_ascii_case(name).then(|| unquote(v))
+                })
+            };
             match keyword.as_str() {
                 "arg" => {
                     for word in parse_words(args, directives.escape) {
@@ -93,9 +144,29 @@ impl Dockerfile {
                         [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_owned()),
                         _ => None,
                     };
-                    out.stages.push(StageDecl { name, line: start_line });
+                    let base = fields.first().map_or_else(String::new, |b| (*b).to_owned());
+                    let platform = flag("platform");
+                    out.stages.push(StageDecl { name, line: start_line, end_line, base, platform });
                 }
                 "run" | "copy" | "add" => {
+                    if let Some(stage) = out.stages.len().checked_sub(1) {
+                        let mut push = |from: String, kind| {
+                            out.sources.push(SourceDecl { stage, from, kind, line: start_line, end_line });
+                        };
+                        if keyword == "run" {
+                            let mounts = flags.iter().filter_map(|f| {
+                                let (k, v) = f.strip_prefix("--")?.split_once('=')?;
+                                k.eq_ignore_ascii_case("mount").then_some(v)
+                            });
+                            for m in mounts {
+                                if let Some(from) = mount_from(m) {
+                                    push(from, SourceKind::Mount);
+                                }
+                            }
+                        } else if let Some(from) = flag("from") {
+                            push(from, SourceKind::Copy);
+                        }
+                    }
                     for terminator in heredoc_terminators(args) {
                         while next < lines.len() {
                             let body = lines[next];
@@ -110,6 +181,8 @@ impl Dockerfile {
                 _ => {}
             }
         }
+        out.syntax = directives.syntax;
+        out.escape = directives.escape;
         out
     }
 
@@ -130,11 +203,12 @@ struct Directives {
     escape: char,
     done: bool,
     seen_escape: bool,
+    syntax: Option<Syntax>,
 }
 
 impl Directives {
     /// Docker's `possibleParserDirective`: the first line that is not a known directive ends them.
-    fn read(&mut self, line: &str) {
+    fn read(&mut self, line: &str, number: usize) {
         if self.done {
             return;
         }
@@ -149,7 +223,12 @@ impl Directives {
                 }
                 self.seen_escape = true;
             }
-            "syntax" | "check" => {}
+            "syntax" => {
+                if self.syntax.is_none() {
+                    self.syntax = Some(Syntax { image: value.to_owned(), line: number });
+                }
+            }
+            "check" => {}
             _ => self.done = true,
         }
     }
@@ -183,19 +262,37 @@ fn is_docker_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\x0B' | '\x0C' | '\r')
 }
 
-/// The lower-cased keyword and the arguments after any leading `--flag` words (Docker's
+/// The lower-cased keyword, the leading `--flag` words and the arguments after them (Docker's
 /// `splitCommand` and `extractBuilderFlags`).
-fn split_command(instruction: &str) -> (String, &str) {
+fn split_command(instruction: &str) -> (String, Vec<&str>, &str) {
     let instruction = instruction.trim();
     let (keyword, rest) = match instruction.find(is_docker_space) {
         Some(i) => (&instruction[..i], instruction[i..].trim_start_matches(is_docker_space)),
         None => (instruction, ""),
     };
-    (keyword.to_lowercase(), strip_flags(rest).trim())
+    let mut flags = Vec::new();
+    let args = split_flags(rest, &mut flags).trim();
+    (keyword.to_lowercase(), flags, args)
 }
 
-/// Skips leading words that start with `--` (a bare `--` ends the flags), honouring quotes and `\`.
-fn strip_flags(line: &str) -> &str {
+/// `"x"` or `'x'` without its quotes.
+fn unquote(v: &str) -> String {
+    let q = |c| v.len() >= 2 && v.starts_with(c) && v.ends_with(c);
+    if q('"') || q('\'') { v[1..v.len() - 1].to_owned() } else { v.to_owned() }
+}
+
+/// The `from=` field of a `--mount` value (comma-separated `key=value` fields, as BuildKit reads them).
+fn mount_from(value: &str) -> Option<String> {
+    let value = unquote(value);
+    value.split(',').find_map(|field| {
+        let (k, v) = field.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("from").then(|| unquote(v.trim())).filter(|v| !v.is_empty())
+    })
+}
+
+/// Skips leading words that start with `--` (a bare `--` ends the flags), honouring quotes and `\`;
+/// the flag words go to `flags`.
+fn split_flags<'a>(line: &'a str, flags: &mut Vec<&'a str>) -> &'a str {
     let b = line.as_bytes();
     let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
     let mut pos = 0;
@@ -222,8 +319,10 @@ fn strip_flags(line: &str) -> &str {
             }
             pos += 1;
         }
-        if line.get(start..pos) == Some("--") {
-            return line.get(pos..).unwrap_or("");
+        match line.get(start..pos) {
+            Some("--") => return line.get(pos..).unwrap_or(""),
+            Some(word) => flags.push(word),
+            None => {}
         }
     }
 }

@@ -99,6 +99,17 @@ impl Diag {
         self
     }
 
+    /// Point at a line and column (both 1-based) of a plain file (a lock file, a JSON file).
+    pub fn at_point(mut self, name: &str, text: &str, line: usize, column: usize, label: impl Into<String>) -> Diag {
+        let (start, len) = line_range(text, line.max(1));
+        let col = column.max(1) - 1;
+        let at = (start + col.min(len)).min(text.len());
+        self.location = Some(format!("{name}:{}:{}", line.max(1), column.max(1)));
+        self.source = Some(NamedSource::new(name, Arc::from(text)));
+        self.labels = vec![LabeledSpan::new_primary_with_span(Some(label.into()), (at, 0))];
+        self
+    }
+
     /// Add a second label in the same file.
     pub fn also(mut self, sources: &SourceMap, span: Option<Span>, label: impl Into<String>) -> Diag {
         if let Some(sp) = span {

@@ -1,11 +1,12 @@
 //! The build key: blake3 over a canonical encoding of the hashed context, the Dockerfile, the target,
-//! the platform and the build args that reach the build. The one implementation of `docs/build-key.md`.
+//! the platform, the build args that reach the build and the digests of the images it builds from. The
+//! one implementation of `docs/build-key.md`.
 
 use crate::context::{HashedFile, HashedKind};
 use std::collections::BTreeMap;
 
 /// Bumped whenever the encoding below changes, so old tags are never mistaken for new ones.
-pub const KEY_FORMAT_VERSION: u32 = 1;
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 /// Everything a build key covers.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +18,9 @@ pub struct KeyInput<'a> {
     pub platform: Option<&'a str>,
     /// Only the args the Dockerfile declares, with the values they receive.
     pub args: &'a BTreeMap<String, String>,
+    /// The images the build uses (the stages the target needs, `COPY --from`, mounts, `# syntax`):
+    /// reference (as `Reference::key_name`) -> the digest it is pinned to.
+    pub images: &'a BTreeMap<String, String>,
 }
 
 /// The key as 64 lowercase hex characters (a valid image tag).
@@ -46,6 +50,11 @@ pub fn build_key(input: &KeyInput<'_>) -> String {
     for (name, value) in input.args {
         bytes(&mut h, name.as_bytes());
         bytes(&mut h, value.as_bytes());
+    }
+    h.update(&(input.images.len() as u64).to_le_bytes());
+    for (reference, digest) in input.images {
+        bytes(&mut h, reference.as_bytes());
+        bytes(&mut h, digest.as_bytes());
     }
     h.finalize().to_hex().to_string()
 }
@@ -86,19 +95,22 @@ mod tests {
             HashedFile { path: "link".into(), kind: HashedKind::Symlink { target: "a.txt".into() } },
         ];
         let args: BTreeMap<String, String> = [("VERSION".to_string(), "1.4".to_string())].into();
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let images: BTreeMap<String, String> = [("docker.io/library/node:20".to_string(), digest.clone())].into();
         let input = KeyInput {
             files: &files,
-            dockerfile: b"FROM scratch\n",
+            dockerfile: b"FROM node:20\n",
             target: Some("runtime"),
             platform: None,
             args: &args,
+            images: &images,
         };
         let key = build_key(&input);
         assert_eq!(key.len(), 64);
         // Recompute the documented encoding by hand.
         let mut enc = Vec::new();
         enc.extend_from_slice(b"pipeline build key\0");
-        enc.extend_from_slice(&1u32.to_le_bytes());
+        enc.extend_from_slice(&2u32.to_le_bytes());
         enc.extend_from_slice(&3u64.to_le_bytes());
         let field = |e: &mut Vec<u8>, b: &[u8]| {
             e.extend_from_slice(&(b.len() as u64).to_le_bytes());
@@ -113,13 +125,20 @@ mod tests {
         enc.push(b'l');
         field(&mut enc, b"link");
         field(&mut enc, b"a.txt");
-        field(&mut enc, b"FROM scratch\n");
+        field(&mut enc, b"FROM node:20\n");
         enc.push(1);
         field(&mut enc, b"runtime");
         enc.push(0);
         enc.extend_from_slice(&1u64.to_le_bytes());
         field(&mut enc, b"VERSION");
         field(&mut enc, b"1.4");
+        enc.extend_from_slice(&1u64.to_le_bytes());
+        field(&mut enc, b"docker.io/library/node:20");
+        field(&mut enc, digest.as_bytes());
         assert_eq!(key, blake3::hash(&enc).to_hex().to_string());
+        // A base image that moves changes the key.
+        let moved: BTreeMap<String, String> =
+            [("docker.io/library/node:20".to_string(), format!("sha256:{}", "cd".repeat(32)))].into();
+        assert_ne!(build_key(&KeyInput { images: &moved, ..input }), key);
     }
 }

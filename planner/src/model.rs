@@ -181,6 +181,8 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSpans {
     pub name: Option<Span>,
+    /// `image`, when given.
+    pub image: Option<Span>,
     pub stage: Option<Span>,
     pub depends_on: Option<Span>,
     pub env: BTreeMap<String, Span>,
@@ -723,11 +725,17 @@ impl Reader<'_, '_> {
                     if s.image.is_some() {
                         image_span = v.span;
                     }
+                    s.spans.image = image_span;
                     if let Some(img) = &s.image
-                        && (img.is_empty() || img.chars().any(char::is_whitespace))
+                        && let Err(why) = crate::reference::Reference::parse(img)
                     {
                         return Err(self
-                            .diag("pipeline::plan::bad_image", v.span, format!("`{}` is not an image reference", v.path), "here")
+                            .diag(
+                                "pipeline::plan::bad_image",
+                                v.span,
+                                format!("`{}` is not an image reference: {why}", v.path),
+                                "here",
+                            )
                             .help("write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"")
                             .into());
                     }

@@ -7,9 +7,14 @@ use crate::context::{self, Context, StatCache};
 use crate::dockerfile::Dockerfile;
 use crate::error::{Diag, Result};
 use crate::graph::Graph;
+use crate::images::{ImageUse, images_used, pin_dockerfile};
 use crate::key::{self, KeyInput};
 use crate::live::{LiveService, LiveState};
+use crate::lockfile::Lockfile;
 use crate::model::{Environment, Parallelism, Service, Target};
+use crate::pins::{self, LockMode, Pinned, Place, Wanted};
+use crate::record::{self, KeyChange, KeyRecord};
+use crate::reference::Reference;
 use crate::secrets::Secrets;
 use pipeline_lang::span::SourceMap;
 use rayon::prelude::*;
@@ -88,6 +93,10 @@ pub struct BuildPlan {
     pub key: Option<String>,
     pub shared_with: Option<String>,
     pub reason: Option<String>,
+    /// For a build: what differs from the image compared with (deployed, else the newest built for the
+    /// service), input by input (docs/plan-format.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<KeyChange>,
     /// What to build, for `apply` (paths relative to the definition's folder when inside it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<BuildSource>,
@@ -96,7 +105,15 @@ pub struct BuildPlan {
 impl BuildPlan {
     /// Nothing to build: the service runs `image` as it is.
     pub fn none(image: Option<String>) -> BuildPlan {
-        BuildPlan { action: BuildAction::None, image, key: None, shared_with: None, reason: None, source: None }
+        BuildPlan {
+            action: BuildAction::None,
+            image,
+            key: None,
+            shared_with: None,
+            reason: None,
+            changes: vec![],
+            source: None,
+        }
     }
 }
 
@@ -109,6 +126,9 @@ pub struct BuildSource {
     /// The build args that reach the build (declared by the Dockerfile).
     pub args: BTreeMap<String, String>,
     pub files: usize,
+    /// The images the build uses, pinned: reference -> digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,25 +215,59 @@ pub struct KeyedBuild {
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub platform: Option<String>,
+    /// Where the Dockerfile uses images (the stages the target needs, `--from`, mounts, `# syntax`).
+    pub uses: Vec<ImageUse>,
+    /// Each image used (as `Reference::key_name`) -> the digest it is pinned to: in the key, and what the
+    /// engine builds from.
+    pub images: BTreeMap<String, String>,
+    /// blake3 (hex) of the Dockerfile's bytes as keyed.
+    pub dockerfile_blake3: String,
 }
 
-/// Hash every build context (each distinct one once, in parallel) and key every built service.
-/// Returns one entry per service (None for prebuilt images) and warnings.
-pub fn key_builds(
-    env: &Environment,
-    sources: &SourceMap,
-    cache: &StatCache,
-) -> Result<(Vec<Option<KeyedBuild>>, Vec<String>)> {
-    key_builds_for(env, sources, cache, |_| true)
+impl KeyedBuild {
+    /// The Dockerfile as the engine gets it: every image it uses named by its pinned digest, so no stale
+    /// local copy of a tag can be used. Same lines as `text`.
+    pub fn pinned_dockerfile(&self, text: &str) -> String {
+        let df = Dockerfile::parse(text);
+        pin_dockerfile(text, &df, &self.uses, |r| {
+            if r.digest.is_some() {
+                return None;
+            }
+            self.images.get(&r.key_name()).map(|d| r.with_digest(d))
+        })
+    }
 }
 
-/// As [`key_builds`], for the services `wanted` accepts only.
-pub fn key_builds_for(
+/// A service's build, read and hashed, before its images are pinned.
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    pub service: String,
+    pub context: Arc<Context>,
+    pub dockerfile: PathBuf,
+    /// The Dockerfile as shown in messages (relative to the definitions' folder when inside it).
+    pub dockerfile_name: String,
+    pub bytes: Vec<u8>,
+    pub text: Arc<str>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+    pub uses: Vec<ImageUse>,
+    pub image: ImageRef,
+}
+
+/// One entry per service: the keyed build, the reason its key is unknown (an image not pinned, offline),
+/// or None for a prebuilt image.
+pub type Keyed = Vec<Option<Result<KeyedBuild, String>>>;
+
+/// Hash every build context (each distinct one once, in parallel), read every Dockerfile and find the
+/// images it uses. Returns one entry per service (None for prebuilt images, or for those `wanted` refuses)
+/// and warnings.
+pub fn prepare_builds(
     env: &Environment,
     sources: &SourceMap,
     cache: &StatCache,
     wanted: impl Fn(&Service) -> bool,
-) -> Result<(Vec<Option<KeyedBuild>>, Vec<String>)> {
+) -> Result<(Vec<Option<PreparedBuild>>, Vec<String>)> {
     let roots: BTreeSet<&Path> = env
         .services
         .iter()
@@ -249,7 +303,7 @@ pub fn key_builds_for(
             .at(sources, b.spans.dockerfile, "named here")
             .help("set `build.dockerfile` to a file relative to the context, or put a `Dockerfile` in it")
         })?;
-        let text = String::from_utf8_lossy(&bytes);
+        let text: Arc<str> = Arc::from(String::from_utf8_lossy(&bytes).as_ref());
         let df = Dockerfile::parse(&text);
         if let Some(t) = &b.target
             && !df.has_stage(t)
@@ -305,33 +359,103 @@ pub fn key_builds_for(
                 ));
             }
         }
-        let key = key::build_key(&KeyInput {
-            files: &ctx.files,
-            dockerfile: &bytes,
-            target: b.target.as_deref(),
-            platform: b.platform.as_deref(),
-            args: &args,
-        });
-        let repository = match &b.repository {
-            Some(r) => r.clone(),
-            None => {
-                let base = repo_name(&b.context);
-                if env.registry.prefix.is_empty() { base } else { format!("{}/{base}", env.registry.prefix) }
-            }
-        };
-        let image = ImageRef { registry: env.registry.host.clone(), repository, tag: key.clone() };
-        out.push(Some(KeyedBuild {
-            key,
-            image,
+        let uses = images_used(&df, &args, b.target.as_deref(), b.platform.as_deref()).map_err(|e| {
+            Diag::new("pipeline::plan::dockerfile_image", format!("{shown}:{}: {}", e.line, e.message))
+                .at_line(&shown, &text, e.line, "here")
+                .note(format!("the Dockerfile of service `{}`", s.name))
+                .help(e.help)
+        })?;
+        let image =
+            ImageRef { registry: env.registry.host.clone(), repository: repository_of(env, b), tag: String::new() };
+        out.push(Some(PreparedBuild {
+            service: s.name.clone(),
             context: ctx,
             dockerfile: b.dockerfile.clone(),
+            dockerfile_name: shown,
+            bytes,
+            text,
             args,
             target: b.target.clone(),
             platform: b.platform.clone(),
+            uses,
+            image,
         }));
     }
     warnings.dedup();
     Ok((out, warnings))
+}
+
+/// Every image the services use: each Dockerfile's (as prepared) and each prebuilt `image`.
+pub fn wanted_images(env: &Environment, prepared: &[Option<PreparedBuild>]) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for (s, p) in env.services.iter().zip(prepared) {
+        if let Some(p) = p {
+            for u in &p.uses {
+                out.push(Wanted {
+                    reference: u.reference.clone(),
+                    service: s.name.clone(),
+                    place: Place::Dockerfile { name: p.dockerfile_name.clone(), text: p.text.clone(), line: u.line },
+                });
+            }
+        }
+        if s.build.is_none()
+            && let Some(Ok(r)) = s.image.as_deref().map(Reference::parse)
+        {
+            out.push(Wanted { reference: r, service: s.name.clone(), place: Place::Definition(s.spans.image) });
+        }
+    }
+    out
+}
+
+/// Key each prepared build with the pinned images; a build whose images are not all pinned gets the reason.
+pub fn key_prepared(prepared: Vec<Option<PreparedBuild>>, pins: &Pinned) -> Keyed {
+    prepared
+        .into_iter()
+        .map(|p| {
+            let p = p?;
+            let mut images = BTreeMap::new();
+            for u in &p.uses {
+                match pins.digest_of(&u.reference) {
+                    Some(d) => {
+                        images.insert(u.reference.key_name(), d);
+                    }
+                    None => {
+                        let why = pins
+                            .unresolved
+                            .get(&u.reference.name_with_tag())
+                            .cloned()
+                            .unwrap_or_else(|| "is not pinned".into());
+                        return Some(Err(format!(
+                            "key unknown: `{}` ({}:{}) {why}",
+                            u.reference.familiar(),
+                            p.dockerfile_name,
+                            u.line
+                        )));
+                    }
+                }
+            }
+            let key = key::build_key(&KeyInput {
+                files: &p.context.files,
+                dockerfile: &p.bytes,
+                target: p.target.as_deref(),
+                platform: p.platform.as_deref(),
+                args: &p.args,
+                images: &images,
+            });
+            Some(Ok(KeyedBuild {
+                dockerfile_blake3: blake3::hash(&p.bytes).to_hex().to_string(),
+                image: ImageRef { tag: key.clone(), ..p.image },
+                key,
+                context: p.context,
+                dockerfile: p.dockerfile,
+                args: p.args,
+                target: p.target,
+                platform: p.platform,
+                uses: p.uses,
+                images,
+            }))
+        })
+        .collect()
 }
 
 /// Errors about a context point at the first service that names it.
@@ -348,6 +472,18 @@ fn at_context(e: crate::error::Error, env: &Environment, sources: &SourceMap, ro
             nd.into()
         }
         _ => crate::error::Error::Invalid(d),
+    }
+}
+
+/// The repository a service's images are pushed to: `build.repository`, else the registry's prefix and
+/// the context folder's name.
+fn repository_of(env: &Environment, b: &crate::model::Build) -> String {
+    match &b.repository {
+        Some(r) => r.clone(),
+        None => {
+            let base = repo_name(&b.context);
+            if env.registry.prefix.is_empty() { base } else { format!("{}/{base}", env.registry.prefix) }
+        }
     }
 }
 
@@ -376,6 +512,66 @@ pub fn display_path(base: &Path, p: &Path) -> String {
     }
 }
 
+/// How images are pinned while planning: the lock as read, whether it may grow, and its name for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning<'a> {
+    pub lock: &'a Lockfile,
+    pub mode: LockMode,
+    /// The lock file as shown in messages (`pipeline.lock`, or its path).
+    pub lock_name: &'a str,
+}
+
+/// Every service's build keyed, with the images pinned.
+#[derive(Debug, Clone)]
+pub struct KeyedEnvironment {
+    pub keyed: Keyed,
+    pub pins: Pinned,
+    /// Every image a service uses, and where.
+    pub wanted: Vec<Wanted>,
+    pub warnings: Vec<String>,
+}
+
+/// Prepare the builds `wanted` accepts, pin every image the environment uses, and key the builds.
+pub fn key_builds(
+    env: &Environment,
+    sources: &SourceMap,
+    cache: &StatCache,
+    registry: &dyn ImageCache,
+    pinning: Pinning<'_>,
+    wanted: impl Fn(&Service) -> bool,
+) -> Result<KeyedEnvironment> {
+    let (prepared, mut warnings) = prepare_builds(env, sources, cache, &wanted)?;
+    let mut images = wanted_images(env, &prepared);
+    images.retain(|w| env.service(&w.service).is_some_and(&wanted));
+    let pins = pins::settle(pinning.lock, &images, registry, pinning.mode, pinning.lock_name, sources)?;
+    if !pins.unresolved.is_empty() {
+        let names: Vec<String> = pins
+            .unresolved
+            .keys()
+            .map(|n| Reference::parse(n).map(|r| r.familiar()).unwrap_or_else(|_| n.clone()))
+            .collect();
+        warnings.push(format!(
+            "not pinned in {} (--offline asks no registry): {}; their services' keys are unknown; run `pipeline lock`",
+            pinning.lock_name,
+            names.join(", ")
+        ));
+    }
+    let keyed = key_prepared(prepared, &pins);
+    Ok(KeyedEnvironment { keyed, pins, wanted: images, warnings })
+}
+
+/// The image a prebuilt service runs: as written with its pinned digest (`nginx:1.27@sha256:…`), as
+/// written when it has a digest already or is not pinned.
+pub fn pinned_image(written: &str, pins: &Pinned) -> String {
+    match Reference::parse(written) {
+        Ok(r) if r.digest.is_none() => match pins.lock.get(&r) {
+            Some(p) => format!("{written}@{}", p.digest),
+            None => written.to_string(),
+        },
+        _ => written.to_string(),
+    }
+}
+
 /// Everything a plan is made from.
 pub struct PlanInput<'a> {
     pub env: &'a Environment,
@@ -385,6 +581,7 @@ pub struct PlanInput<'a> {
     pub registry: &'a dyn ImageCache,
     pub live: &'a dyn LiveState,
     pub stat_cache: &'a StatCache,
+    pub pinning: Pinning<'a>,
 }
 
 /// Make the plan.
@@ -392,16 +589,19 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
     plan_keyed(input).map(|(p, _)| p)
 }
 
-/// Make the plan, and keep each service's keyed build (None for prebuilt images) for `apply`.
-pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>>)> {
+/// Make the plan, and keep each service's keyed build (None for prebuilt images) and the pinned images
+/// (the lock to write when entries were added) for `apply`.
+pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
     let env = input.env;
-    let (keyed, mut warnings) = key_builds(env, input.sources, input.stat_cache)?;
+    let mut keyed_env = key_builds(env, input.sources, input.stat_cache, input.registry, input.pinning, |_| true)?;
+    let keyed = &keyed_env.keyed;
+    let mut warnings = std::mem::take(&mut keyed_env.warnings);
 
     // Who builds each image: the first service in execution order; the others share.
     let order = execution_order(env, input.graph);
     let mut builder_of: BTreeMap<&ImageRef, usize> = BTreeMap::new();
     for &i in order.iter().flatten() {
-        if let Some(k) = &keyed[i] {
+        if let Some(Ok(k)) = &keyed[i] {
             builder_of.entry(&k.image).or_insert(i);
         }
     }
@@ -440,8 +640,20 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
         for &i in members {
             let s = &env.services[i];
             let build = match &keyed[i] {
-                None => BuildPlan::none(s.image.clone()),
-                Some(k) => {
+                None => BuildPlan::none(s.image.as_deref().map(|w| pinned_image(w, &keyed_env.pins))),
+                Some(Err(why)) => {
+                    summary.build += 1;
+                    BuildPlan {
+                        action: BuildAction::Build,
+                        image: None,
+                        key: None,
+                        shared_with: None,
+                        reason: Some(why.clone()),
+                        changes: vec![],
+                        source: None,
+                    }
+                }
+                Some(Ok(k)) => {
                     let builder = builder_of[&k.image];
                     let (action, shared_with, reason) = if builder != i {
                         (BuildAction::Shared, Some(env.services[builder].name.clone()), None)
@@ -466,6 +678,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
                         key: Some(k.key.clone()),
                         shared_with,
                         reason,
+                        changes: vec![],
                         source: Some(BuildSource {
                             context: display_path(env.base_dir(), &k.context.root),
                             dockerfile: display_path(env.base_dir(), &k.dockerfile),
@@ -473,11 +686,17 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
                             platform: k.platform.clone(),
                             args: k.args.clone(),
                             files: k.context.files.len(),
+                            images: k.images.clone(),
                         }),
                     }
                 }
             };
-            let image = build.image.clone().unwrap_or_default();
+            let image = match (&build.image, &s.build) {
+                (Some(image), _) => image.clone(),
+                // Key unknown (offline): the repository without a tag.
+                (None, Some(b)) => format!("{}/{}", env.registry.host, repository_of(env, b)),
+                (None, None) => String::new(),
+            };
             let spec = deploy_spec(env, s, &image, input.secrets)?;
             let objects = input.live.objects(&s.name, Some(&spec), build.key.as_deref());
             let deploy = match live_by_name.get(s.name.as_str()) {
@@ -535,6 +754,11 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
         }
     }
 
+    explain_builds(env, &mut stages, &keyed_env, &live_by_name, input.registry);
+    if input.pinning.mode != LockMode::Offline {
+        warnings.extend(verify_pins(env, &stages, &keyed_env, input)?);
+    }
+
     let digest = {
         let desired: Vec<(&str, &Option<String>, &Option<Json>)> =
             stages.iter().flat_map(|st| st.services.iter()).map(|s| (s.name.as_str(), &s.build.key, &s.spec)).collect();
@@ -554,7 +778,101 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, Vec<Option<KeyedBuild>
         digest,
         origin: None,
     };
-    Ok((plan, keyed))
+    Ok((plan, keyed_env))
+}
+
+/// Say why each image to build is not in the registry: compare its inputs with the record of the image
+/// deployed now, else of the newest image built for the service, read from the mirror.
+fn explain_builds(
+    env: &Environment,
+    stages: &mut [StagePlan],
+    keyed_env: &KeyedEnvironment,
+    live: &BTreeMap<&str, &LiveService>,
+    registry: &dyn ImageCache,
+) {
+    struct Ask<'a> {
+        stage: usize,
+        index: usize,
+        keyed: &'a KeyedBuild,
+        deployed: Option<ImageRef>,
+    }
+    let mut asks = Vec::new();
+    for (si, st) in stages.iter().enumerate() {
+        for (k, sp) in st.services.iter().enumerate() {
+            if sp.build.action != BuildAction::Build {
+                continue;
+            }
+            let Some(i) = env.services.iter().position(|s| s.name == sp.name) else { continue };
+            let Some(Ok(keyed)) = &keyed_env.keyed[i] else { continue };
+            let deployed = live
+                .get(sp.name.as_str())
+                .and_then(|l| l.spec.get("image").and_then(Json::as_str))
+                .and_then(record::record_of_image)
+                .filter(|r| r.tag != record::record_tag(&keyed.key));
+            asks.push(Ask { stage: si, index: k, keyed, deployed });
+        }
+    }
+    if asks.is_empty() {
+        return;
+    }
+    let latest = |a: &Ask<'_>, service: &str| ImageRef {
+        tag: record::latest_tag(&env.project, service),
+        ..a.keyed.image.clone()
+    };
+    let first: Vec<ImageRef> = asks
+        .iter()
+        .map(|a| a.deployed.clone().unwrap_or_else(|| latest(a, &stages[a.stage].services[a.index].name)))
+        .collect();
+    let mut found = registry.records(&first);
+    // Nothing recorded for the deployed image: try the newest built for the service.
+    let retry: Vec<usize> =
+        (0..asks.len()).filter(|&n| asks[n].deployed.is_some() && matches!(found[n], Ok(None))).collect();
+    let again: Vec<ImageRef> =
+        retry.iter().map(|&n| latest(&asks[n], &stages[asks[n].stage].services[asks[n].index].name)).collect();
+    for (n, r) in retry.iter().zip(registry.records(&again)) {
+        found[*n] = r;
+        asks[*n].deployed = None;
+    }
+    for (a, record) in asks.iter().zip(found) {
+        let sp = &mut stages[a.stage].services[a.index];
+        let Ok(Some(bytes)) = record else { continue };
+        let Ok(before) = KeyRecord::from_json(&bytes) else { continue };
+        if before.key == a.keyed.key {
+            continue;
+        }
+        let now = KeyRecord::of(a.keyed);
+        let changes = record::explain(&before, &now);
+        if changes.is_empty() {
+            continue;
+        }
+        let what = if a.deployed.is_some() { "the deployed image" } else { "the last image built for it" };
+        sp.build.reason = Some(format!("changed since {what}, {}", crate::render::short_key(&before.key)));
+        sp.build.changes = changes;
+    }
+}
+
+/// Pinned images that will be pulled (by builds to run, and by services to create or update) must still be
+/// in their registries.
+fn verify_pins(
+    env: &Environment,
+    stages: &[StagePlan],
+    keyed_env: &KeyedEnvironment,
+    input: &PlanInput<'_>,
+) -> Result<Vec<String>> {
+    let mut pulled: BTreeSet<&str> = BTreeSet::new();
+    for sp in stages.iter().flat_map(|st| &st.services) {
+        let built = sp.build.action == BuildAction::Build;
+        let deployed = matches!(sp.deploy.action, DeployAction::Create | DeployAction::Update | DeployAction::Replace)
+            && env.service(&sp.name).is_some_and(|s| s.build.is_none());
+        if built || deployed {
+            pulled.insert(sp.name.as_str());
+        }
+    }
+    let wanted: Vec<&Wanted> = keyed_env.wanted.iter().filter(|w| pulled.contains(w.service.as_str())).collect();
+    if wanted.is_empty() {
+        return Ok(vec![]);
+    }
+    pins::verify(&keyed_env.pins, &wanted, input.registry, input.pinning.lock_name, input.sources)
 }
 
 fn count(s: &mut Summary, a: DeployAction) {

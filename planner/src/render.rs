@@ -65,13 +65,15 @@ fn service(out: &mut String, s: &ServicePlan, style: Style) {
         },
         BuildAction::Cached => format!("cached {}", b.image.as_deref().unwrap_or("")),
         BuildAction::Shared => format!("shared with {}", b.shared_with.as_deref().unwrap_or("?")),
-        BuildAction::Build => format!(
-            "build {} ({})",
-            short_key(b.key.as_deref().unwrap_or("")),
-            b.reason.as_deref().unwrap_or("not in the registry")
-        ),
+        BuildAction::Build => match &b.key {
+            Some(key) => format!("build {} ({})", short_key(key), b.reason.as_deref().unwrap_or("not in the registry")),
+            None => format!("build ({})", b.reason.as_deref().unwrap_or("key unknown")),
+        },
     };
     let _ = writeln!(out, "      build   {build}");
+    for c in &b.changes {
+        let _ = writeln!(out, "        {}", style.paint("33", &format!("~ {}", crate::record::describe(c))));
+    }
     let action = match s.deploy.action {
         DeployAction::Create => "create",
         DeployAction::Update => "update",

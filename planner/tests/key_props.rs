@@ -5,8 +5,11 @@
 
 use pipeline_lang::io::FsIo;
 use pipeline_lang::{Evaluator, Options};
+use pipeline_planner::cache::Offline;
 use pipeline_planner::context::StatCache;
-use pipeline_planner::plan::key_builds;
+use pipeline_planner::lockfile::Lockfile;
+use pipeline_planner::pins::LockMode;
+use pipeline_planner::plan::{Pinning, key_builds};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,9 +32,11 @@ fn key(dir: &Path, def: &str, svc: &str, cache: &StatCache) -> String {
     );
     let v = ev.load(&file, &[]).unwrap_or_else(|e| panic!("{e:?}"));
     let env = pipeline_planner::read_environment(&mut ev, &file, v).unwrap_or_else(|e| panic!("{e:?}"));
-    let (keys, _) = key_builds(&env, &ev.sources, cache).unwrap_or_else(|e| panic!("{e:?}"));
+    let lock = Lockfile::default();
+    let pinning = Pinning { lock: &lock, mode: LockMode::Offline, lock_name: "pipeline.lock" };
+    let keyed = key_builds(&env, &ev.sources, cache, &Offline, pinning, |_| true).unwrap_or_else(|e| panic!("{e:?}"));
     let i = env.services.iter().position(|s| s.name == svc).unwrap();
-    keys[i].as_ref().unwrap().key.clone()
+    keyed.keyed[i].as_ref().unwrap().as_ref().unwrap().key.clone()
 }
 
 fn def(env_name: &str, env_vars: &str, args: &str) -> String {

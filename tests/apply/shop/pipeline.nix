@@ -18,7 +18,7 @@ std.environment {
     };
     seed = std.job { build.context = ./seed; dependsOn = [ "db" ]; };
     cache = std.container {
-      image = "pipeline-examples/busybox:1";
+      image = "127.0.0.1:5000/pipeline-examples/busybox:1";
       ports = [ 6379 ];
       command = "mkdir -p /w; echo cache >/w/index.html; trap 'exit 0' TERM; httpd -f -p 6379 -h /w & wait";
     };
