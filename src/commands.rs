@@ -79,8 +79,17 @@ pub fn load<'io>(input: &EvalInput, io: &'io FsIo) -> Result<(Evaluator<'io>, Va
         return Err(missing_file(&input.file));
     }
     let mut ev = Evaluator::new(io, options(input, &file)?);
-    let v = ev.load(&file, &top_args(input)).map_err(|e| Box::new(e) as Report)?;
+    let v = ev.load(&file, &top_args(input));
+    print_warnings(&mut ev);
+    let v = v.map_err(|e| Box::new(e) as Report)?;
     Ok((ev, v))
+}
+
+/// Show the warnings the evaluator has collected so far (deprecated syntax in the files read).
+pub fn print_warnings(ev: &mut Evaluator) {
+    for w in ev.take_warnings() {
+        crate::output::print_error(&w);
+    }
 }
 
 fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
@@ -89,8 +98,9 @@ fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
     if let Some(path) = &args.attr {
         v = ev.select_path(v, path).map_err(|e| Box::new(e) as Report)?;
     }
-    let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) }.map_err(|e| Box::new(e) as Report)?;
-    println!("{out}");
+    let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) };
+    print_warnings(&mut ev);
+    println!("{}", out.map_err(|e| Box::new(e) as Report)?);
     // The process ends here: let the OS reclaim the value graph instead of freeing it piece by piece.
     std::mem::forget((ev, v));
     Ok(ExitCode::SUCCESS)
@@ -99,7 +109,9 @@ fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
 fn check(input: EvalInput) -> Result<ExitCode, Report> {
     let io = io();
     let (mut ev, v) = load(&input, &io)?;
-    ev.force_deep(&v).map_err(|e| Box::new(e) as Report)?;
+    let forced = ev.force_deep(&v);
+    print_warnings(&mut ev);
+    forced.map_err(|e| Box::new(e) as Report)?;
     eprintln!("{}: ok", input.file.display());
     std::mem::forget((ev, v));
     Ok(ExitCode::SUCCESS)
