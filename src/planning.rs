@@ -180,11 +180,20 @@ pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
                 }),
             })
             .collect();
-        let v = serde_json::json!({ "key": out.key, "image": out.image.to_string(), "files": files, "args": out.args });
+        let v = serde_json::json!({
+            "key": out.key, "image": out.image.to_string(), "files": files, "args": out.args,
+            "dockerfile": pipeline_planner::plan::display_path(&out.context.root, &out.dockerfile),
+            "target": out.target, "platform": out.platform,
+        });
         let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let _ = writeln!(stdout, "key    {}\nimage  {}", out.key, out.image);
         if args.files {
+            // Everything else the key covers (docs/build-key.md), before the files and args.
+            let dockerfile = pipeline_planner::plan::display_path(&out.context.root, &out.dockerfile);
+            let _ = writeln!(stdout, "dockerfile  {dockerfile} (relative to the context)");
+            let _ = writeln!(stdout, "target      {}", out.target.as_deref().unwrap_or("(none: the last stage)"));
+            let _ = writeln!(stdout, "platform    {}", out.platform.as_deref().unwrap_or("(none: the engine's own)"));
             let _ =
                 writeln!(stdout, "files ({}, relative to {}):", out.context.files.len(), out.context.root.display());
             for f in &out.context.files {
