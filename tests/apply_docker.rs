@@ -113,6 +113,8 @@ impl Drop for Fixture {
         for env in self.envs.borrow().iter() {
             let _ = self.run(&["destroy", "--yes", "--volumes"], env);
         }
+        // The images it built and pushed (registry = "127.0.0.1:5000/${project}").
+        support::remove_images(&format!("{}/", self.project));
     }
 }
 
