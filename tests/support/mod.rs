@@ -42,8 +42,10 @@ pub fn remove_images(prefix: &str) {
     if let Ok(out) = listed {
         let images: Vec<String> =
             String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&name)).map(str::to_string).collect();
+        // `--no-prune`: the untagged parents are the build cache other tests running at the same
+        // time may be using (the layers up to the key label are the same in every project).
         if !images.is_empty() {
-            let _ = Command::new("docker").arg("rmi").arg("-f").args(&images).output();
+            let _ = Command::new("docker").args(["rmi", "--no-prune"]).args(&images).output();
         }
     }
     for repository in registry_repositories(prefix) {
