@@ -217,7 +217,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
-        match confirm(&format!("Apply these changes to {}/{}?", plan.project, plan.environment)) {
+        match confirm(&format!("Apply these changes to {}/{}?", plan.project, plan.environment), Confirm::Apply) {
             Ok(true) => {}
             Ok(false) => {
                 release(lock);
@@ -378,16 +378,31 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
         let running = rt
             .block_on(target::containers_of(&docker, &project, &environment, None))
             .map_err(|e| plain("pipeline::destroy::list", e))?;
-        if running.is_empty() {
+        let volumes = rt
+            .block_on(target::volumes_of(&docker, &project, &environment))
+            .map_err(|e| plain("pipeline::destroy::list", e))?;
+        if running.is_empty() && (volumes.is_empty() || !args.volumes) {
             eprintln!("Nothing to destroy: no service of {project}/{environment} runs");
+            if !volumes.is_empty() {
+                eprintln!("Its data volumes remain: {} (remove them with `--volumes`)", volumes.join(", "));
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let services: std::collections::BTreeSet<&str> = running.iter().map(|c| c.service.as_str()).collect();
-        println!("Destroy {project}/{environment}: {} services, {} containers", services.len(), running.len());
+        if running.is_empty() {
+            println!("Destroy {project}/{environment}: no service runs; {} data volumes", volumes.len());
+        } else {
+            println!("Destroy {project}/{environment}: {} services, {} containers", services.len(), running.len());
+        }
         for c in &running {
             println!("  - {} ({}, {})", c.name, c.service, c.status);
         }
-        if !args.yes && !confirm(&format!("Remove every service of {project}/{environment}?"))? {
+        if args.volumes {
+            for v in &volumes {
+                println!("  - volume {v}");
+            }
+        }
+        if !args.yes && !confirm(&format!("Remove every service of {project}/{environment}?"), Confirm::Destroy)? {
             eprintln!("Nothing removed");
             return Ok(ExitCode::from(1));
         }
@@ -396,11 +411,13 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
                 eprintln!("removing {s}")
             }))
             .map_err(|e| plain("pipeline::destroy::failed", e))?;
-        println!(
-            "Removed {} services ({} containers) and the network {project}-{environment}",
-            done.services.len(),
-            done.containers
-        );
+        if !done.services.is_empty() {
+            println!(
+                "Removed {} services ({} containers) and the network {project}-{environment}",
+                done.services.len(),
+                done.containers
+            );
+        }
         if !done.volumes_kept.is_empty() {
             println!("Kept the data volumes {} (remove them with `--volumes`)", done.volumes_kept.join(", "));
         }
@@ -426,21 +443,24 @@ fn destroy_kube(
     let result = (|| {
         let objects = rt.block_on(k8s::live::observe(cluster, scope)).map_err(report)?;
         let claims = rt.block_on(cluster.list("PersistentVolumeClaim", &scope.selector())).map_err(report)?;
+        let names: Vec<String> = claims.iter().filter_map(|c| c.metadata.name.clone()).collect();
         if objects.is_empty() && (claims.is_empty() || !args.volumes) {
             eprintln!("Nothing to destroy: no object of {project}/{environment} in namespace {ns}");
+            if !names.is_empty() {
+                eprintln!("Its volume claims remain: {} (remove them with `--volumes`)", names.join(", "));
+            }
             return Ok(ExitCode::SUCCESS);
         }
         println!("Destroy {project}/{environment} in namespace {ns}: {} objects", objects.len());
         for o in &objects {
             println!("  - {} ({})", o.id(), o.service);
         }
-        if !args.yes && !confirm(&format!("Remove every object of {project}/{environment}?"))? {
+        if !args.yes && !confirm(&format!("Remove every object of {project}/{environment}?"), Confirm::Destroy)? {
             eprintln!("Nothing removed");
             return Ok(ExitCode::from(1));
         }
         let n = rt.block_on(k8s::deploy::destroy(cluster, scope, |o| eprintln!("deleting {o}"))).map_err(report)?;
         println!("Removed {n} objects");
-        let names: Vec<String> = claims.iter().filter_map(|c| c.metadata.name.clone()).collect();
         if args.volumes {
             for c in &names {
                 rt.block_on(cluster.delete("PersistentVolumeClaim", c)).map_err(report)?;
@@ -464,21 +484,44 @@ fn out(text: &str) {
     let _ = stdout.flush();
 }
 
+/// What is being confirmed: it decides the error code and the hint when there is no terminal.
+#[derive(Clone, Copy)]
+enum Confirm {
+    Apply,
+    Destroy,
+}
+
+impl Confirm {
+    fn code(self) -> &'static str {
+        match self {
+            Confirm::Apply => "pipeline::apply::confirm",
+            Confirm::Destroy => "pipeline::destroy::confirm",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Confirm::Apply => "review the plan, then run again with `--yes`",
+            Confirm::Destroy => "check the list of what would be removed, then run again with `--yes`",
+        }
+    }
+}
+
 /// Ask on the terminal; without one, refuse (pass `--yes`).
-fn confirm(question: &str) -> Result<bool, Report> {
+fn confirm(question: &str, what: Confirm) -> Result<bool, Report> {
     if !std::io::stdin().is_terminal() {
         return Err(report(
             pipeline_planner::Diag::new(
-                "pipeline::apply::confirm",
+                what.code(),
                 "there is no terminal to confirm on, and `--yes` was not given".to_string(),
             )
-            .help("review the plan, then run again with `--yes`"),
+            .help(what.help()),
         ));
     }
     eprint!("{question} Only `yes` is accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| plain("pipeline::apply::confirm", e.to_string()))?;
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| plain(what.code(), e.to_string()))?;
     Ok(answer.trim() == "yes")
 }
 

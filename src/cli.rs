@@ -11,7 +11,7 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// When to use colour (NO_COLOR is respected by `auto`)
-    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true, help_heading = "Global options")]
     pub color: Color,
     #[command(subcommand)]
     pub command: Command,

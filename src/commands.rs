@@ -80,8 +80,17 @@ pub fn load<'io>(input: &EvalInput, io: &'io FsIo) -> Result<(Evaluator<'io>, Va
         return Err(missing_file(&input.file));
     }
     let mut ev = Evaluator::new(io, options(input, &file)?);
-    let v = ev.load(&file, &top_args(input)).map_err(|e| Box::new(e) as Report)?;
+    let v = ev.load(&file, &top_args(input));
+    print_warnings(&mut ev);
+    let v = v.map_err(|e| Box::new(e) as Report)?;
     Ok((ev, v))
+}
+
+/// Show the warnings the evaluator has collected so far (deprecated syntax in the files read).
+pub fn print_warnings(ev: &mut Evaluator) {
+    for w in ev.take_warnings() {
+        crate::output::print_error(&w);
+    }
 }
 
 fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
@@ -90,20 +99,69 @@ fn eval(args: EvalArgs) -> Result<ExitCode, Report> {
     if let Some(path) = &args.attr {
         v = ev.select_path(v, path).map_err(|e| Box::new(e) as Report)?;
     }
-    let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) }.map_err(|e| Box::new(e) as Report)?;
-    println!("{out}");
+    let out = if args.json { ev.to_json(&v) } else { ev.to_text(&v) };
+    print_warnings(&mut ev);
+    println!("{}", out.map_err(|e| Box::new(e) as Report)?);
     // The process ends here: let the OS reclaim the value graph instead of freeing it piece by piece.
     std::mem::forget((ev, v));
     Ok(ExitCode::SUCCESS)
 }
 
+/// Evaluate completely; for an environment, also run every check `plan` makes that needs no
+/// registry, engine, cluster or secret value, and report every problem found.
 fn check(input: EvalInput) -> Result<ExitCode, Report> {
     let io = io();
     let (mut ev, v) = load(&input, &io)?;
-    ev.force_deep(&v).map_err(|e| Box::new(e) as Report)?;
-    eprintln!("{}: ok", input.file.display());
+    let forced = ev.force_deep(&v);
+    print_warnings(&mut ev);
+    forced.map_err(|e| Box::new(e) as Report)?;
+    if !is_environment(&mut ev, &v) {
+        eprintln!("{}: ok (evaluated; not an environment, so there is no model to check)", input.file.display());
+        std::mem::forget((ev, v));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let file = absolute(&input.file)?;
+    let (env, model_errors) = pipeline_planner::read_environment_partly(&mut ev, &file, v.clone());
+    let mut errors: Vec<pipeline_planner::Error> = model_errors.into_iter().collect();
+    let mut summary = String::new();
+    if let Some(env) = &env {
+        let cache = crate::planning::stat_cache(env);
+        let lock_name = crate::planning::lock_display(&pipeline_planner::lockfile::Lockfile::path_for(&env.file));
+        match pipeline_planner::check::offline(env, &ev.sources, &cache, &lock_name) {
+            Ok(checked) => {
+                for w in &checked.warnings {
+                    crate::output::warn(w);
+                }
+                summary = format!(
+                    ": {} services in {} stages, {} build{} keyed",
+                    env.services.len(),
+                    env.stages.len(),
+                    checked.builds,
+                    if checked.builds == 1 { "" } else { "s" }
+                );
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     std::mem::forget((ev, v));
-    Ok(ExitCode::SUCCESS)
+    if errors.is_empty() {
+        eprintln!("{}: ok{summary}", input.file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let all = pipeline_planner::Error::all(errors);
+    let n = all.count();
+    for e in all.iter() {
+        crate::output::print_error(e);
+    }
+    eprintln!("{}: {n} problem{} found", input.file.display(), if n == 1 { "" } else { "s" });
+    Ok(ExitCode::from(1))
+}
+
+/// Whether `v` is what `std.environment` makes.
+fn is_environment(ev: &mut Evaluator, v: &Value) -> bool {
+    let Value::Attrs(a) = v else { return false };
+    let Some(kind) = a.get("_kind").map(|k| k.value.clone()) else { return false };
+    matches!(ev.force(&kind), Ok(Value::String(s)) if &*s == "pipeline.environment")
 }
 
 fn parse(file: &Path) -> Result<ExitCode, Report> {

@@ -77,6 +77,22 @@ pub fn objects(
     Ok(out)
 }
 
+/// Drop the secrets' fingerprints from every deploy spec: what `render` prints (the spec annotation,
+/// the spec hash, a Job's name) then does not depend on any secret's value, so the output reveals
+/// nothing about the values and is the same with or without them.
+fn without_fingerprints(plan: &mut pipeline_planner::Plan) {
+    let specs = plan.stages.iter_mut().flat_map(|st| st.services.iter_mut()).filter_map(|s| s.spec.as_mut());
+    for spec in specs {
+        if let Some(serde_json::Value::Object(secrets)) = spec.get_mut("secrets") {
+            for entry in secrets.values_mut() {
+                if let serde_json::Value::Object(e) = entry {
+                    e.remove("fingerprint");
+                }
+            }
+        }
+    }
+}
+
 pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
     let secrets_file = match &args.secrets {
         Some(p) => Some(read_secrets(p)?),
@@ -85,10 +101,17 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
     let (yaml, note) = with_environment(&args.input, |env, sources| {
         let graph = Graph::new(env, sources).map_err(report)?;
         let names = pipeline_planner::plan::secret_names(env);
-        let lookup = |var: &str| std::env::var(var).ok();
-        let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
+        // Values are read only to be shown; without --show-secrets none is needed (a GitOps or CI
+        // render step has none).
+        let secrets = if args.show_secrets {
+            let lookup = |var: &str| std::env::var(var).ok();
+            Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?
+        } else {
+            Secrets::names_only(&names)
+        };
         // Image references come from the build keys, computed here: no registry or cluster is asked.
-        let (plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed, LockMode::Offline)?;
+        let (mut plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed, LockMode::Offline)?;
+        without_fingerprints(&mut plan);
         let scope = scope(env);
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());
         let objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;

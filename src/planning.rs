@@ -116,7 +116,7 @@ pub(crate) fn read_lock(env: &Environment) -> Result<(Lockfile, PathBuf, String)
 }
 
 /// The lock file as messages show it: relative to the current folder when inside it.
-fn lock_display(path: &Path) -> String {
+pub(crate) fn lock_display(path: &Path) -> String {
     match std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf)) {
         Some(rel) => rel.display().to_string(),
         None => path.display().to_string(),
@@ -361,6 +361,7 @@ pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
             "key": out.key,
             "keyFormat": pipeline_planner::key::KEY_FORMAT_VERSION,
             "image": out.image.to_string(),
+            "dockerfile": pipeline_planner::plan::display_path(&out.context.root, &out.dockerfile),
             "target": out.target,
             "platform": out.platform,
             "files": files,
@@ -371,6 +372,11 @@ pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
     } else {
         let _ = writeln!(stdout, "key    {}\nimage  {}", out.key, out.image);
         if args.files {
+            // Everything else the key covers (docs/build-key.md), before the files and args.
+            let dockerfile = pipeline_planner::plan::display_path(&out.context.root, &out.dockerfile);
+            let _ = writeln!(stdout, "dockerfile  {dockerfile} (relative to the context)");
+            let _ = writeln!(stdout, "target      {}", out.target.as_deref().unwrap_or("(none: the last stage)"));
+            let _ = writeln!(stdout, "platform    {}", out.platform.as_deref().unwrap_or("(none: the engine's own)"));
             let _ =
                 writeln!(stdout, "files ({}, relative to {}):", out.context.files.len(), out.context.root.display());
             for f in &out.context.files {
@@ -386,8 +392,6 @@ pub fn hash(args: HashArgs) -> Result<ExitCode, Report> {
                     }
                 }
             }
-            let _ = writeln!(stdout, "target: {}", out.target.as_deref().unwrap_or("(the last stage)"));
-            let _ = writeln!(stdout, "platform: {}", out.platform.as_deref().unwrap_or("(the engine's own)"));
             let _ = writeln!(stdout, "args ({}):", out.args.len());
             for (k, v) in &out.args {
                 let _ = writeln!(stdout, "  {k}={v}");

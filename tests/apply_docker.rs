@@ -113,6 +113,8 @@ impl Drop for Fixture {
         for env in self.envs.borrow().iter() {
             let _ = self.run(&["destroy", "--yes", "--volumes"], env);
         }
+        // The images it built and pushed (registry = "127.0.0.1:5000/${project}").
+        support::remove_images(&format!("{}/", self.project));
     }
 }
 
@@ -543,6 +545,25 @@ fn prune_saved_plans_lock_and_destroy() {
     let (code, _, stderr) = f.apply("staging", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(fetch(&f.container("staging", "db", 1), 5432).contains("starts=2"));
+
+    // Issue 16: after a plain destroy, `destroy --volumes` removes the volume the first one kept, and
+    // a second plain destroy says that it remains.
+    let out = f.run(&["destroy", "--yes"], "staging");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f.run(&["destroy", "--yes"], "staging");
+    let stderr = flat(&String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("Its data volumes remain: {volume} (remove them with `--volumes`)")), "{stderr}");
+    let out = f.run(&["destroy", "--volumes"], "staging");
+    let stderr = flat(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "without a terminal and --yes, destroy refuses: {stderr}");
+    assert!(stderr.contains("pipeline::destroy::confirm"), "{stderr}");
+    assert!(!stderr.contains("review the plan"), "{stderr}");
+    let out = f.run(&["destroy", "--yes", "--volumes"], "staging");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("Removed the data volumes {volume}")), "{stdout}");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), "");
 }
 
 /// Ctrl-C: running builds are cancelled, deployed services keep running, the exit code is 130.

@@ -167,9 +167,9 @@ impl Drop for Project {
                 .args(["--argstr", "env", env])
                 .output();
         }
-        for image in [&self.base, &self.web] {
-            let _ = Command::new("docker").args(["rmi", "-f", image]).output();
-        }
+        // The images this test built and pushed: the project's and its bases, in the engine and the registry.
+        support::remove_images(&format!("{}/", self.name));
+        support::remove_images(&format!("{}-bases/", self.name));
     }
 }
 

@@ -49,6 +49,8 @@ fn cache_hits_shared_keys_and_unreachable_registries() {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos()).unwrap_or(0)
     );
+    // What this test builds and pushes goes when it ends.
+    let _cleanup = support::RemoveImagesOnDrop(format!("{unique}/"));
     std::fs::create_dir(dir.join("app")).expect("mkdir");
     std::fs::write(dir.join("app/Dockerfile"), "FROM scratch\nCOPY hello.txt /hello.txt\n").expect("write");
     std::fs::write(dir.join("app/hello.txt"), format!("{unique}\n")).expect("write");

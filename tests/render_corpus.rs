@@ -20,16 +20,20 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn render(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let secrets: &[&str] = if dir.join("secrets.env").is_file() { &["--secrets", "secrets.env"] } else { &[] };
+    render_with(dir, &[extra, secrets].concat(), &[])
+}
+
+/// Render with exactly these flags and `PIPELINE_SECRET_*` variables (no others).
+fn render_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-    cmd.arg("render").args(extra).current_dir(dir).env("NO_COLOR", "1");
-    if dir.join("secrets.env").is_file() {
-        cmd.args(["--secrets", "secrets.env"]);
-    }
+    cmd.arg("render").args(args).current_dir(dir).env("NO_COLOR", "1");
     for (k, _) in std::env::vars() {
         if k.starts_with("PIPELINE_SECRET_") {
             cmd.env_remove(k);
         }
     }
+    cmd.envs(vars.iter().copied());
     let out = cmd.output().expect("run pipeline");
     (
         out.status.code().unwrap_or(-1),
@@ -125,6 +129,37 @@ fn secret_values_appear_only_with_show_secrets() {
         }
     }
     assert!(seen >= 3, "the cases have too few secrets to test this");
+}
+
+/// Issue 16: a GitOps or CI render step has no secrets. Without `--show-secrets`, render needs no
+/// value, and what it prints (the spec annotations, the spec hash, a Job's name) is the same whatever
+/// the values are: no fingerprint of a value can be read from it.
+#[test]
+fn render_needs_no_secret_values_and_prints_nothing_derived_from_them() {
+    let mut checked = 0;
+    for dir in cases() {
+        let (code, with_file, _) = render(&dir, &[]);
+        assert_eq!(code, 0);
+        let (code, without, stderr) = render_with(&dir, &[], &[]);
+        assert_eq!(code, 0, "{}: render without secret values failed: {stderr}", dir.display());
+        assert_eq!(without, with_file, "{}: the output depends on whether values were given", dir.display());
+        assert!(!without.contains("fingerprint"), "{}: a fingerprint in the output", dir.display());
+        let vars = [
+            ("PIPELINE_SECRET_API_TOKEN", "one value"),
+            ("PIPELINE_SECRET_DB_PASSWORD", "one value"),
+            ("PIPELINE_SECRET_SMTP", "one value"),
+        ];
+        let other = vars.map(|(k, _)| (k, "another value"));
+        assert_eq!(render_with(&dir, &[], &vars).1, render_with(&dir, &[], &other).1, "{}", dir.display());
+        if !secret_values(&dir).is_empty() {
+            checked += 1;
+            // Showing the values still needs them, and says which is missing.
+            let (code, _, stderr) = render_with(&dir, &["--show-secrets"], &[]);
+            assert_eq!(code, 1, "{}", dir.display());
+            assert!(stderr.contains("no value for secret"), "{stderr}");
+        }
+    }
+    assert!(checked >= 3, "the cases have too few secrets to test this");
 }
 
 #[test]

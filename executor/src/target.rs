@@ -767,6 +767,22 @@ pub async fn destroy(
         Err(e) if status(&e) == Some(404) => {}
         Err(e) => return Err(format!("cannot remove the network {network}: {}", reason(&e))),
     }
+    for name in volumes_of(docker, project, environment).await? {
+        if volumes {
+            docker
+                .remove_volume(&name, None::<RemoveVolumeOptions>)
+                .await
+                .map_err(|e| format!("cannot remove the volume {name}: {}", reason(&e)))?;
+            done.volumes_removed.push(name);
+        } else {
+            done.volumes_kept.push(name);
+        }
+    }
+    Ok(done)
+}
+
+/// The data volumes of an environment (by their labels), sorted by name. They outlive its services.
+pub async fn volumes_of(docker: &Docker, project: &str, environment: &str) -> Result<Vec<String>, String> {
     let filters = HashMap::from([(
         "label".to_string(),
         vec![format!("{PROJECT}={project}"), format!("{ENVIRONMENT}={environment}")],
@@ -775,18 +791,9 @@ pub async fn destroy(
         .list_volumes(Some(bollard::query_parameters::ListVolumesOptions { filters: Some(filters) }))
         .await
         .map_err(|e| format!("cannot list volumes: {}", reason(&e)))?;
-    for v in vols.volumes.unwrap_or_default() {
-        if volumes {
-            docker
-                .remove_volume(&v.name, None::<RemoveVolumeOptions>)
-                .await
-                .map_err(|e| format!("cannot remove the volume {}: {}", v.name, reason(&e)))?;
-            done.volumes_removed.push(v.name);
-        } else {
-            done.volumes_kept.push(v.name);
-        }
-    }
-    Ok(done)
+    let mut names: Vec<String> = vols.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect();
+    names.sort();
+    Ok(names)
 }
 
 /// One apply (or destroy) at a time per environment: a created, never started container named

@@ -34,6 +34,7 @@ fn present_and_absent_in_one_call() {
         return;
     }
     let repo = unique_repository("app");
+    let _cleanup = support::DeleteOnDrop(vec![repo.clone()]);
     let digest = push_image(&repo, &["v1".into()]);
     let states = client(None).lookup(&[
         image(support::REGISTRY, &repo, "v1"),
@@ -49,6 +50,7 @@ fn fifty_images_keep_their_order() {
         return;
     }
     let (one, two) = (unique_repository("one"), unique_repository("two"));
+    let _cleanup = support::DeleteOnDrop(vec![one.clone(), two.clone()]);
     let tags: Vec<String> = (0..25).map(|i| format!("t{i}")).collect();
     let (d1, d2) = (push_image(&one, &tags), push_image(&two, &tags[..10]));
     let mut images = Vec::new();

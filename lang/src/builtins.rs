@@ -804,7 +804,7 @@ fn prim_trace(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
 fn prim_try_eval(e: &mut Evaluator, a: &[Thunk], _span: Span) -> EResult<Value> {
     let (ok, v) = match e.force(&a[0]) {
         Ok(v) => (true, v),
-        Err(err) if matches!(err.kind, ErrorKind::Throw | ErrorKind::Assert) => (false, Value::Bool(false)),
+        Err(err) if err.kind.catchable() => (false, Value::Bool(false)),
         Err(err) => return Err(err),
     };
     let entries = vec![

@@ -249,7 +249,9 @@ impl<'g> Compiler<'g> {
             .collect();
         candidates.extend(self.globals.keys().map(|k| &**k).filter(|k| !k.starts_with("__")));
         let mut err = EvalError::new(ErrorKind::UndefinedVariable, format!("undefined variable `{name}`")).at(span);
-        if let Some(close) = crate::error::closest(name, candidates.iter().copied()) {
+        if &**name == "or" {
+            err = err.help("`or` is not Boolean or: write `a || b`; `a.b or c` is `c` when `a` has no `b`");
+        } else if let Some(close) = crate::error::closest(name, candidates.iter().copied()) {
             err = err.help(format!("did you mean `{close}`?"));
         } else {
             err = err.help("bind it with `let`, take it as a function argument, or bring it into scope with `with`");

@@ -6,7 +6,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
 use std::fmt;
 use std::sync::Arc;
 
-/// What went wrong, for codes, for `tryEval` (which catches only `Throw` and `Assert`) and for tests.
+/// What went wrong, for codes, for `tryEval` (see [`ErrorKind::catchable`]) and for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Syntax,
@@ -24,12 +24,16 @@ pub enum ErrorKind {
     Argument,
     Index,
     Import,
+    /// `<name>` not in the search path.
+    SearchPath,
     ImportCycle,
     Io,
     Impure,
     OutsideRoot,
     Json,
     Regex,
+    /// Not an error: deprecated syntax that is still accepted (a warning).
+    Deprecated,
     Other,
 }
 
@@ -51,14 +55,23 @@ impl ErrorKind {
             ErrorKind::Argument => "pipeline::eval::argument",
             ErrorKind::Index => "pipeline::eval::index",
             ErrorKind::Import => "pipeline::eval::import",
+            ErrorKind::SearchPath => "pipeline::eval::search_path",
             ErrorKind::ImportCycle => "pipeline::eval::import_cycle",
             ErrorKind::Io => "pipeline::eval::io",
             ErrorKind::Impure => "pipeline::eval::impure",
             ErrorKind::OutsideRoot => "pipeline::eval::outside_root",
             ErrorKind::Json => "pipeline::eval::json",
             ErrorKind::Regex => "pipeline::eval::regex",
+            ErrorKind::Deprecated => "pipeline::deprecated",
             ErrorKind::Other => "pipeline::eval",
         }
+    }
+
+    /// Errors `builtins.tryEval` turns into `{ success = false; }`: those Nix 2.8 raises as
+    /// `ThrowError` or `AssertionError` (`throw`, a failed `assert`, a `<name>` missing from the
+    /// search path). Everything else, `abort` included, goes through.
+    pub fn catchable(self) -> bool {
+        matches!(self, ErrorKind::Throw | ErrorKind::Assert | ErrorKind::SearchPath)
     }
 }
 
@@ -234,7 +247,13 @@ impl Diagnostic for Error {
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        self.0.note.then_some(miette::Severity::Advice)
+        if self.0.note {
+            Some(miette::Severity::Advice)
+        } else if self.0.kind == ErrorKind::Deprecated {
+            Some(miette::Severity::Warning)
+        } else {
+            None
+        }
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -350,7 +369,13 @@ impl Error {
         const KEEP: usize = 6;
         for (i, f) in frames.iter().enumerate() {
             if frames.len() > KEEP + 1 && i == KEEP - 1 {
-                err.0.related.push(Error::plain_note(format!("… {} more frames …", frames.len() - KEEP)));
+                // How deep a stack overflow got depends on the build's frame sizes, not on the
+                // definition: no count that would differ between builds.
+                let more = match e.kind {
+                    ErrorKind::StackOverflow => "… many more frames …".to_string(),
+                    _ => format!("… {} more frames …", frames.len() - KEEP),
+                };
+                err.0.related.push(Error::plain_note(more));
             }
             if frames.len() > KEEP + 1 && i >= KEEP - 1 && i + 1 < frames.len() {
                 continue;

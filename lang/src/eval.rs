@@ -15,8 +15,20 @@ use std::rc::Rc;
 
 pub type EResult<T> = Result<T, Box<EvalError>>;
 
-/// Nix's default `max-call-depth`.
-pub const MAX_CALL_DEPTH: u32 = 10_000;
+/// The most nested function calls one evaluation may make. Far beyond what definitions need
+/// (Nix evaluates 100,000-deep recursions); the stack budget below usually ends a runaway first.
+pub const MAX_CALL_DEPTH: u32 = 1_000_000;
+
+/// The most stack evaluation may use, in bytes. The stack grows on the heap in segments (so deep
+/// recursion never overflows the thread's own stack); an evaluation that needs more than this is
+/// stopped with an error instead of exhausting memory.
+pub const MAX_STACK: usize = 1 << 30;
+
+/// Grow the stack when less than this is left.
+const RED_ZONE: usize = 256 * 1024;
+
+/// The size of each stack segment taken from the heap.
+const SEGMENT: usize = 16 * 1024 * 1024;
 
 /// How the evaluator is set up for one run.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +54,10 @@ pub struct Evaluator<'io> {
     import_stack: Vec<PathBuf>,
     pub(crate) regexes: HashMap<String, Rc<regex::Regex>>,
     depth: u32,
+    /// Stack segments in use (see [`MAX_STACK`]).
+    segments: usize,
+    /// Deprecated syntax met while parsing, not yet taken by [`Self::take_warnings`].
+    warnings: Vec<EvalError>,
 }
 
 fn err(kind: ErrorKind, msg: impl Into<String>, span: Span) -> Box<EvalError> {
@@ -67,6 +83,8 @@ impl<'io> Evaluator<'io> {
             import_stack: Vec::new(),
             regexes: HashMap::new(),
             depth: 0,
+            segments: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -94,11 +112,19 @@ impl<'io> Evaluator<'io> {
     pub fn compile_source(&mut self, name: String, path: &Path, text: &str) -> EResult<(FileId, IrRef)> {
         let stdlib = self.is_stdlib(path);
         let id = self.sources.add(name, path.to_path_buf(), std::sync::Arc::from(text), stdlib);
-        let expr = parser::parse(text, id).map_err(|e| syntax_error(&e, id, text))?;
+        let (expr, warnings) = parser::parse_with_warnings(text, id).map_err(|e| syntax_error(&e, id, text))?;
+        self.warnings.extend(
+            warnings.into_iter().map(|w| EvalError::new(ErrorKind::Deprecated, w.message).at(w.span).help(w.help)),
+        );
         let dir: Rc<Path> = Rc::from(path.parent().unwrap_or(Path::new("/")));
         let mut c = Compiler::new(&self.global_names, dir);
         let ir = c.compile(&expr)?;
         Ok((id, ir))
+    }
+
+    /// The warnings (deprecated syntax) met since the last call, ready to show.
+    pub fn take_warnings(&mut self) -> Vec<crate::Error> {
+        std::mem::take(&mut self.warnings).iter().map(|w| crate::Error::from_eval(w, &self.sources)).collect()
     }
 
     /// Evaluate a file to weak head normal form (its top-level value; inner values stay lazy).
@@ -203,13 +229,13 @@ impl<'io> Evaluator<'io> {
         }
         let known: Vec<String> = self.options.search_paths.iter().map(|(n, _)| format!("<{n}>")).collect();
         Err(Box::new(
-            EvalError::new(ErrorKind::Import, format!("`<{name}>` was not found in the search path")).at(span).help(
-                if known.is_empty() {
+            EvalError::new(ErrorKind::SearchPath, format!("`<{name}>` was not found in the search path"))
+                .at(span)
+                .help(if known.is_empty() {
                     "no search paths are set".to_string()
                 } else {
                     format!("available: {}", known.join(", "))
-                },
-            ),
+                }),
         ))
     }
 
@@ -229,11 +255,16 @@ impl<'io> Evaluator<'io> {
             };
             std::mem::replace(&mut *st, ThunkState::Blackhole(span))
         };
-        let r = stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || match &state {
-            ThunkState::Pending(ir, env) => self.eval(ir, env),
+        let span = match &state {
+            ThunkState::Pending(ir, _) => ir.span,
+            ThunkState::Apply(_, _, sp) => *sp,
+            _ => unreachable!("handled above"),
+        };
+        let r = self.grow(Some(span), |ev| match &state {
+            ThunkState::Pending(ir, env) => ev.eval_inner(ir, env),
             ThunkState::Apply(f, args, sp) => {
-                let f = self.force(f)?;
-                self.call_n(f, args, *sp)
+                let f = ev.force(f)?;
+                ev.call_n(f, args, *sp)
             }
             _ => unreachable!("handled above"),
         });
@@ -282,7 +313,7 @@ impl<'io> Evaluator<'io> {
                 }
                 for t in items.iter() {
                     let x = self.force(t)?;
-                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen))?;
+                    self.grow(None, |ev| ev.deep_force_inner(&x, seen))?;
                 }
             }
             Value::Attrs(a) => {
@@ -291,8 +322,7 @@ impl<'io> Evaluator<'io> {
                 }
                 for attr in a.iter() {
                     let x = self.force(&attr.value).map_err(crate::error::in_attr(attr))?;
-                    stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.deep_force_inner(&x, seen))
-                        .map_err(crate::error::in_attr(attr))?;
+                    self.grow(attr.span, |ev| ev.deep_force_inner(&x, seen)).map_err(crate::error::in_attr(attr))?;
                 }
             }
             _ => {}
@@ -303,7 +333,27 @@ impl<'io> Evaluator<'io> {
     // --- evaluation -----------------------------------------------------------------------
 
     pub(crate) fn eval(&mut self, ir: &IrRef, env: &Rc<Env>) -> EResult<Value> {
-        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.eval_inner(ir, env))
+        self.grow(Some(ir.span), |ev| ev.eval_inner(ir, env))
+    }
+
+    /// Run `f`, first moving to a fresh stack segment if little stack is left; once the segments
+    /// in use reach [`MAX_STACK`], fail (at `span`, when known) instead.
+    fn grow<R>(&mut self, span: Option<Span>, f: impl FnOnce(&mut Self) -> EResult<R>) -> EResult<R> {
+        if stacker::remaining_stack().is_some_and(|left| left >= RED_ZONE) {
+            return f(self);
+        }
+        // Calls stop at the budget (see `call`), so that a runaway recursion is reported at a call
+        // site; other nesting (a long chain of lazy values) gets a little more before it stops.
+        if (self.segments + 1) * SEGMENT > MAX_STACK + 2 * SEGMENT {
+            return Err(stack_overflow(
+                format!("stack overflow: evaluation needs more than {} MiB of stack", MAX_STACK >> 20),
+                span,
+            ));
+        }
+        self.segments += 1;
+        let r = stacker::grow(SEGMENT, || f(self));
+        self.segments -= 1;
+        r
     }
 
     fn eval_inner(&mut self, ir: &IrRef, env: &Rc<Env>) -> EResult<Value> {
@@ -508,15 +558,15 @@ impl<'io> Evaluator<'io> {
 
     pub fn call(&mut self, f: Value, arg: Thunk, span: Span) -> EResult<Value> {
         if self.depth >= MAX_CALL_DEPTH {
-            return Err(err(
-                ErrorKind::StackOverflow,
-                format!("stack overflow: more than {MAX_CALL_DEPTH} nested function calls"),
-                span,
-            )
-            .with_help("this is likely an infinite recursion; check the function's base case"));
+            let msg = format!("stack overflow: more than {MAX_CALL_DEPTH} nested function calls");
+            return Err(stack_overflow(msg, Some(span)));
+        }
+        if self.segments * SEGMENT >= MAX_STACK {
+            let msg = format!("stack overflow: evaluation needs more than {} MiB of stack", MAX_STACK >> 20);
+            return Err(stack_overflow(msg, Some(span)));
         }
         self.depth += 1;
-        let r = stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.call_inner(f, arg, span));
+        let r = self.grow(Some(span), |ev| ev.call_inner(f, arg, span));
         self.depth -= 1;
         r
     }
@@ -895,6 +945,15 @@ fn num(v: &Value) -> f64 {
         Value::Float(f) => *f,
         _ => 0.0,
     }
+}
+
+fn stack_overflow(message: String, span: Option<Span>) -> Box<EvalError> {
+    let mut e = EvalError::new(ErrorKind::StackOverflow, message)
+        .help("this is likely an infinite recursion; check the function's base case");
+    if let Some(sp) = span {
+        e = e.at(sp);
+    }
+    e.boxed()
 }
 
 fn overflow(op: &str, span: Span) -> Box<EvalError> {

@@ -13,7 +13,7 @@ use nom::branch::alt;
 use nom::error::{ContextError, ErrorKind, ParseError};
 use nom::{Err as NomErr, IResult};
 use nom_locate::LocatedSpan;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// Deepest nesting of expressions the parser accepts; deeper input is an error, not a stack overflow.
@@ -25,6 +25,15 @@ pub struct PState<'a> {
     file: FileId,
     depth: Cell<u32>,
     src: &'a str,
+    warnings: RefCell<Vec<Warning>>,
+}
+
+/// Accepted, but deprecated: the parse goes on, and the caller shows these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub span: Span,
+    pub message: String,
+    pub help: String,
 }
 
 type In<'a> = LocatedSpan<&'a str, &'a PState<'a>>;
@@ -148,7 +157,12 @@ fn soft<T>(i: In, expected: &'static str) -> PResult<'static, T> {
 
 /// Parse a whole file.
 pub fn parse(src: &str, file: FileId) -> Result<Expr, PErr> {
-    let state = PState { file, depth: Cell::new(0), src };
+    parse_with_warnings(src, file).map(|(e, _)| e)
+}
+
+/// Parse a whole file; also return the warnings about deprecated syntax, in source order.
+pub fn parse_with_warnings(src: &str, file: FileId) -> Result<(Expr, Vec<Warning>), PErr> {
+    let state = PState { file, depth: Cell::new(0), src, warnings: RefCell::new(Vec::new()) };
     let input = In::new_extra(src, &state);
     let run = |i: In<'_>| -> Result<Expr, NomErr<PErr>> {
         let (i, _) = ws(i)?;
@@ -174,7 +188,13 @@ pub fn parse(src: &str, file: FileId) -> Result<Expr, PErr> {
         Ok(e)
     };
     match run(input) {
-        Ok(e) => Ok(e),
+        Ok(e) => {
+            // A backtracking parse may meet the same construct twice: one warning per place.
+            let mut warnings = state.warnings.take();
+            warnings.sort_by_key(|w| (w.span.start, w.span.end));
+            warnings.dedup();
+            Ok((e, warnings))
+        }
         Err(NomErr::Error(e)) | Err(NomErr::Failure(e)) => Err(finish_error(e, src)),
         Err(NomErr::Incomplete(_)) => Err(PErr {
             offset: src.len(),
@@ -912,7 +932,7 @@ fn select_dot(i: In) -> PResult<Span> {
 
 fn expr_select(i: In) -> PResult<Expr> {
     let (i, e) = primary(i)?;
-    let Ok((j, _)) = select_dot(i) else { return Ok((i, e)) };
+    let Ok((j, _)) = select_dot(i) else { return or_argument(i, e) };
     let (j, path) = attrpath(j).map_err(|e| harden(e, "expected an attribute name after `.`"))?;
     let (j, default) = match keyword(j, "or") {
         Ok((k, _)) => {
@@ -923,6 +943,22 @@ fn expr_select(i: In) -> PResult<Expr> {
     };
     let span = Span::new(i.extra.file, e.span.start as usize, last_end(&j));
     Ok((j, Expr { kind: ExprKind::Select { expr: Box::new(e), path, default }, span }))
+}
+
+/// `f or`: Nix (2.8 and later) reads an `or` right after a simple expression as the variable `or`
+/// passed to it (`let or = a: b: a || b; in fold or false xs`). Accepted, with a warning.
+fn or_argument<'a>(i: In<'a>, e: Expr) -> PResult<'a, Expr> {
+    let Ok((j, sp)) = keyword(i, "or") else { return Ok((i, e)) };
+    i.extra.warnings.borrow_mut().push(Warning {
+        span: sp,
+        message: "`or` used as a variable name".into(),
+        help: "`or` is a keyword (`a.b or default`); Nix accepts it here only for compatibility, so rename the \
+               variable"
+            .into(),
+    });
+    let span = e.span.to(sp);
+    let arg = Expr { kind: ExprKind::Var(Rc::from("or")), span: sp };
+    Ok((j, Expr { kind: ExprKind::Apply { func: Box::new(e), arg: Box::new(arg) }, span }))
 }
 
 fn attrpath(i: In) -> PResult<Vec<AttrKey>> {
@@ -1053,9 +1089,19 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
                     continue;
                 }
                 if j.fragment().starts_with("${") {
-                    return PErr::at(j, "dynamic attributes are not allowed in `inherit`")
-                        .help("write `name = expr;` instead")
-                        .fail();
+                    // `${"a"}`, a plain string, names `a` as in Nix; anything computed is refused.
+                    match attr_key(j)? {
+                        (k, AttrKey::Static(n, sp)) => {
+                            names.push((n, sp));
+                            j = k;
+                            continue;
+                        }
+                        (_, AttrKey::Dynamic(_)) => {
+                            return PErr::at(j, "dynamic attributes are not allowed in `inherit`")
+                                .help("`inherit` takes names (`inherit a;`, `inherit ${\"a\"};`); write `name = expr;` instead")
+                                .fail();
+                        }
+                    }
                 }
                 break;
             }

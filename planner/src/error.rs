@@ -14,13 +14,52 @@ pub enum Error {
     /// The definition evaluated but does not describe a valid environment, or a file it names is unusable.
     #[error(transparent)]
     Invalid(#[from] Box<Diag>),
+    /// Several problems, in the order found (at least two; see [`Error::all`]). Shown as the first,
+    /// with the others after it.
+    #[error("{}", .0.first().map(ToString::to_string).unwrap_or_default())]
+    All(Vec<Error>),
 }
 
 impl Error {
+    /// One error for all of `errors`: itself when there is one (nested lists are flattened).
+    pub fn all(errors: Vec<Error>) -> Error {
+        let mut flat: Vec<Error> = Vec::with_capacity(errors.len());
+        for e in errors {
+            match e {
+                Error::All(v) => flat.extend(v),
+                e => flat.push(e),
+            }
+        }
+        if flat.len() == 1 {
+            return flat.pop().expect("one error");
+        }
+        Error::All(flat)
+    }
+
+    /// How many problems this error reports.
+    pub fn count(&self) -> usize {
+        match self {
+            Error::All(v) => v.iter().map(Error::count).sum(),
+            _ => 1,
+        }
+    }
+
+    /// The problems one by one.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Error> + '_> {
+        match self {
+            Error::All(v) => Box::new(v.iter().flat_map(Error::iter)),
+            e => Box::new(std::iter::once(e)),
+        }
+    }
+
     fn inner(&self) -> &dyn Diagnostic {
         match self {
             Error::Lang(e) => e,
             Error::Invalid(d) => d.as_ref(),
+            Error::All(v) => match v.first() {
+                Some(e) => e.inner(),
+                None => &*NO_ERRORS,
+            },
         }
     }
 }
@@ -47,9 +86,19 @@ impl Diagnostic for Error {
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        self.inner().related()
+        match self {
+            // The first error's own notes, then every other error.
+            Error::All(v) if v.len() > 1 => {
+                let first = v[0].inner().related().into_iter().flatten();
+                Some(Box::new(first.chain(v[1..].iter().map(|e| e as &dyn Diagnostic))))
+            }
+            _ => self.inner().related(),
+        }
     }
 }
+
+/// What an empty [`Error::All`] (which [`Error::all`] never makes) shows.
+static NO_ERRORS: std::sync::LazyLock<Diag> = std::sync::LazyLock::new(|| Diag::new("pipeline::plan", "no errors"));
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

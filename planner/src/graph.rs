@@ -34,8 +34,10 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Build and check the graph; `sources` gives errors their place in the user's files.
+    /// Build and check the graph; `sources` gives errors their place in the user's files. Every
+    /// bad `dependsOn` entry is reported (see [`crate::Error::All`]), then the first cycle.
     pub fn new(env: &Environment, sources: &SourceMap) -> Result<Graph> {
+        let mut errors: Vec<crate::Error> = Vec::new();
         let mut graph = DiGraph::new();
         let stages: Vec<NodeIndex> = env.stages.iter().map(|s| graph.add_node(Node::Stage(s.clone()))).collect();
         for w in stages.windows(2) {
@@ -54,40 +56,49 @@ impl Graph {
                 let Some(j) = env.services.iter().position(|d| &d.name == dep) else {
                     let names = env.services.iter().map(|d| d.name.as_str());
                     let help = crate::error::suggest(dep, names, |all| format!("the services are: {all}"));
-                    return Err(Diag::new(
-                        "pipeline::plan::unknown_dependency",
-                        format!("service `{}` depends on `{dep}`, which is not a service", s.name),
-                    )
-                    .at(sources, s.spans.depends_on, "unknown service")
-                    .help(help)
-                    .into());
+                    errors.push(
+                        Diag::new(
+                            "pipeline::plan::unknown_dependency",
+                            format!("service `{}` depends on `{dep}`, which is not a service", s.name),
+                        )
+                        .at(sources, s.spans.depends_on, "unknown service")
+                        .help(help)
+                        .into(),
+                    );
+                    continue;
                 };
                 let d = &env.services[j];
                 let dep_stage = env.stage_index(&d.stage).unwrap_or(0);
                 if dep_stage > my_stage {
-                    return Err(Diag::new(
-                        "pipeline::plan::dependency_order",
-                        format!(
-                            "{} (stage {}) depends on {} (stage {}), which runs after it",
-                            s.name, s.stage, d.name, d.stage
-                        ),
-                    )
-                    .at(sources, s.spans.depends_on, "dependency on a later stage")
-                    .also(sources, d.spans.stage.or(d.spans.name), format!("{} is placed here", d.name))
-                    .help(format!(
-                        "move `{}` to stage `{}` or earlier, or `{}` to `{}` or later",
-                        d.name, s.stage, s.name, d.stage
-                    ))
-                    .into());
+                    errors.push(
+                        Diag::new(
+                            "pipeline::plan::dependency_order",
+                            format!(
+                                "{} (stage {}) depends on {} (stage {}), which runs after it",
+                                s.name, s.stage, d.name, d.stage
+                            ),
+                        )
+                        .at(sources, s.spans.depends_on, "dependency on a later stage")
+                        .also(sources, d.spans.stage.or(d.spans.name), format!("{} is placed here", d.name))
+                        .help(format!(
+                            "move `{}` to stage `{}` or earlier, or `{}` to `{}` or later",
+                            d.name, s.stage, s.name, d.stage
+                        ))
+                        .into(),
+                    );
+                    continue;
                 }
                 if j == i {
-                    return Err(Diag::new(
-                        "pipeline::plan::dependency_cycle",
-                        format!("service `{}` depends on itself", s.name),
-                    )
-                    .at(sources, s.spans.depends_on, "here")
-                    .help("remove it from its own `dependsOn`")
-                    .into());
+                    errors.push(
+                        Diag::new(
+                            "pipeline::plan::dependency_cycle",
+                            format!("service `{}` depends on itself", s.name),
+                        )
+                        .at(sources, s.spans.depends_on, "here")
+                        .help("remove it from its own `dependsOn`")
+                        .into(),
+                    );
+                    continue;
                 }
                 if !graph.edges_connecting(services[i], services[j]).any(|_| true) {
                     graph.add_edge(services[i], services[j], Edge::DependsOn);
@@ -98,13 +109,18 @@ impl Graph {
         if let Some(cycle) = g.find_cycle() {
             let names: Vec<&str> = cycle.iter().map(|&i| env.services[i].name.as_str()).collect();
             let first = &env.services[cycle[0]];
-            return Err(Diag::new(
-                "pipeline::plan::dependency_cycle",
-                format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
-            )
-            .at(sources, first.spans.depends_on, "the cycle starts here")
-            .help("a service cannot wait for a service that waits for it; remove one of these `dependsOn` entries")
-            .into());
+            errors.push(
+                Diag::new(
+                    "pipeline::plan::dependency_cycle",
+                    format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+                )
+                .at(sources, first.spans.depends_on, "the cycle starts here")
+                .help("a service cannot wait for a service that waits for it; remove one of these `dependsOn` entries")
+                .into(),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(crate::Error::all(errors));
         }
         Ok(g)
     }

@@ -3,6 +3,7 @@
 //! It does no network I/O itself: the registry and the live state come in through traits.
 
 pub mod cache;
+pub mod check;
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
@@ -22,5 +23,5 @@ pub mod secrets;
 pub mod walk;
 
 pub use error::{Diag, Error, Result};
-pub use model::{Environment, read_environment};
+pub use model::{Environment, read_environment, read_environment_partly};
 pub use plan::{Plan, PlanInput, plan};

@@ -229,6 +229,8 @@ struct Node {
 struct Reader<'e, 'io> {
     ev: &'e mut Evaluator<'io>,
     base: PathBuf,
+    /// Errors met so far: reading goes on past a bad field so that one run reports them all.
+    errors: Vec<Error>,
 }
 
 const SERVICE_FIELDS: &[&str] = &[
@@ -251,12 +253,37 @@ const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "target", "args", "plat
 const ENV_FIELDS: &[&str] = &["project", "name", "registry", "target", "services", "parallelism", "stages"];
 const HEALTH_FIELDS: &[&str] = &["command", "http", "interval", "timeout", "retries", "startPeriod"];
 
-/// Read the environment a definition evaluated to.
+/// Read the environment a definition evaluated to. Every field is checked: the error, when there
+/// is one, lists every problem found (see [`Error::All`]), not only the first.
 pub fn read_environment(ev: &mut Evaluator<'_>, file: &Path, value: Value) -> Result<Environment> {
+    match read_environment_partly(ev, file, value) {
+        (Some(env), None) => Ok(env),
+        (_, Some(e)) => Err(e),
+        (None, None) => Err(Diag::new("pipeline::plan::not_an_environment", "no environment was read").into()),
+    }
+}
+
+/// As [`read_environment`], but also return what could be read when there are errors: the
+/// environment is there whenever its own fields are usable, without the services (or the fields of
+/// services) that are wrong. For `pipeline check`, to run the later checks on the rest.
+pub fn read_environment_partly(
+    ev: &mut Evaluator<'_>,
+    file: &Path,
+    value: Value,
+) -> (Option<Environment>, Option<Error>) {
     let base = file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let mut r = Reader { ev, base };
+    let mut r = Reader { ev, base, errors: Vec::new() };
     let root = Node { value, span: None, path: "the definition".into() };
-    r.environment(root, file)
+    let env = r.environment(root, file);
+    let mut errors = r.errors;
+    let env = match env {
+        Ok(env) => Some(env),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    (env, (!errors.is_empty()).then(|| Error::all(errors)))
 }
 
 impl Reader<'_, '_> {
@@ -267,6 +294,11 @@ impl Reader<'_, '_> {
     /// A span only if it is in a user file (stdlib positions mean nothing to users).
     fn user_span(&self, span: Option<Span>) -> Option<Span> {
         span.filter(|s| !self.ev.sources.get(s.file).is_stdlib)
+    }
+
+    /// The value of `r`, or `None` with its error kept for the report.
+    fn keep<T>(&mut self, r: Result<T>) -> Option<T> {
+        r.map_err(|e| self.errors.push(e)).ok()
     }
 
     fn force(&mut self, t: &Thunk) -> Result<Value> {
@@ -380,8 +412,13 @@ impl Reader<'_, '_> {
             if !known.is_empty() && !known.contains(&&*attr.name) {
                 let help =
                     crate::error::suggest(&attr.name, known.iter().copied(), |all| format!("{what} takes: {all}"));
-                let path = format!("{}{sep}{}", n.path, display_key(&attr.name));
-                return Err(self
+                // The root's path ("the definition") is a description, not a prefix.
+                let path = if n.path.starts_with("the ") {
+                    display_key(&attr.name)
+                } else {
+                    format!("{}{sep}{}", n.path, display_key(&attr.name))
+                };
+                let e = self
                     .diag(
                         "pipeline::plan::unknown_field",
                         self.user_span(attr.span).or(n.span),
@@ -389,10 +426,14 @@ impl Reader<'_, '_> {
                         "unknown field",
                     )
                     .help(help)
-                    .into());
+                    .into();
+                self.errors.push(e);
+                continue;
             }
-            let child = self.child(n, attr, sep)?;
-            out.push((attr.name.clone(), child));
+            let child = self.child(n, attr, sep);
+            if let Some(child) = self.keep(child) {
+                out.push((attr.name.clone(), child));
+            }
         }
         Ok(out)
     }
@@ -415,24 +456,49 @@ impl Reader<'_, '_> {
         let mut parallelism = Parallelism { build: DEFAULT_PARALLELISM, deploy: DEFAULT_PARALLELISM };
         let mut stages = DEFAULT_STAGES.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut stages_span = None;
+        // Fields that are present but wrong are reported once, not again as missing.
+        let mut present: Vec<Rc<str>> = Vec::new();
         for (key, n) in self.fields(&root, ENV_FIELDS, "the environment", ".")? {
+            present.push(key.clone());
             match &*key {
-                "project" => project = Some(self.dns_name(&n, "project")?),
-                "name" => name = Some(self.dns_name(&n, "environment name")?),
-                "registry" => registry = Some(self.registry(&n)?),
-                "target" => target = Some(self.target(&n)?),
+                "project" => project = self.keep(self.dns_name(&n, "project")),
+                "name" => name = self.keep(self.dns_name(&n, "environment name")),
+                "registry" => registry = self.keep(self.registry(&n)),
+                "target" => {
+                    let t = self.target(&n);
+                    target = self.keep(t);
+                }
                 "services" => services_node = Some(n),
-                "parallelism" => parallelism = self.parallelism(&n)?,
+                "parallelism" => {
+                    let p = self.parallelism(&n);
+                    parallelism = self.keep(p).unwrap_or(parallelism);
+                }
                 "stages" => {
-                    stages = self.stages(&n)?;
+                    let st = self.stages(&n);
+                    if let Some(st) = self.keep(st) {
+                        stages = st;
+                    }
                     stages_span = n.span;
                 }
                 _ => {}
             }
         }
+        // Services are read even when an environment field is wrong, so their errors show too.
+        let mut services = Vec::new();
+        if let Some(services_node) = &services_node {
+            let services_attrs = self.attrs(services_node, "a set of services");
+            for attr in self.keep(services_attrs).iter().flat_map(|a| a.iter()) {
+                let n = self.child(services_node, attr, ".");
+                let Some(n) = self.keep(n) else { continue };
+                let n = Node { path: format!("services.{}", display_key(&attr.name)), ..n };
+                let s = self.service(&attr.name, n, &stages, stages_span);
+                services.extend(self.keep(s));
+            }
+        }
         let has_services = services_node.is_some();
-        let (Some(project), Some(name), Some(registry), Some(target), Some(services_node)) =
-            (project.clone(), name.clone(), registry.clone(), target.clone(), services_node)
+        let given = |f: &str| present.iter().any(|p| &**p == f);
+        let (Some(project), Some(name), Some(registry), Some(target), true) =
+            (project.clone(), name.clone(), registry.clone(), target.clone(), has_services)
         else {
             let missing: Vec<&str> = [
                 ("project", project.is_none()),
@@ -442,9 +508,15 @@ impl Reader<'_, '_> {
                 ("services", !has_services),
             ]
             .iter()
-            .filter(|(_, m)| *m)
+            .filter(|(f, m)| *m && !given(f))
             .map(|(f, _)| *f)
             .collect();
+            if missing.is_empty() {
+                // Each absent value was given but wrong, and is reported already.
+                return Err(self.errors.pop().unwrap_or_else(|| {
+                    Diag::new("pipeline::plan::missing_field", "the environment is incomplete").into()
+                }));
+            }
             return Err(Diag::new(
                 "pipeline::plan::missing_field",
                 format!(
@@ -455,13 +527,6 @@ impl Reader<'_, '_> {
             .help("`std.environment` needs project, name, registry, target and services")
             .into());
         };
-        let services_attrs = self.attrs(&services_node, "a set of services")?;
-        let mut services = Vec::with_capacity(services_attrs.len());
-        for attr in services_attrs.iter() {
-            let n = self.child(&services_node, attr, ".")?;
-            let n = Node { path: format!("services.{}", display_key(&attr.name)), ..n };
-            services.push(self.service(&attr.name, n, &stages, stages_span)?);
-        }
         Ok(Environment {
             file: file.to_path_buf(),
             project,
@@ -718,183 +783,199 @@ impl Reader<'_, '_> {
         let mut image_span = None;
         let mut build_span = None;
         let mut schedule_span = None;
+        // A field that is wrong is reported, and the others are still read; the checks across
+        // fields below skip what depends on a field that failed.
+        let mut failed: Vec<Rc<str>> = Vec::new();
+        let errors_before = self.errors.len();
         for (key, v) in self.fields(&n, &known, &format!("{} {} service", article(ty.as_str()), ty.as_str()), ".")? {
-            match &*key {
-                "image" => {
-                    s.image = self.opt_string(&v)?;
-                    if s.image.is_some() {
-                        image_span = v.span;
-                    }
-                    s.spans.image = image_span;
-                    if let Some(img) = &s.image
-                        && let Err(why) = crate::reference::Reference::parse(img)
-                    {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::bad_image",
-                                v.span,
-                                format!("`{}` is not an image reference: {why}", v.path),
-                                "here",
-                            )
-                            .help("write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"")
-                            .into());
-                    }
-                }
-                "build" if !matches!(v.value, Value::Null) => {
-                    build_span = v.span;
-                    s.build = Some(self.build(&v)?);
-                }
-                "command" => s.command = self.command(&v)?,
-                "args" => {
-                    s.args = match &v.value {
-                        Value::Null => None,
-                        _ => Some(self.string_list(&v)?),
-                    }
-                }
-                "env" => {
-                    for (k, e) in self.fields(&v, &[], "`env`", ".")? {
-                        self.env_name(&k, &e)?;
-                        match self.env_value(&e)? {
-                            EnvValue::Text(t) => {
-                                s.env.insert(k.to_string(), t);
-                            }
-                            EnvValue::Secret(sec) => {
-                                s.secrets.insert(k.to_string(), sec);
-                                s.secrets_in_env.insert(k.to_string());
-                            }
+            let read = (|| -> Result<()> {
+                match &*key {
+                    "image" => {
+                        s.image = self.opt_string(&v)?;
+                        if s.image.is_some() {
+                            image_span = v.span;
                         }
-                        if let Some(sp) = e.span {
-                            s.spans.env.insert(k.to_string(), sp);
-                        }
-                    }
-                }
-                "secrets" => {
-                    for (k, e) in self.fields(&v, &[], "`secrets`", ".")? {
-                        self.env_name(&k, &e)?;
-                        if s.env.contains_key(&*k) || s.secrets.contains_key(&*k) {
+                        s.spans.image = image_span;
+                        if let Some(img) = &s.image
+                            && let Err(why) = crate::reference::Reference::parse(img)
+                        {
                             return Err(self
                                 .diag(
-                                    "pipeline::plan::duplicate_variable",
-                                    e.span,
-                                    format!("`{k}` of service `{name}` is set in both `env` and `secrets`"),
-                                    "set again here",
-                                )
-                                .also(&self.ev.sources, s.spans.env.get(&*k).copied(), "first set here")
-                                .help("a variable has one value: keep it in `env` (plain) or in `secrets` (a secret)")
-                                .into());
-                        }
-                        match self.env_value(&e)? {
-                            EnvValue::Secret(sec) => {
-                                s.secrets.insert(k.to_string(), sec);
-                            }
-                            EnvValue::Text(_) => {
-                                return Err(self
-                                    .diag(
-                                        "pipeline::plan::plain_secret",
-                                        e.span,
-                                        format!("`{}` holds a plain value, not a secret reference", e.path),
-                                        "a value written in the definition",
-                                    )
-                                    .help(format!("write `std.secret \"name\"` and supply the value at plan/apply time (e.g. `PIPELINE_SECRET_{}`); plain values belong in `env`", env_var_suffix(&k)))
-                                    .into());
-                            }
-                        }
-                        if let Some(sp) = e.span {
-                            s.spans.secrets.insert(k.to_string(), sp);
-                        }
-                    }
-                }
-                "ports" => {
-                    for p in self.list(&v, "a list of port numbers")? {
-                        let port = self.int(&p, 1, 65535)? as u16;
-                        if s.ports.contains(&port) {
-                            return Err(self
-                                .diag(
-                                    "pipeline::plan::duplicate_port",
+                                    "pipeline::plan::bad_image",
                                     v.span,
-                                    format!("port {port} is listed twice in `{}`", v.path),
+                                    format!("`{}` is not an image reference: {why}", v.path),
                                     "here",
                                 )
+                                .help("write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"")
                                 .into());
                         }
-                        s.ports.push(port);
                     }
-                }
-                "replicas" => s.replicas = self.int(&v, 0, 10_000)? as u32,
-                "resources" if !matches!(v.value, Value::Null) => {
-                    s.resources = Some(self.resources(&v)?);
-                }
-                "healthcheck" if !matches!(v.value, Value::Null) => {
-                    s.healthcheck = Some(self.healthcheck(&v)?);
-                }
-                "volume" => {
-                    s.volume = self.opt_string(&v)?;
-                    if let Some(vol) = &s.volume
-                        && !vol.starts_with('/')
-                    {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::bad_volume",
-                                v.span,
-                                format!("`{}` must be an absolute path in the container", v.path),
-                                "here",
-                            )
-                            .help(
-                                "write the directory the service keeps its data in, e.g. \"/var/lib/postgresql/data\"",
-                            )
-                            .into());
+                    "build" if !matches!(v.value, Value::Null) => {
+                        build_span = v.span;
+                        s.build = Some(self.build(&v)?);
                     }
-                }
-                "schedule" => {
-                    s.schedule = self.opt_string(&v)?;
-                    if s.schedule.is_some() {
-                        schedule_span = v.span;
+                    "command" => s.command = self.command(&v)?,
+                    "args" => {
+                        s.args = match &v.value {
+                            Value::Null => None,
+                            _ => Some(self.string_list(&v)?),
+                        }
                     }
-                    if let Some(c) = &s.schedule
-                        && let Err(why) = check_cron(c)
-                    {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::bad_schedule",
-                                v.span,
-                                format!("`{}` is not a cron schedule: {why}", v.path),
-                                "here",
-                            )
-                            .help("five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"")
-                            .into());
+                    "env" => {
+                        for (k, e) in self.fields(&v, &[], "`env`", ".")? {
+                            self.env_name(&k, &e)?;
+                            match self.env_value(&e)? {
+                                EnvValue::Text(t) => {
+                                    s.env.insert(k.to_string(), t);
+                                }
+                                EnvValue::Secret(sec) => {
+                                    s.secrets.insert(k.to_string(), sec);
+                                    s.secrets_in_env.insert(k.to_string());
+                                }
+                            }
+                            if let Some(sp) = e.span {
+                                s.spans.env.insert(k.to_string(), sp);
+                            }
+                        }
                     }
-                }
-                // A stage the stdlib filled in (not written by the user) is checked below.
-                "stage" if a.get("stage").and_then(|x| self.user_span(x.span)).is_none() => {}
-                "stage" => {
-                    let st = self.string(&v)?;
-                    if !stages.contains(&st) {
-                        let help = crate::error::suggest(&st, stages.iter().map(String::as_str), |all| {
-                            format!("the stages are: {all}; add it to `stages` to create it")
-                        });
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::unknown_stage",
-                                v.span,
-                                format!("unknown stage `{st}` for service `{name}`"),
-                                "not in `stages`",
-                            )
-                            .also(&self.ev.sources, stages_span, "stages listed here")
-                            .help(help)
-                            .into());
+                    "secrets" => {
+                        for (k, e) in self.fields(&v, &[], "`secrets`", ".")? {
+                            self.env_name(&k, &e)?;
+                            if s.env.contains_key(&*k) || s.secrets.contains_key(&*k) {
+                                return Err(self
+                                    .diag(
+                                        "pipeline::plan::duplicate_variable",
+                                        e.span,
+                                        format!("`{k}` of service `{name}` is set in both `env` and `secrets`"),
+                                        "set again here",
+                                    )
+                                    .also(&self.ev.sources, s.spans.env.get(&*k).copied(), "first set here")
+                                    .help(
+                                        "a variable has one value: keep it in `env` (plain) or in `secrets` (a secret)",
+                                    )
+                                    .into());
+                            }
+                            match self.env_value(&e)? {
+                                EnvValue::Secret(sec) => {
+                                    s.secrets.insert(k.to_string(), sec);
+                                }
+                                EnvValue::Text(_) => {
+                                    return Err(self
+                                        .diag(
+                                            "pipeline::plan::plain_secret",
+                                            e.span,
+                                            format!("`{}` holds a plain value, not a secret reference", e.path),
+                                            "a value written in the definition",
+                                        )
+                                        .help(format!("write `std.secret \"name\"` and supply the value at plan/apply time (e.g. `PIPELINE_SECRET_{}`); plain values belong in `env`", env_var_suffix(&k)))
+                                        .into());
+                                }
+                            }
+                            if let Some(sp) = e.span {
+                                s.spans.secrets.insert(k.to_string(), sp);
+                            }
+                        }
                     }
-                    s.stage = st;
-                    s.spans.stage = v.span;
+                    "ports" => {
+                        for p in self.list(&v, "a list of port numbers")? {
+                            let port = self.int(&p, 1, 65535)? as u16;
+                            if s.ports.contains(&port) {
+                                return Err(self
+                                    .diag(
+                                        "pipeline::plan::duplicate_port",
+                                        v.span,
+                                        format!("port {port} is listed twice in `{}`", v.path),
+                                        "here",
+                                    )
+                                    .into());
+                            }
+                            s.ports.push(port);
+                        }
+                    }
+                    "replicas" => s.replicas = self.int(&v, 0, 10_000)? as u32,
+                    "resources" if !matches!(v.value, Value::Null) => {
+                        s.resources = Some(self.resources(&v)?);
+                    }
+                    "healthcheck" if !matches!(v.value, Value::Null) => {
+                        s.healthcheck = Some(self.healthcheck(&v)?);
+                    }
+                    "volume" => {
+                        s.volume = self.opt_string(&v)?;
+                        if let Some(vol) = &s.volume
+                            && !vol.starts_with('/')
+                        {
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::bad_volume",
+                                    v.span,
+                                    format!("`{}` must be an absolute path in the container", v.path),
+                                    "here",
+                                )
+                                .help(
+                                    "write the directory the service keeps its data in, e.g. \"/var/lib/postgresql/data\"",
+                                )
+                                .into());
+                        }
+                    }
+                    "schedule" => {
+                        s.schedule = self.opt_string(&v)?;
+                        if s.schedule.is_some() {
+                            schedule_span = v.span;
+                        }
+                        if let Some(c) = &s.schedule
+                            && let Err(why) = check_cron(c)
+                        {
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::bad_schedule",
+                                    v.span,
+                                    format!("`{}` is not a cron schedule: {why}", v.path),
+                                    "here",
+                                )
+                                .help("five fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"")
+                                .into());
+                        }
+                    }
+                    // A stage the stdlib filled in (not written by the user) is checked below.
+                    "stage" if a.get("stage").and_then(|x| self.user_span(x.span)).is_none() => {}
+                    "stage" => {
+                        let st = self.string(&v)?;
+                        if !stages.contains(&st) {
+                            let help = crate::error::suggest(&st, stages.iter().map(String::as_str), |all| {
+                                format!("the stages are: {all}; add it to `stages` to create it")
+                            });
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::unknown_stage",
+                                    v.span,
+                                    format!("unknown stage `{st}` for service `{name}`"),
+                                    "not in `stages`",
+                                )
+                                .also(&self.ev.sources, stages_span, "stages listed here")
+                                .help(help)
+                                .into());
+                        }
+                        s.stage = st;
+                        s.spans.stage = v.span;
+                    }
+                    "dependsOn" => {
+                        s.depends_on = self.string_list(&v)?;
+                        s.spans.depends_on = v.span;
+                    }
+                    _ => {}
                 }
-                "dependsOn" => {
-                    s.depends_on = self.string_list(&v)?;
-                    s.spans.depends_on = v.span;
-                }
-                _ => {}
+                Ok(())
+            })();
+            if let Err(e) = read {
+                self.errors.push(e);
+                failed.push(key);
             }
         }
-        if !stages.contains(&s.stage) {
-            return Err(self
+        // After an unknown field (`imgae`, `stgae`) or a wrong one, what is absent may be what was
+        // misspelt: say nothing more about it.
+        let clean = self.errors.len() == errors_before && failed.is_empty();
+        if clean && !stages.contains(&s.stage) {
+            let e = self
                 .diag(
                     "pipeline::plan::unknown_stage",
                     service_span,
@@ -903,9 +984,13 @@ impl Reader<'_, '_> {
                 )
                 .also(&self.ev.sources, stages_span, "stages listed here")
                 .help(format!("set `stage` on the service, or keep `{}` in `stages` (e.g. `stages = std.defaultStages ++ [ ... ];`)", s.stage))
-                .into());
+                .into();
+            self.errors.push(e);
         }
-        self.check_image_build(&s, service_span, image_span, build_span)?;
+        if clean {
+            let r = self.check_image_build(&s, service_span, image_span, build_span);
+            self.keep(r);
+        }
         if s.schedule.is_some() && ty != ServiceType::Job {
             return Err(self
                 .diag(

@@ -99,7 +99,12 @@ pub fn parse_dotenv(file: &str, text: &str) -> Result<BTreeMap<String, SecretVal
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     values: BTreeMap<String, SecretValue>,
+    /// Secrets known by name only (see [`Secrets::names_only`]).
+    unvalued: BTreeSet<String>,
 }
+
+/// The fingerprint of a secret whose value was not read ([`Secrets::names_only`]).
+pub const NO_VALUE: &str = "(value not read)";
 
 impl Secrets {
     /// Find a value for every name: in the secrets file (under the secret's name or its variable name),
@@ -137,7 +142,7 @@ impl Secrets {
             }
         }
         if missing.is_empty() {
-            return Ok(Secrets { values });
+            return Ok(Secrets { values, unvalued: BTreeSet::new() });
         }
         let list = missing.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let (first, var) = &missing[0];
@@ -150,6 +155,12 @@ impl Secrets {
         ))
     }
 
+    /// The secrets `names`, without their values: for `render`, which prints keys only and needs no
+    /// value. Each one's fingerprint is [`NO_VALUE`], the same whatever the value is.
+    pub fn names_only(names: &BTreeSet<String>) -> Secrets {
+        Secrets { values: BTreeMap::new(), unvalued: names.clone() }
+    }
+
     pub fn get(&self, name: &str) -> Option<&SecretValue> {
         self.values.get(name)
     }
@@ -159,6 +170,9 @@ impl Secrets {
     /// but saved in plans and deployed labels. It is not confidential: like any hash of a value, it lets
     /// someone holding it test guesses of a weak secret.
     pub fn fingerprint(&self, project: &str, environment: &str, name: &str) -> Option<String> {
+        if self.unvalued.contains(name) {
+            return Some(NO_VALUE.to_string());
+        }
         let v = self.values.get(name)?;
         let key = blake3::derive_key(
             "pipeline 2026 secret fingerprint v1",

@@ -193,6 +193,43 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
+/// Deletes, when dropped, every tag of these repositories in the real registry, so that test runs
+/// leave no image behind. Best effort: a failed clean-up never fails a test.
+pub struct DeleteOnDrop(pub Vec<String>);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        for repository in &self.0 {
+            delete_repository(repository);
+        }
+    }
+}
+
+/// Delete every manifest (and so every tag) of `repository` in the real registry.
+pub fn delete_repository(repository: &str) {
+    runtime().block_on(async {
+        let http = reqwest::Client::new();
+        let base = format!("http://{REGISTRY}/v2/{repository}");
+        let Ok(list) = http.get(format!("{base}/tags/list")).send().await else { return };
+        let body = list.text().await.unwrap_or_default();
+        let tags: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+        let mut digests = std::collections::BTreeSet::new();
+        for tag in tags["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
+            let head = http.head(format!("{base}/manifests/{tag}")).header("Accept", accept).send().await;
+            if let Some(d) =
+                head.ok().and_then(|r| r.headers().get("docker-content-digest")?.to_str().ok().map(str::to_string))
+            {
+                digests.insert(d);
+            }
+        }
+        // Deleting a manifest by digest also removes every tag that points at it.
+        for d in digests {
+            let _ = http.delete(format!("{base}/manifests/{d}")).send().await;
+        }
+    })
+}
+
 /// Push a one-layer image to the real registry under every tag in `tags` (blob uploads, then the
 /// manifest); returns the manifest digest.
 pub fn push_image(repository: &str, tags: &[String]) -> String {
