@@ -10,22 +10,12 @@
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Once;
 
 mod support;
 
 /// The engine and registry are up, and the base image exists.
 fn services_up() -> bool {
-    if !support::services_up() {
-        return false;
-    }
-    static BASE: Once = Once::new();
-    BASE.call_once(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
-        assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
-    });
-    true
+    support::services_and_base_image_up()
 }
 
 /// A unique, DNS-safe name.

@@ -18,6 +18,22 @@ pub fn services_up() -> bool {
     false
 }
 
+/// Whether the engine and registry are up (see [`services_up`]), with the examples' base image made and
+/// pushed to the mirror by `scripts/base-image` (once per test binary).
+#[allow(dead_code)]
+pub fn services_and_base_image_up() -> bool {
+    if !services_up() {
+        return false;
+    }
+    static BASE: std::sync::Once = std::sync::Once::new();
+    BASE.call_once(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
+        assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    true
+}
+
 /// Compare `actual` with the expected file at `path`; `UPDATE_EXPECT=1` rewrites it (review the diff).
 #[allow(dead_code)]
 pub fn expect_file(path: &std::path::Path, actual: &str) {
