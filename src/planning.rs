@@ -177,7 +177,7 @@ pub(crate) fn lock_mode(locked: bool, offline: bool) -> LockMode {
 
 pub fn lock(args: LockArgs) -> Result<ExitCode, Report> {
     let registry = pipeline_executor::registry::RegistryClient::new(Default::default()).map_err(report)?;
-    let (text, changed) = with_environment(&args.input, |env, sources| {
+    let text = with_environment(&args.input, |env, sources| {
         let cache = stat_cache(env);
         let (lock, path, name) = read_lock(env)?;
         // Read every Dockerfile, without asking any registry yet.
@@ -214,8 +214,7 @@ pub fn lock(args: LockArgs) -> Result<ExitCode, Report> {
                 out.push_str(&format!("{} (pruned: no service uses it)\n", familiar(&n)));
             }
         }
-        let changed = next != lock;
-        if changed || !path.exists() {
+        if next != lock || !path.exists() {
             next.write(&path).map_err(|d| report(*d))?;
         }
         if out.is_empty() {
@@ -227,9 +226,8 @@ pub fn lock(args: LockArgs) -> Result<ExitCode, Report> {
         } else {
             out.push_str(&format!("wrote {name}\n"));
         }
-        Ok((out, changed))
+        Ok(out)
     })?;
-    let _ = changed;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

@@ -109,7 +109,7 @@ pub fn settle(
             Ok(out)
         }
         LockMode::Locked => {
-            let (first_name, first) = &missing[0];
+            let (_, first) = &missing[0];
             let mut d = Diag::new(
                 "pipeline::lock::missing",
                 format!(
@@ -123,7 +123,6 @@ pub fn settle(
             for (_, w) in missing.iter().skip(1) {
                 d = d.note(format!("`{}` is used at {}", w.reference.familiar(), w.place.describe(sources)));
             }
-            let _ = first_name;
             Err(d.help(format!("run `pipeline lock` and commit {lock_name}, then run this again with --locked")).into())
         }
         LockMode::Add => {
