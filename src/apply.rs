@@ -8,6 +8,7 @@ use crate::planning::{make_plan, plain, read_secrets, report, with_environment};
 use crate::progress::Progress;
 use pipeline_executor::apply::{Durations, Prepared, prepare};
 use pipeline_executor::build::{DockerBuilder, Note};
+use pipeline_executor::buildkit::{self, BuilderKind};
 use pipeline_executor::k8s::deploy::KubeTarget;
 use pipeline_executor::k8s::live::KubeLive;
 use pipeline_executor::k8s::manifest::{self, Scope};
@@ -278,7 +279,18 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
             return Err(e);
         }
     };
+    let kind = if prepared.builds.is_empty() {
+        BuilderKind::Classic { reason: "nothing to build".into() }
+    } else {
+        let kind = rt.block_on(buildkit::detect(&docker));
+        match &kind {
+            BuilderKind::BuildKit { .. } => eprintln!("{}", kind.describe()),
+            BuilderKind::Classic { .. } => output::warn(&kind.describe()),
+        }
+        kind
+    };
     let builder = Arc::new(DockerBuilder {
+        kind,
         docker: docker.clone(),
         builds: prepared.builds.clone(),
         log_dir: log_dir.clone(),

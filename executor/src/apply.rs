@@ -6,6 +6,7 @@ use crate::build::ImageBuild;
 use crate::schedule::{BuildTask, Outcome, Schedule, ServiceTask};
 use crate::target::ServiceDeploy;
 use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
+use pipeline_planner::secrets::SecretValue;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -90,7 +91,18 @@ pub fn prepare(
             let image = k.image.to_string();
             if let std::collections::hash_map::Entry::Vacant(e) = build_of_image.entry(image) {
                 e.insert(builds.len());
-                builds.push(ImageBuild { service: s.name.clone(), keyed: k.clone() });
+                let mut secrets = BTreeMap::new();
+                for (id, name) in &k.secrets {
+                    let value = secret(name)
+                        .ok_or_else(|| format!("no value for secret `{name}` (build secret {id} of `{}`)", s.name))?;
+                    secrets.insert(id.clone(), SecretValue::new(value));
+                }
+                builds.push(ImageBuild {
+                    service: s.name.clone(),
+                    keyed: k.clone(),
+                    secrets,
+                    cache_from: s.build.cache_from.clone(),
+                });
             }
         }
     }

@@ -1,12 +1,16 @@
-//! Building and pushing images with the Docker engine (bollard).
+//! Building and pushing images with the Docker engine.
 //!
 //! The engine receives a tar of exactly the files the planner hashed (one file list, so what is built is
 //! what was keyed), checked against their hashes as they are read, plus the Dockerfile; the build gets
-//! the target, platform and declared build args, and a `pipeline.key` label. The image is tagged
+//! the target, platform and declared build args, and a `pipeline.key` label. It runs on the engine's
+//! BuildKit ([`crate::buildkit`]: build secrets and registry credentials through the session, the
+//! service's deployed and newest images as cache sources, inline cache metadata in every image), or on
+//! the classic builder where the engine has no BuildKit. The image is tagged
 //! `<registry>/<repository>:<key>`, pushed with the credentials of `~/.docker/config.json`, and the
 //! digest the engine pushed is confirmed in the registry. Each build's log goes to
 //! `<log dir>/<service>.log`.
 
+use crate::buildkit::{self, BuilderKind};
 use crate::docker::reason;
 use crate::registry::RegistryClient;
 use crate::schedule::Builder;
@@ -18,7 +22,8 @@ use pipeline_planner::context::HashedKind;
 use pipeline_planner::key::{self, KeyInput};
 use pipeline_planner::plan::KeyedBuild;
 use pipeline_planner::record::{self, KeyRecord};
-use std::collections::{HashMap, VecDeque};
+use pipeline_planner::secrets::SecretValue;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +47,10 @@ pub type Notify = Arc<dyn Fn(Note) + Send + Sync>;
 pub struct ImageBuild {
     pub service: String,
     pub keyed: KeyedBuild,
+    /// Build secret values by mount id (BuildKit only; `Debug` never shows a value).
+    pub secrets: BTreeMap<String, SecretValue>,
+    /// Images whose layers BuildKit may reuse.
+    pub cache_from: Vec<String>,
 }
 
 /// Builds with the engine and pushes to the mirror registry.
@@ -56,6 +65,8 @@ pub struct DockerBuilder {
     /// The project, which names the service's record of its newest build.
     pub project: String,
     pub notify: Notify,
+    /// BuildKit, or the classic builder (and why).
+    pub kind: BuilderKind,
 }
 
 impl Builder for DockerBuilder {
@@ -68,57 +79,28 @@ impl Builder for DockerBuilder {
         let packed = tokio::task::spawn_blocking(move || pack_context(&keyed))
             .await
             .map_err(|e| format!("packing the build context stopped: {e}"))??;
-        let tar = packed.tar;
         for (reference, digest) in &b.keyed.images {
             log.line(&format!("using {reference} pinned to {digest}"));
         }
-        log.line(&format!("sending {} files ({} bytes) to the engine", b.keyed.context.files.len(), tar.len()));
+        log.line(&format!("sending {} files ({} bytes) to the engine", b.keyed.context.files.len(), packed.tar.len()));
 
         let mut labels = self.labels.clone();
         labels.insert("pipeline.key".into(), b.keyed.key.clone());
-        let options = BuildImageOptions {
-            dockerfile: packed.dockerfile_path,
-            t: Some(image.clone()),
-            target: b.keyed.target.clone().unwrap_or_default(),
-            platform: b.keyed.platform.clone().unwrap_or_default(),
-            buildargs: Some(b.keyed.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            labels: Some(labels),
-            rm: true,
-            forcerm: true,
-            version: BuilderVersion::BuilderV1,
-            ..Default::default()
-        };
         // The mirror's credentials also serve a FROM on the mirror.
         let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
-        let build_creds = creds.clone().map(|c| HashMap::from([(b.keyed.image.registry.clone(), c)]));
-        let mut stream = self.docker.build_image(options, build_creds, Some(bollard::body_full(tar.into())));
-        let mut built = false;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(text) = &info.stream {
-                        for l in text.lines().filter(|l| !l.trim().is_empty()) {
-                            log.line(l);
-                            (self.notify)(Note::Build(n, l.trim().to_string()));
-                        }
-                    }
-                    if let Some(d) = info.error_detail.and_then(|d| d.message) {
-                        log.line(&d);
-                        return Err(log.failure(&format!("the build of {image} failed: {d}")));
-                    }
-                    if info.aux.is_some() {
-                        built = true;
-                    }
-                }
-                Err(e) => {
-                    let why = reason(&e);
-                    log.line(&why);
-                    return Err(log.failure(&format!("the build of {image} failed: {why}")));
-                }
+        match &self.kind {
+            BuilderKind::BuildKit { endpoint, api_version, .. } => {
+                self.build_with_buildkit(n, b, &mut log, endpoint, api_version, packed, labels).await?;
             }
-        }
-        if !built {
-            return Err(log.failure(&format!("the engine ended the build of {image} without an image")));
+            BuilderKind::Classic { reason } => {
+                log.line(&format!("building with the engine's classic builder ({reason})"));
+                if !b.secrets.is_empty() {
+                    return Err(log.failure(&format!(
+                        "the build of {image} needs build secrets, which only BuildKit gives ({reason})"
+                    )));
+                }
+                self.build_classic(n, b, &mut log, packed, labels, creds.clone()).await?;
+            }
         }
 
         // Push with the registry's credentials, then confirm the digest in the registry itself.
@@ -172,6 +154,178 @@ impl Builder for DockerBuilder {
 }
 
 impl DockerBuilder {
+    /// Build with the engine's BuildKit, with a session that gives the registry credentials and the
+    /// build's secrets; steps go to the log and the progress line.
+    #[allow(clippy::too_many_arguments)]
+    async fn build_with_buildkit(
+        &self,
+        n: usize,
+        b: &ImageBuild,
+        log: &mut Log,
+        endpoint: &buildkit::Endpoint,
+        api_version: &str,
+        packed: Packed,
+        labels: HashMap<String, String>,
+    ) -> Result<(), String> {
+        let image = b.keyed.image.to_string();
+        // Credentials for every registry the build reads from: the mirror and each image's registry.
+        let mut hosts: BTreeSet<String> = BTreeSet::from([b.keyed.image.registry.clone()]);
+        for u in &b.keyed.uses {
+            hosts.insert(u.reference.domain.clone());
+        }
+        let mut credentials = buildkit::Credentials::default();
+        for host in hosts {
+            if let Some(c) = crate::docker::credentials(&self.registry, &host).await?
+                && let (Some(user), Some(password)) = (c.username, c.password)
+            {
+                credentials.by_host.insert(host, (user, password));
+            }
+        }
+        let session = buildkit::open_session(endpoint, api_version, &b.service, credentials, b.secrets.clone())
+            .await
+            .map_err(|e| log.failure(&format!("the build of {image} could not start: {e}")))?;
+        let mut args: BTreeMap<String, String> = b.keyed.args.clone();
+        // Cache metadata in the image itself, so any engine can reuse its layers from the mirror.
+        args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+        for c in &b.cache_from {
+            log.line(&format!("may reuse layers of {c}"));
+        }
+        let request = buildkit::BuildRequest {
+            tag: image.clone(),
+            dockerfile: packed.dockerfile_path,
+            target: b.keyed.target.clone(),
+            platform: b.keyed.platform.clone(),
+            args,
+            labels: labels.into_iter().collect(),
+            cache_from: b.cache_from.clone(),
+            session: session.id.clone(),
+        };
+        let mut stream = std::pin::pin!(
+            buildkit::build(endpoint, api_version, &request, packed.tar)
+                .await
+                .map_err(|e| log.failure(&format!("the build of {image} could not start: {e}")))?
+        );
+        let redact = |line: &str| {
+            b.secrets
+                .values()
+                .filter(|v| !v.expose().is_empty())
+                .fold(line.to_string(), |l, v| l.replace(v.expose(), "****"))
+        };
+        let mut progress = buildkit::Progress::default();
+        let mut built = None;
+        let mut failed = None;
+        while let Some(events) = stream.next().await {
+            let events = match events {
+                Ok(e) => e,
+                Err(why) => {
+                    failed = Some(why);
+                    break;
+                }
+            };
+            for e in &events {
+                for l in progress.take(e) {
+                    log.line(&redact(&l));
+                }
+                match e {
+                    buildkit::Event::Built(id) => built = Some(id.clone()),
+                    buildkit::Event::Failed(why) => failed = Some(redact(why)),
+                    _ => {}
+                }
+            }
+            if let Some(line) = progress.line() {
+                (self.notify)(Note::Build(n, line));
+            }
+        }
+        drop(session);
+        if let Some(why) = failed {
+            let mut message = format!("the build of {image} failed");
+            if let Some((step, tail)) = progress.failed_step() {
+                message.push_str(&format!(" at `{}`", buildkit::step_command(&step.name)));
+                if let Some(line) = dockerfile_line(&b.keyed, buildkit::step_command(&step.name)) {
+                    message.push_str(&format!(" ({line})"));
+                }
+                message.push_str(&format!(": {}", step.error.as_deref().unwrap_or(&why)));
+                if !tail.is_empty() {
+                    message.push_str("\nits last output:");
+                    for l in tail.iter().rev().take(8).rev() {
+                        message.push_str("\n  ");
+                        message.push_str(&redact(l));
+                    }
+                }
+                message.push_str(&format!("\nfull log: {}", log.path.display()));
+                log.line(&message);
+                return Err(message);
+            }
+            message.push_str(&format!(": {why}"));
+            return Err(log.failure(&message));
+        }
+        let (done, total, cached) = progress.counts();
+        match built {
+            Some(id) => {
+                log.line(&format!("built {image} ({id}): {total} steps, {cached} from cache"));
+                let _ = done;
+                Ok(())
+            }
+            None => Err(log.failure(&format!("the engine ended the build of {image} without an image"))),
+        }
+    }
+
+    /// Build with the classic builder (an engine without BuildKit).
+    async fn build_classic(
+        &self,
+        n: usize,
+        b: &ImageBuild,
+        log: &mut Log,
+        packed: Packed,
+        labels: HashMap<String, String>,
+        creds: Option<bollard::auth::DockerCredentials>,
+    ) -> Result<(), String> {
+        let image = b.keyed.image.to_string();
+        let options = BuildImageOptions {
+            dockerfile: packed.dockerfile_path,
+            t: Some(image.clone()),
+            target: b.keyed.target.clone().unwrap_or_default(),
+            platform: b.keyed.platform.clone().unwrap_or_default(),
+            buildargs: Some(b.keyed.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            labels: Some(labels),
+            rm: true,
+            forcerm: true,
+            version: BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let build_creds = creds.map(|c| HashMap::from([(b.keyed.image.registry.clone(), c)]));
+        let mut stream = self.docker.build_image(options, build_creds, Some(bollard::body_full(packed.tar.into())));
+        let mut built = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = &info.stream {
+                        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+                            log.line(l);
+                            (self.notify)(Note::Build(n, l.trim().to_string()));
+                        }
+                    }
+                    if let Some(d) = info.error_detail.and_then(|d| d.message) {
+                        log.line(&d);
+                        return Err(log.failure(&format!("the build of {image} failed: {d}")));
+                    }
+                    if info.aux.is_some() {
+                        built = true;
+                    }
+                }
+                Err(e) => {
+                    let why = reason(&e);
+                    log.line(&why);
+                    return Err(log.failure(&format!("the build of {image} failed: {why}")));
+                }
+            }
+        }
+        if !built {
+            return Err(log.failure(&format!("the engine ended the build of {image} without an image")));
+        }
+        Ok(())
+    }
+
     /// Push the record of the key's inputs beside the image (tag `<key>.inputs`, and the service's newest
     /// under its latest tag), so a later plan on any machine can say what changed. A failure is logged,
     /// not fatal: the image is pushed, only the explanation of the next rebuild is lost.
@@ -192,6 +346,20 @@ impl DockerBuilder {
             Err(why) => log.line(&format!("warning: could not push the record of the key's inputs: {why}")),
         }
     }
+}
+
+/// `Dockerfile:3` for the instruction a failed step ran (BuildKit names the step by its instruction).
+fn dockerfile_line(b: &KeyedBuild, command: &str) -> Option<String> {
+    let text = std::fs::read_to_string(&b.dockerfile).ok()?;
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let wanted = words(command);
+    let name = b.dockerfile.file_name()?.to_string_lossy().into_owned();
+    text.lines().enumerate().find_map(|(i, l)| {
+        // An instruction continued on the next lines: its first line starts the step's name.
+        let continued = l.trim_end().ends_with('\\');
+        let l = words(l.trim_end().trim_end_matches('\\'));
+        (!l.is_empty() && (l == wanted || continued && wanted.starts_with(&l))).then(|| format!("{name}:{}", i + 1))
+    })
 }
 
 /// `sha256:…` in a push status line (`<tag>: digest: sha256:… size: 528`).
@@ -284,6 +452,7 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
         platform: b.platform.as_deref(),
         args: &b.args,
         images: &b.images,
+        secrets: &b.secrets,
     });
     if now != b.key {
         return Err(format!(
@@ -324,7 +493,7 @@ fn read_exact_size(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 /// A task's log file, and its last lines for error messages.
 pub struct Log {
     file: Option<std::fs::File>,
-    path: PathBuf,
+    pub path: PathBuf,
     tail: VecDeque<String>,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod buildkit;
 pub mod docker;
 pub mod docker_config;
 pub mod k8s;

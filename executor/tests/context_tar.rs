@@ -31,6 +31,7 @@ fn keyed(root: &Path, dockerfile: &Path) -> KeyedBuild {
         platform: None,
         args: &args,
         images: &images,
+        secrets: &BTreeMap::new(),
     });
     KeyedBuild {
         image: ImageRef { registry: "127.0.0.1:5000".into(), repository: "t/app".into(), tag: key.clone() },
@@ -43,6 +44,7 @@ fn keyed(root: &Path, dockerfile: &Path) -> KeyedBuild {
         uses: vec![],
         images,
         dockerfile_blake3: blake3::hash(&bytes).to_hex().to_string(),
+        secrets: BTreeMap::new(),
     }
 }
 

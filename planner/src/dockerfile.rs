@@ -63,6 +63,19 @@ pub enum SourceKind {
     Mount,
 }
 
+/// `RUN --mount=type=secret,…`: a build secret the step reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    /// The stage (index into `stages`) the instruction belongs to.
+    pub stage: usize,
+    /// `id=`, else the file name of `target=` (as BuildKit defaults it).
+    pub id: String,
+    /// `required=true`: BuildKit fails the step without the secret. A mount without it gets an empty
+    /// directory instead, which pipeline also refuses unless `required=false` is written.
+    pub required: Option<bool>,
+    pub line: usize,
+}
+
 /// The `# syntax=` directive: the frontend image BuildKit runs the file with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Syntax {
@@ -76,6 +89,7 @@ pub struct Dockerfile {
     pub args: Vec<ArgDecl>,
     pub stages: Vec<StageDecl>,
     pub sources: Vec<SourceDecl>,
+    pub secrets: Vec<SecretMount>,
     pub syntax: Option<Syntax>,
     /// The escape character (`\` unless a directive says `` ` ``).
     pub escape: char,
@@ -83,7 +97,7 @@ pub struct Dockerfile {
 
 impl Default for Dockerfile {
     fn default() -> Dockerfile {
-        Dockerfile { args: vec![], stages: vec![], sources: vec![], syntax: None, escape: '\\' }
+        Dockerfile { args: vec![], stages: vec![], sources: vec![], secrets: vec![], syntax: None, escape: '\\' }
     }
 }
 
@@ -161,6 +175,9 @@ impl Dockerfile {
                             for m in mounts {
                                 if let Some(from) = mount_from(m) {
                                     push(from, SourceKind::Mount);
+                                }
+                                if let Some((id, required)) = secret_mount(m) {
+                                    out.secrets.push(SecretMount { stage, id, required, line: start_line });
                                 }
                             }
                         } else if let Some(from) = flag("from") {
@@ -288,6 +305,37 @@ fn mount_from(value: &str) -> Option<String> {
         let (k, v) = field.split_once('=')?;
         k.trim().eq_ignore_ascii_case("from").then(|| unquote(v.trim())).filter(|v| !v.is_empty())
     })
+}
+
+/// The id and `required` of a `--mount=type=secret,…` value (BuildKit's `instructions/commands_runmount.go`:
+/// the id defaults to the file name of the target; `required` alone means true).
+fn secret_mount(value: &str) -> Option<(String, Option<bool>)> {
+    let value = unquote(value);
+    let mut kind = None;
+    let mut id = None;
+    let mut target = None;
+    let mut required = None;
+    for field in value.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), unquote(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), String::new()),
+        };
+        match k.as_str() {
+            "type" => kind = Some(v.to_ascii_lowercase()),
+            "id" => id = Some(v),
+            "target" | "dst" | "destination" => target = Some(v),
+            "required" => required = Some(v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1"),
+            _ => {}
+        }
+    }
+    if kind.as_deref() != Some("secret") {
+        return None;
+    }
+    let id = id.filter(|i| !i.is_empty()).or_else(|| {
+        let t = target?;
+        t.trim_end_matches('/').rsplit('/').next().map(str::to_string).filter(|n| !n.is_empty())
+    })?;
+    Some((id, required))
 }
 
 /// Skips leading words that start with `--` (a bare `--` ends the flags), honouring quotes and `\`;
@@ -525,6 +573,21 @@ mod tests {
                 proptest::prop_assert!(!arg.name.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn secret_mounts() {
+        let df = Dockerfile::parse(concat!(
+            "FROM a\n",
+            "RUN --mount=type=secret,id=NPM_TOKEN npm ci\n",
+            "RUN --mount=type=cache,target=/c --mount=type=secret,target=/run/secrets/aws,required=false x\n",
+            "FROM b\n",
+            "RUN --mount=\"type=secret,id=gh,required\" \\\n  y\n",
+            "RUN --mount=type=bind,source=a,target=/b z\n",
+        ));
+        let got: Vec<(usize, &str, Option<bool>, usize)> =
+            df.secrets.iter().map(|m| (m.stage, m.id.as_str(), m.required, m.line)).collect();
+        assert_eq!(got, [(0, "NPM_TOKEN", None, 2), (0, "aws", Some(false), 3), (1, "gh", Some(true), 5)]);
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub fn images_used(
     target: Option<&str>,
     platform: Option<&str>,
 ) -> Result<Vec<ImageUse>, UseError> {
+    analyse(df, args, target, platform).map(|(uses, _)| uses)
+}
+
+/// The images the build of `target` uses (as [`images_used`]) and the stages it runs (indexes into
+/// `df.stages`): BuildKit skips the others.
+pub fn analyse(
+    df: &Dockerfile,
+    args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    platform: Option<&str>,
+) -> Result<(Vec<ImageUse>, BTreeSet<usize>), UseError> {
     let mut uses = Vec::new();
     if let Some(s) = &df.syntax {
         let reference = Reference::parse(&s.image).map_err(|why| UseError {
@@ -82,7 +93,7 @@ pub fn images_used(
         });
     }
     if df.stages.is_empty() {
-        return Ok(uses);
+        return Ok((uses, BTreeSet::new()));
     }
     let globals = global_args(df, args, platform)?;
 
@@ -197,7 +208,7 @@ pub fn images_used(
     }
     per_line.sort_by_key(|u| u.line);
     uses.extend(per_line);
-    Ok(uses)
+    Ok((uses, needed))
 }
 
 /// The ARGs declared before the first `FROM`, with the values they take.

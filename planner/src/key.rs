@@ -21,6 +21,8 @@ pub struct KeyInput<'a> {
     /// The images the build uses (the stages the target needs, `COPY --from`, mounts, `# syntax`):
     /// reference (as `Reference::key_name`) -> the digest it is pinned to.
     pub images: &'a BTreeMap<String, String>,
+    /// Build secrets: mount id -> secret name (never the value).
+    pub secrets: &'a BTreeMap<String, String>,
 }
 
 /// The key as 64 lowercase hex characters (a valid image tag).
@@ -55,6 +57,15 @@ pub fn build_key(input: &KeyInput<'_>) -> String {
     for (reference, digest) in input.images {
         bytes(&mut h, reference.as_bytes());
         bytes(&mut h, digest.as_bytes());
+    }
+    // Only when there are build secrets, so the keys of builds without them stay as they were.
+    if !input.secrets.is_empty() {
+        h.update(b"secrets");
+        h.update(&(input.secrets.len() as u64).to_le_bytes());
+        for (id, name) in input.secrets {
+            bytes(&mut h, id.as_bytes());
+            bytes(&mut h, name.as_bytes());
+        }
     }
     h.finalize().to_hex().to_string()
 }
@@ -104,6 +115,7 @@ mod tests {
             platform: None,
             args: &args,
             images: &images,
+            secrets: &BTreeMap::new(),
         };
         let key = build_key(&input);
         assert_eq!(key.len(), 64);
@@ -140,5 +152,12 @@ mod tests {
         let moved: BTreeMap<String, String> =
             [("docker.io/library/node:20".to_string(), format!("sha256:{}", "cd".repeat(32)))].into();
         assert_ne!(build_key(&KeyInput { images: &moved, ..input }), key);
+        // Build secrets add their ids and names (never values) after the images.
+        let secrets: BTreeMap<String, String> = [("NPM_TOKEN".to_string(), "npm-token".to_string())].into();
+        enc.extend_from_slice(b"secrets");
+        enc.extend_from_slice(&1u64.to_le_bytes());
+        field(&mut enc, b"NPM_TOKEN");
+        field(&mut enc, b"npm-token");
+        assert_eq!(build_key(&KeyInput { secrets: &secrets, ..input }), blake3::hash(&enc).to_hex().to_string());
     }
 }

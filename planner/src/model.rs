@@ -104,6 +104,9 @@ pub struct Build {
     pub platform: Option<String>,
     pub args: BTreeMap<String, String>,
     pub repository: Option<String>,
+    /// Build secrets: the id a `RUN --mount=type=secret,id=…` names -> the secret's name. Only the names
+    /// reach the key; the values reach BuildKit through its session, nowhere else.
+    pub secrets: BTreeMap<String, String>,
     pub spans: BuildSpans,
 }
 
@@ -113,6 +116,7 @@ pub struct BuildSpans {
     pub dockerfile: Option<Span>,
     pub target: Option<Span>,
     pub args: Option<Span>,
+    pub secrets: Option<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +253,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "stage",
     "dependsOn",
 ];
-const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "target", "args", "platform", "repository"];
+const BUILD_FIELDS: &[&str] = &["context", "dockerfile", "target", "args", "platform", "repository", "secrets"];
 const ENV_FIELDS: &[&str] = &["project", "name", "registry", "target", "services", "parallelism", "stages"];
 const HEALTH_FIELDS: &[&str] = &["command", "http", "interval", "timeout", "retries", "startPeriod"];
 
@@ -1191,6 +1195,7 @@ impl Reader<'_, '_> {
             platform: None,
             args: BTreeMap::new(),
             repository: None,
+            secrets: BTreeMap::new(),
             spans: BuildSpans::default(),
         };
         for (k, v) in self.fields(n, BUILD_FIELDS, "`build`", ".")? {
@@ -1219,6 +1224,27 @@ impl Reader<'_, '_> {
                             )
                             .help("lowercase letters, digits and `.`, `_`, `-` separators, components joined by `/`")
                             .into());
+                    }
+                }
+                "secrets" => {
+                    b.spans.secrets = v.span;
+                    for (id, sv) in self.fields(&v, &[], "`build.secrets`", ".")? {
+                        match self.env_value(&sv)? {
+                            EnvValue::Secret(name) => {
+                                b.secrets.insert(id.to_string(), name);
+                            }
+                            EnvValue::Text(_) => {
+                                return Err(self
+                                    .diag(
+                                        "pipeline::plan::plain_secret",
+                                        sv.span,
+                                        format!("`{}` holds a plain value, not a secret reference", sv.path),
+                                        "a plain value",
+                                    )
+                                    .help(format!("write `{id} = std.secret \"name\";` and supply the value at plan/apply time; the Dockerfile reads it with `RUN --mount=type=secret,id={id}`"))
+                                    .into());
+                            }
+                        }
                     }
                 }
                 "args" => {

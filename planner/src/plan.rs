@@ -7,7 +7,7 @@ use crate::context::{self, Context, StatCache};
 use crate::dockerfile::Dockerfile;
 use crate::error::{Diag, Result};
 use crate::graph::Graph;
-use crate::images::{ImageUse, images_used, pin_dockerfile};
+use crate::images::{ImageUse, analyse, pin_dockerfile};
 use crate::key::{self, KeyInput};
 use crate::live::{LiveService, LiveState};
 use crate::lockfile::Lockfile;
@@ -97,6 +97,10 @@ pub struct BuildPlan {
     /// service), input by input (docs/plan-format.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<KeyChange>,
+    /// For a build: the images whose layers it may reuse (the service's deployed image and the newest
+    /// image built for it, when the mirror has them), as BuildKit's cache sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
     /// What to build, for `apply` (paths relative to the definition's folder when inside it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<BuildSource>,
@@ -112,6 +116,7 @@ impl BuildPlan {
             shared_with: None,
             reason: None,
             changes: vec![],
+            cache_from: vec![],
             source: None,
         }
     }
@@ -129,6 +134,9 @@ pub struct BuildSource {
     /// The images the build uses, pinned: reference -> digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, String>,
+    /// Build secrets by mount id: the secret names (values never appear in a plan).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +230,8 @@ pub struct KeyedBuild {
     pub images: BTreeMap<String, String>,
     /// blake3 (hex) of the Dockerfile's bytes as keyed.
     pub dockerfile_blake3: String,
+    /// Build secrets: mount id -> secret name (names only: in the key; values are given at build time).
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl KeyedBuild {
@@ -253,6 +263,8 @@ pub struct PreparedBuild {
     pub platform: Option<String>,
     pub uses: Vec<ImageUse>,
     pub image: ImageRef,
+    /// Build secrets: mount id -> secret name.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// One entry per service: the keyed build, the reason its key is unknown (an image not pinned, offline),
@@ -359,12 +371,35 @@ pub fn prepare_builds(
                 ));
             }
         }
-        let uses = images_used(&df, &args, b.target.as_deref(), b.platform.as_deref()).map_err(|e| {
+        let (uses, stages) = analyse(&df, &args, b.target.as_deref(), b.platform.as_deref()).map_err(|e| {
             Diag::new("pipeline::plan::dockerfile_image", format!("{shown}:{}: {}", e.line, e.message))
                 .at_line(&shown, &text, e.line, "here")
                 .note(format!("the Dockerfile of service `{}`", s.name))
                 .help(e.help)
         })?;
+        // Every secret a step that runs mounts must be given (unless the mount says `required=false`).
+        if let Some(m) = df
+            .secrets
+            .iter()
+            .find(|m| stages.contains(&m.stage) && m.required != Some(false) && !b.secrets.contains_key(&m.id))
+        {
+            let given = if b.secrets.is_empty() {
+                "the service gives no build secrets".to_string()
+            } else {
+                format!("the service gives: {}", b.secrets.keys().cloned().collect::<Vec<_>>().join(", "))
+            };
+            return Err(Diag::new(
+                "pipeline::plan::missing_build_secret",
+                format!("{shown}:{}: the build mounts the secret `{}`, which service `{}` does not give", m.line, m.id, s.name),
+            )
+            .at_line(&shown, &text, m.line, "mounted here")
+            .note(given)
+            .help(format!(
+                "add `build.secrets.{} = std.secret \"<name>\";` to service `{}`, or write `required=false` in the mount if the step runs without it",
+                m.id, s.name
+            ))
+            .into());
+        }
         let image =
             ImageRef { registry: env.registry.host.clone(), repository: repository_of(env, b), tag: String::new() };
         out.push(Some(PreparedBuild {
@@ -379,6 +414,7 @@ pub fn prepare_builds(
             platform: b.platform.clone(),
             uses,
             image,
+            secrets: b.secrets.clone(),
         }));
     }
     warnings.dedup();
@@ -441,6 +477,7 @@ pub fn key_prepared(prepared: Vec<Option<PreparedBuild>>, pins: &Pinned) -> Keye
                 platform: p.platform.as_deref(),
                 args: &p.args,
                 images: &images,
+                secrets: &p.secrets,
             });
             Some(Ok(KeyedBuild {
                 dockerfile_blake3: blake3::hash(&p.bytes).to_hex().to_string(),
@@ -452,6 +489,7 @@ pub fn key_prepared(prepared: Vec<Option<PreparedBuild>>, pins: &Pinned) -> Keye
                 target: p.target,
                 platform: p.platform,
                 uses: p.uses,
+                secrets: p.secrets,
                 images,
             }))
         })
@@ -650,6 +688,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                         shared_with: None,
                         reason: Some(why.clone()),
                         changes: vec![],
+                        cache_from: vec![],
                         source: None,
                     }
                 }
@@ -679,6 +718,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                         shared_with,
                         reason,
                         changes: vec![],
+                        cache_from: vec![],
                         source: Some(BuildSource {
                             context: display_path(env.base_dir(), &k.context.root),
                             dockerfile: display_path(env.base_dir(), &k.dockerfile),
@@ -687,6 +727,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                             args: k.args.clone(),
                             files: k.context.files.len(),
                             images: k.images.clone(),
+                            secrets: k.secrets.clone(),
                         }),
                     }
                 }
@@ -794,7 +835,10 @@ fn explain_builds(
         stage: usize,
         index: usize,
         keyed: &'a KeyedBuild,
+        /// The record of the deployed image (while it is the one compared with).
         deployed: Option<ImageRef>,
+        /// The deployed image (a cache source).
+        deployed_image: Option<String>,
     }
     let mut asks = Vec::new();
     for (si, st) in stages.iter().enumerate() {
@@ -809,7 +853,10 @@ fn explain_builds(
                 .and_then(|l| l.spec.get("image").and_then(Json::as_str))
                 .and_then(record::record_of_image)
                 .filter(|r| r.tag != record::record_tag(&keyed.key));
-            asks.push(Ask { stage: si, index: k, keyed, deployed });
+            let deployed_image = deployed
+                .as_ref()
+                .map(|r| ImageRef { tag: r.tag.trim_end_matches(".inputs").to_string(), ..r.clone() }.to_string());
+            asks.push(Ask { stage: si, index: k, keyed, deployed, deployed_image });
         }
     }
     if asks.is_empty() {
@@ -824,19 +871,44 @@ fn explain_builds(
         .map(|a| a.deployed.clone().unwrap_or_else(|| latest(a, &stages[a.stage].services[a.index].name)))
         .collect();
     let mut found = registry.records(&first);
-    // Nothing recorded for the deployed image: try the newest built for the service.
-    let retry: Vec<usize> =
-        (0..asks.len()).filter(|&n| asks[n].deployed.is_some() && matches!(found[n], Ok(None))).collect();
-    let again: Vec<ImageRef> =
-        retry.iter().map(|&n| latest(&asks[n], &stages[asks[n].stage].services[asks[n].index].name)).collect();
-    for (n, r) in retry.iter().zip(registry.records(&again)) {
-        found[*n] = r;
-        asks[*n].deployed = None;
+    // The newest image built for the service, besides the deployed one: a cache source, and the record
+    // to compare with when the deployed image has none.
+    let with_deployed: Vec<usize> = (0..asks.len()).filter(|&n| asks[n].deployed.is_some()).collect();
+    let latest_refs: Vec<ImageRef> =
+        with_deployed.iter().map(|&n| latest(&asks[n], &stages[asks[n].stage].services[asks[n].index].name)).collect();
+    let mut newest: Vec<Option<Result<Option<Vec<u8>>, String>>> = vec![None; asks.len()];
+    for (n, r) in with_deployed.iter().zip(registry.records(&latest_refs)) {
+        newest[*n] = Some(r);
     }
-    for (a, record) in asks.iter().zip(found) {
+    for n in 0..asks.len() {
+        if asks[n].deployed.is_some() && matches!(found[n], Ok(None)) {
+            found[n] = newest[n].take().unwrap_or(Ok(None));
+            asks[n].deployed = None;
+        }
+    }
+    let parse = |r: &Result<Option<Vec<u8>>, String>| match r {
+        Ok(Some(bytes)) => KeyRecord::from_json(bytes).ok(),
+        _ => None,
+    };
+    for (n, a) in asks.iter().enumerate() {
         let sp = &mut stages[a.stage].services[a.index];
-        let Ok(Some(bytes)) = record else { continue };
-        let Ok(before) = KeyRecord::from_json(&bytes) else { continue };
+        let before = parse(&found[n]);
+        // Cache sources: the deployed image, then the newest built for the service.
+        let image_of = |key: &str| ImageRef { tag: key.to_string(), ..a.keyed.image.clone() }.to_string();
+        let mut cache_from: Vec<String> = a.deployed_image.iter().cloned().collect();
+        let newest_key = match newest[n].as_ref().map(parse) {
+            Some(r) => r.map(|r| r.key),
+            None if a.deployed.is_none() => before.as_ref().map(|r| r.key.clone()),
+            None => None,
+        };
+        if let Some(k) = newest_key {
+            cache_from.push(image_of(&k));
+        }
+        cache_from.dedup();
+        cache_from.retain(|i| *i != a.keyed.image.to_string());
+        sp.build.cache_from = cache_from;
+
+        let Some(before) = before else { continue };
         if before.key == a.keyed.key {
             continue;
         }
@@ -1037,5 +1109,8 @@ fn json_key(k: &str) -> String {
 
 /// Secret names a set of services needs.
 pub fn secret_names(env: &Environment) -> BTreeSet<String> {
-    env.services.iter().flat_map(|s| s.secrets.values().cloned()).collect()
+    env.services
+        .iter()
+        .flat_map(|s| s.secrets.values().chain(s.build.iter().flat_map(|b| b.secrets.values())).cloned())
+        .collect()
 }

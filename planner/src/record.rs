@@ -31,6 +31,9 @@ pub struct KeyRecord {
     pub args: BTreeMap<String, String>,
     /// Normalised reference -> digest.
     pub images: BTreeMap<String, String>,
+    /// Build secrets: mount id -> secret name (never a value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl KeyRecord {
@@ -56,6 +59,7 @@ impl KeyRecord {
             platform: b.platform.clone(),
             args: b.args.clone(),
             images: b.images.iter().map(|(r, p)| (r.clone(), p.clone())).collect(),
+            secrets: b.secrets.clone(),
         }
     }
 
@@ -143,6 +147,13 @@ pub enum KeyChange {
         before: Option<String>,
         after: Option<String>,
     },
+    /// A build secret given under another secret name, newly given or no longer given (by name: values
+    /// are never recorded).
+    Secret {
+        id: String,
+        before: Option<String>,
+        after: Option<String>,
+    },
 }
 
 /// What differs between the inputs of an earlier key and of the current one, input by input.
@@ -190,6 +201,13 @@ pub fn explain(before: &KeyRecord, after: &KeyRecord) -> Vec<KeyChange> {
         let (b, a) = (before.images.get(r), after.images.get(r));
         if b != a {
             out.push(KeyChange::Image { reference: r.clone(), before: b.cloned(), after: a.cloned() });
+        }
+    }
+    let ids: BTreeSet<&String> = before.secrets.keys().chain(after.secrets.keys()).collect();
+    for id in ids {
+        let (b, a) = (before.secrets.get(id), after.secrets.get(id));
+        if b != a {
+            out.push(KeyChange::Secret { id: id.clone(), before: b.cloned(), after: a.cloned() });
         }
     }
     out
@@ -253,6 +271,12 @@ pub fn describe(c: &KeyChange) -> String {
             (Some(_), None) => format!("base image {} no longer used", familiar(reference)),
             (None, None) => format!("base image {}", familiar(reference)),
         },
+        KeyChange::Secret { id, before, after } => match (before, after) {
+            (Some(b), Some(a)) => format!("build secret {id}: secret `{b}` -> `{a}`"),
+            (None, Some(a)) => format!("build secret {id} added (secret `{a}`)"),
+            (Some(_), None) => format!("build secret {id} no longer given"),
+            (None, None) => format!("build secret {id}"),
+        },
     }
 }
 
@@ -274,6 +298,7 @@ mod tests {
             platform: None,
             args: [("VERSION".to_string(), "1.3".to_string())].into(),
             images: [("docker.io/library/node:20".to_string(), format!("sha256:{}", "a".repeat(64)))].into(),
+            secrets: BTreeMap::new(),
         }
     }
 
