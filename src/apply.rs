@@ -9,6 +9,7 @@ use crate::progress::Progress;
 use pipeline_executor::apply::{Durations, Prepared, prepare};
 use pipeline_executor::build::{DockerBuilder, Note};
 use pipeline_executor::buildkit::{self, BuilderKind};
+use pipeline_executor::docker::Docker;
 use pipeline_executor::k8s::deploy::KubeTarget;
 use pipeline_executor::k8s::live::KubeLive;
 use pipeline_executor::k8s::manifest::{self, Scope};
@@ -17,7 +18,7 @@ use pipeline_executor::registry::RegistryClient;
 use pipeline_executor::schedule::{self, Outcome, Status};
 use pipeline_executor::target::{self, DockerTarget, Lock};
 use pipeline_planner::graph::Graph;
-use pipeline_planner::live::{LiveState, Recorded};
+use pipeline_planner::live::{LiveState, Observed};
 use pipeline_planner::model::Target;
 use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
 use pipeline_planner::render::{self, Style};
@@ -133,10 +134,8 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
                 lock = Some(Held::Docker(
                     rt.block_on(Lock::acquire(&docker, &env.project, &env.name, &target::holder())).map_err(report)?,
                 ));
-                let live = rt
-                    .block_on(target::observe(&docker, &env.project, &env.name))
-                    .map_err(|e| plain("pipeline::apply::live_state", format!("cannot read what is deployed: {e}")))?;
-                (Site::Docker(docker), Box::new(Recorded(live)))
+                let live = rt.block_on(observe_docker(&docker, &env.project, &env.name))?;
+                (Site::Docker(docker), Box::new(live))
             }
             Target::Kubernetes { .. } => {
                 let scope = crate::kube::scope(env);
@@ -298,6 +297,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         labels: HashMap::from([(target::PROJECT.to_string(), plan.project.clone())]),
         project: plan.project.clone(),
         notify: Arc::clone(&notify),
+        elsewhere: Default::default(),
     });
     let timeout = Duration::from_secs(args.timeout);
     let deployer = Arc::new(match &ready.site {
@@ -323,10 +323,17 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
         }),
     });
     running.store(true, std::sync::atomic::Ordering::SeqCst);
-    let outcome = rt.block_on(async {
+    let mut outcome = rt.block_on(async {
         let p = Arc::clone(&progress);
-        schedule::run(&prepared.schedule, builder, deployer, cancel_rx, move |e| p.event(e)).await
+        schedule::run(&prepared.schedule, Arc::clone(&builder), deployer, cancel_rx, move |e| p.event(e)).await
     });
+    if let Ok(elsewhere) = builder.elsewhere.lock() {
+        for (n, by) in elsewhere.iter() {
+            if let Some(r) = outcome.builds.get_mut(*n) {
+                r.built_by = Some(by.clone());
+            }
+        }
+    }
     progress.clear();
     release(lock);
     durations.record(&prepared, &outcome);
@@ -357,17 +364,30 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
 }
 
 /// What runs for an environment on the local Docker engine (for `plan`).
-pub fn docker_live(project: &str, environment: &str) -> Result<Vec<pipeline_planner::live::LiveService>, Report> {
+pub fn docker_live(project: &str, environment: &str) -> Result<Observed, Report> {
     let rt = runtime()?;
     rt.block_on(async {
         let docker = pipeline_executor::docker::connect().await.map_err(report)?;
-        target::observe(&docker, project, environment).await.map_err(|e| {
-            report(
-                pipeline_planner::Diag::new("pipeline::plan::live_state", format!("cannot read what is deployed: {e}"))
-                    .help("check the Docker engine, or plan with `--offline` to compare with nothing deployed"),
-            )
-        })
+        observe_docker(&docker, project, environment).await
     })
+}
+
+/// What runs on the engine for the environment, and the builds other runs are doing there.
+async fn observe_docker(docker: &Docker, project: &str, environment: &str) -> Result<Observed, Report> {
+    let services = target::observe(docker, project, environment).await.map_err(|e| {
+        report(
+            pipeline_planner::Diag::new("pipeline::plan::live_state", format!("cannot read what is deployed: {e}"))
+                .help("check the Docker engine, or plan with `--offline` to compare with nothing deployed"),
+        )
+    })?;
+    // Claims only say who is building: a failure to list them changes no decision.
+    let building = pipeline_executor::claim::list(docker)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, h)| (k, h.to_string()))
+        .collect();
+    Ok(Observed { services, building })
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
@@ -623,6 +643,7 @@ fn run_id() -> String {
 /// How a service's image came to be in this run.
 fn build_word(plan_action: BuildAction, report: Option<&schedule::TaskReport>, builder: bool) -> &'static str {
     match (report.map(|r| r.status), plan_action) {
+        (Some(Status::Done), _) if builder && report.is_some_and(|r| r.built_by.is_some()) => "built by other run",
         (Some(Status::Done), _) if builder => "built",
         (Some(Status::Done), _) => "shared",
         (Some(Status::Failed), _) => "failed",
@@ -706,8 +727,9 @@ fn summary_table(
     let rows = rows(plan, prepared, outcome);
     let w0 = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("SERVICE".len());
     let w1 = rows.iter().map(|r| r.stage.len()).max().unwrap_or(0).max("STAGE".len());
+    let w2 = rows.iter().map(|r| r.build.len()).max().unwrap_or(0).max(11);
     let mut out = String::new();
-    let _ = writeln!(out, "\n{:<w0$}  {:<w1$}  {:<11}  {:<11}  TIME", "SERVICE", "STAGE", "BUILD", "DEPLOY");
+    let _ = writeln!(out, "\n{:<w0$}  {:<w1$}  {:<w2$}  {:<11}  TIME", "SERVICE", "STAGE", "BUILD", "DEPLOY");
     for Row { name, stage, build: b, deploy: d, took, .. } in &rows {
         let took = took.map_or("-".to_string(), |t| format!("{:.1}s", t.as_secs_f64()));
         let d_shown = match *d {
@@ -715,7 +737,7 @@ fn summary_table(
             "not started" | "cancelled" => paint("33", &format!("{d:<11}")),
             _ => format!("{d:<11}"),
         };
-        let _ = writeln!(out, "{name:<w0$}  {stage:<w1$}  {b:<11}  {d_shown}  {took}");
+        let _ = writeln!(out, "{name:<w0$}  {stage:<w1$}  {b:<w2$}  {d_shown}  {took}");
     }
     for Row { name, error, .. } in &rows {
         if let Some(e) = error {
@@ -725,8 +747,12 @@ fn summary_table(
             }
         }
     }
-    let built = outcome.builds.iter().filter(|r| r.status == Status::Done).count();
+    let built = outcome.builds.iter().filter(|r| r.status == Status::Done && r.built_by.is_none()).count();
     let deployed = outcome.deploys.iter().filter(|r| r.status == Status::Done).count();
+    let elsewhere = match outcome.builds.iter().filter(|r| r.built_by.is_some()).count() {
+        0 => String::new(),
+        n => format!(" ({n} more built by another run)"),
+    };
     let unchanged = outcome.deploys.iter().filter(|r| r.status == Status::Unchanged).count();
     let secs = outcome.elapsed.as_secs_f64();
     if outcome.cancelled {
@@ -746,7 +772,7 @@ fn summary_table(
     } else {
         let _ = writeln!(
             out,
-            "\n{} {}/{} in {secs:.1}s: {built} built, {deployed} deployed, {unchanged} unchanged",
+            "\n{} {}/{} in {secs:.1}s: {built} built{elsewhere}, {deployed} deployed, {unchanged} unchanged",
             paint("32", "Applied"),
             plan.project,
             plan.environment

@@ -71,7 +71,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
                 live_warning = Some("live state not read (--offline): every service is compared with nothing deployed");
                 Box::new(NothingDeployed)
             }
-            (None, Target::Docker) => Box::new(Recorded(crate::apply::docker_live(&env.project, &env.name)?)),
+            (None, Target::Docker) => Box::new(crate::apply::docker_live(&env.project, &env.name)?),
             (None, Target::Kubernetes { .. }) => Box::new(crate::kube::live_state(env, args.context.as_deref())?),
         };
         let mode = lock_mode(args.locked, args.offline);

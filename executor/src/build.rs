@@ -11,6 +11,7 @@
 //! `<log dir>/<service>.log`.
 
 use crate::buildkit::{self, BuilderKind};
+use crate::claim::{self, Claimed};
 use crate::docker::reason;
 use crate::registry::RegistryClient;
 use crate::schedule::Builder;
@@ -27,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where the Dockerfile goes in the tar when it lies outside the context (or is ignored by it).
 const OUTSIDE_DOCKERFILE: &str = ".pipeline/Dockerfile";
@@ -67,12 +69,66 @@ pub struct DockerBuilder {
     pub notify: Notify,
     /// BuildKit, or the classic builder (and why).
     pub kind: BuilderKind,
+    /// Builds another run did while this one waited: build number -> that run.
+    pub elsewhere: std::sync::Mutex<BTreeMap<usize, String>>,
 }
 
 impl Builder for DockerBuilder {
     async fn build(&self, n: usize) -> Result<(), String> {
         let Some(b) = self.builds.get(n) else { return Err(format!("no build number {n}")) };
         let mut log = Log::open(&self.log_dir, &b.service)?;
+        let image = b.keyed.image.to_string();
+        // One build per key across runs: claim it, or wait for the run that has.
+        let claim = loop {
+            match claim::claim(&self.docker, &b.keyed.key, &crate::target::holder()).await {
+                Ok(Claimed::Mine(c)) => break Some(c),
+                Ok(Claimed::Theirs(h)) => {
+                    if self.in_registry(&b.keyed.image).await {
+                        log.line(&format!("{image} was built by {}; using it", h.holder));
+                        if let Ok(mut e) = self.elsewhere.lock() {
+                            e.insert(n, h.holder);
+                        }
+                        return Ok(());
+                    }
+                    (self.notify)(Note::Build(n, format!("waiting for {h}, which is building this key")));
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(why) => {
+                    log.line(&format!("warning: {why}; building without a claim"));
+                    break None;
+                }
+            }
+        };
+        // The run that held the claim may have pushed the image just before this one took it.
+        if claim.is_some() && self.in_registry(&b.keyed.image).await {
+            log.line(&format!("{image} is in the registry already (built by another run)"));
+            if let Ok(mut e) = self.elsewhere.lock() {
+                e.insert(n, "another run".into());
+            }
+            if let Some(c) = claim {
+                c.release().await;
+            }
+            return Ok(());
+        }
+        let result = self.build_claimed(n, b, &mut log).await;
+        if let Some(c) = claim {
+            c.release().await;
+        }
+        result
+    }
+}
+
+impl DockerBuilder {
+    /// Whether the registry has `image` now.
+    async fn in_registry(&self, image: &pipeline_planner::cache::ImageRef) -> bool {
+        let registry = Arc::clone(&self.registry);
+        let wanted = image.clone();
+        let state = tokio::task::spawn_blocking(move || registry.lookup(std::slice::from_ref(&wanted))).await;
+        matches!(state.as_deref(), Ok([CacheState::Present { .. }]))
+    }
+
+    /// Build, push and record a claimed key.
+    async fn build_claimed(&self, n: usize, b: &ImageBuild, log: &mut Log) -> Result<(), String> {
         let image = b.keyed.image.to_string();
         log.line(&format!("building {image} for service `{}`", b.service));
         let keyed = b.keyed.clone();
@@ -90,7 +146,7 @@ impl Builder for DockerBuilder {
         let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
         match &self.kind {
             BuilderKind::BuildKit { endpoint, api_version, .. } => {
-                self.build_with_buildkit(n, b, &mut log, endpoint, api_version, packed, labels).await?;
+                self.build_with_buildkit(n, b, log, endpoint, api_version, packed, labels).await?;
             }
             BuilderKind::Classic { reason } => {
                 log.line(&format!("building with the engine's classic builder ({reason})"));
@@ -99,7 +155,7 @@ impl Builder for DockerBuilder {
                         "the build of {image} needs build secrets, which only BuildKit gives ({reason})"
                     )));
                 }
-                self.build_classic(n, b, &mut log, packed, labels, creds.clone()).await?;
+                self.build_classic(n, b, log, packed, labels, creds.clone()).await?;
             }
         }
 
@@ -139,7 +195,7 @@ impl Builder for DockerBuilder {
             (Some(CacheState::Present { digest }), pushed) => {
                 let d = digest.clone().or(pushed).unwrap_or_else(|| "(no digest reported)".into());
                 log.line(&format!("pushed {image} ({d})"));
-                self.push_record(b, &mut log).await;
+                self.push_record(b, log).await;
                 Ok(())
             }
             (Some(CacheState::Absent), _) => {

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 pub mod buildkit;
+pub mod claim;
 pub mod docker;
 pub mod docker_config;
 pub mod k8s;

@@ -85,11 +85,13 @@ pub struct TaskReport {
     pub started: Option<Duration>,
     pub ended: Option<Duration>,
     pub error: Option<String>,
+    /// A build another run did while this one waited for it: that run.
+    pub built_by: Option<String>,
 }
 
 impl TaskReport {
     fn new(status: Status) -> TaskReport {
-        TaskReport { status, started: None, ended: None, error: None }
+        TaskReport { status, started: None, ended: None, error: None, built_by: None }
     }
 
     /// Record how a task ended; its status and error, for the event.

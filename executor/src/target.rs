@@ -41,7 +41,7 @@ pub const SPEC_HASH: &str = "pipeline.spec-hash";
 pub const REPLICA: &str = "pipeline.replica";
 const LOCK_HOLDER: &str = "pipeline.lock.holder";
 const LOCK_SINCE: &str = "pipeline.lock.since";
-const LOCK_IMAGE: &str = "pipeline-lock:1";
+pub(crate) const LOCK_IMAGE: &str = "pipeline-lock:1";
 
 /// The deploy spec, as the planner writes it (`plan::deploy_spec`).
 #[derive(Debug, Clone, Deserialize)]
@@ -910,7 +910,7 @@ fn hostname() -> String {
 }
 
 /// A holder on this host whose process has ended.
-fn holder_is_gone(holder: &str) -> bool {
+pub(crate) fn holder_is_gone(holder: &str) -> bool {
     let Some((who, pid)) = holder.rsplit_once(" pid ") else { return false };
     let Some(host) = who.split_once('@').map(|(_, h)| h) else { return false };
     host == hostname()
@@ -920,7 +920,7 @@ fn holder_is_gone(holder: &str) -> bool {
 }
 
 /// The lock's image: an empty file system imported on the spot (nothing is pulled).
-async fn ensure_lock_image(docker: &Docker) -> Result<(), String> {
+pub(crate) async fn ensure_lock_image(docker: &Docker) -> Result<(), String> {
     if docker.inspect_image(LOCK_IMAGE).await.is_ok() {
         return Ok(());
     }

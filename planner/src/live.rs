@@ -23,6 +23,11 @@ pub trait LiveState {
     fn objects(&self, _service: &str, _desired: Option<&serde_json::Value>, _key: Option<&str>) -> Vec<ObjectDiff> {
         vec![]
     }
+
+    /// Who is building the image of `key` now (another run's claim), if anyone.
+    fn building(&self, _key: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A target where nothing is deployed yet.
@@ -32,6 +37,24 @@ pub struct NothingDeployed;
 impl LiveState for NothingDeployed {
     fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
         Ok(vec![])
+    }
+}
+
+/// Live state as observed on an engine: the deployed services and the builds other runs are doing
+/// (key -> who).
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub services: Vec<LiveService>,
+    pub building: std::collections::BTreeMap<String, String>,
+}
+
+impl LiveState for Observed {
+    fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
+        Ok(self.services.clone())
+    }
+
+    fn building(&self, key: &str) -> Option<String> {
+        self.building.get(key).cloned()
     }
 }
 

@@ -699,9 +699,16 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                     } else {
                         match state_of.get(&k.image) {
                             Some(CacheState::Present { .. }) => (BuildAction::Cached, None, None),
-                            Some(CacheState::Absent) => {
-                                (BuildAction::Build, None, Some("not in the registry".to_string()))
-                            }
+                            Some(CacheState::Absent) => match input.live.building(&k.key) {
+                                Some(who) => (
+                                    BuildAction::Build,
+                                    None,
+                                    Some(format!(
+                                        "not in the registry; being built by {who}, whose image this run will wait for"
+                                    )),
+                                ),
+                                None => (BuildAction::Build, None, Some("not in the registry".to_string())),
+                            },
                             _ => (BuildAction::Build, None, Some("cache state unknown".to_string())),
                         }
                     };
@@ -918,7 +925,9 @@ fn explain_builds(
             continue;
         }
         let what = if a.deployed.is_some() { "the deployed image" } else { "the last image built for it" };
-        sp.build.reason = Some(format!("changed since {what}, {}", crate::render::short_key(&before.key)));
+        let building = sp.build.reason.as_deref().and_then(|r| r.split_once("; being built by ")).map(|(_, w)| w);
+        let building = building.map(|w| format!("; being built by {w}")).unwrap_or_default();
+        sp.build.reason = Some(format!("changed since {what}, {}{building}", crate::render::short_key(&before.key)));
         sp.build.changes = changes;
     }
 }

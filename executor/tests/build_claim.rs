@@ -1,0 +1,56 @@
+//! Build claims on the real engine: one holder at a time, a dead holder's claim taken over.
+
+use pipeline_executor::claim::{self, Claimed};
+
+fn engine_up() -> bool {
+    let up = std::process::Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var("PIPELINE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "no Docker engine and PIPELINE_REQUIRE_DOCKER=1 (run scripts/start-services)"
+        );
+        println!("skipped: no Docker engine");
+    }
+    up
+}
+
+#[test]
+fn one_holder_at_a_time_and_dead_holders_expire() {
+    if !engine_up() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = pipeline_executor::docker::connect().await.unwrap();
+        let key =
+            format!("{:064x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let me = pipeline_executor::target::holder();
+        let Claimed::Mine(mine) = claim::claim(&docker, &key, &me).await.unwrap() else {
+            panic!("first claim refused")
+        };
+        // A second run (another holder, alive: this process) is refused and told who holds it.
+        match claim::claim(&docker, &key, "ci@runner-7 pid 1").await.unwrap() {
+            Claimed::Theirs(h) => assert_eq!(h.holder, me),
+            Claimed::Mine(_) => panic!("a held claim was given twice"),
+        }
+        assert_eq!(claim::list(&docker).await.unwrap().get(&key).map(|h| h.holder.clone()), Some(me.clone()));
+        mine.release().await;
+        let Claimed::Mine(second) = claim::claim(&docker, &key, "ci@runner-7 pid 1").await.unwrap() else {
+            panic!("a released claim was not free")
+        };
+        // The claim of a process of this host that has ended is taken over at once.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let dead = format!("someone@{} pid 4194303", host.trim());
+        drop(second);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let Claimed::Mine(by_dead) = claim::claim(&docker, &key, &dead).await.unwrap() else {
+            panic!("dropped claim not released")
+        };
+        std::mem::forget(by_dead);
+        match claim::claim(&docker, &key, &me).await.unwrap() {
+            Claimed::Mine(c) => c.release().await,
+            Claimed::Theirs(h) => panic!("the claim of a dead process was not taken over: {h}"),
+        }
+        assert!(!claim::list(&docker).await.unwrap().contains_key(&key));
+    });
+}
