@@ -818,6 +818,7 @@ fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_js
             json!({
                 "service": b.service, "image": b.keyed.image.to_string(), "key": b.keyed.key,
                 "status": status_word(r.status), "started_ms": ms(r.started), "ended_ms": ms(r.ended), "error": r.error,
+                "built_by": r.built_by,
             })
         })
         .collect();

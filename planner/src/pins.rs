@@ -39,6 +39,14 @@ impl Place {
         }
     }
 
+    /// A `# syntax=` directive's line (the image is BuildKit's frontend).
+    fn is_syntax_line(&self) -> bool {
+        let Place::Dockerfile { text, line, .. } = self else { return false };
+        let Some(l) = text.lines().nth(line.saturating_sub(1)) else { return false };
+        let l = l.trim_start_matches('\u{feff}').trim_start();
+        l.strip_prefix('#').is_some_and(|r| r.trim_start().to_ascii_lowercase().starts_with("syntax"))
+    }
+
     fn point(&self, d: Diag, sources: &SourceMap, label: &str) -> Diag {
         match self {
             Place::Dockerfile { name, text, line } => d.at_line(name, text, *line, label),
@@ -149,6 +157,11 @@ fn unresolvable(w: &Wanted, why: &str, lock_name: &str, sources: &SourceMap) -> 
         "pipeline::lock::resolve",
         format!("cannot pin `{}` ({}): {why}", w.reference.familiar(), w.reference.name_with_tag()),
     );
+    if w.place.is_syntax_line() {
+        return w.place.point(d, sources, "frontend named here").help(format!(
+            "a `# syntax=` line makes BuildKit run that frontend image, which must be pullable: remove the line to build with the engine's built-in Dockerfile frontend, or push the frontend image to your mirror and name it there (e.g. `# syntax=127.0.0.1:5000/docker/dockerfile:1`), or pin it by hand in {lock_name}"
+        ));
+    }
     w.place.point(d, sources, "used here").help(format!(
         "check the name and that the registry is reachable (`docker login {}` if it needs a password); an image that only this engine has must be pushed to a registry first (e.g. `docker tag IMAGE 127.0.0.1:5000/base/NAME:TAG && docker push 127.0.0.1:5000/base/NAME:TAG`), or pinned by hand in {lock_name}",
         w.reference.domain

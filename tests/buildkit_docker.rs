@@ -1,0 +1,354 @@
+//! Builds through the engine's BuildKit, end to end through the `pipeline` binary, against the real
+//! engine and the registry on 127.0.0.1:5000 (`scripts/start-services`): the Dockerfile features of
+//! Docker's own guides (cache, bind, tmpfs and secret mounts, `COPY --chmod`, multi-stage with a
+//! target), build secrets that end up nowhere else, a secret the definitions do not give, and one build
+//! per key across two runs started at the same moment.
+
+use serde_json::Value as Json;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+mod support;
+
+const BASE: &str = "127.0.0.1:5000/pipeline-examples/busybox:1";
+
+/// A project in a temporary folder, destroyed (with its images) when dropped.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+    envs: std::cell::RefCell<Vec<String>>,
+}
+
+impl Project {
+    fn new(prefix: &str, definitions: &str, files: &[(&str, &str)]) -> Project {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("{prefix}{}x{}", std::process::id() % 100_000, t % 1_000_000_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Project { dir, name, envs: Default::default() };
+        p.write("pipeline.nix", definitions);
+        for (path, text) in files {
+            p.write(path, text);
+        }
+        p
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    fn command(&self, args: &[&str], env: &str) -> Command {
+        if !self.envs.borrow().iter().any(|e| e == env) {
+            self.envs.borrow_mut().push(env.to_string());
+        }
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+        c.args(args)
+            .arg(self.path().join("pipeline.nix"))
+            .args(["--argstr", "project", &self.name, "--argstr", "env", env])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &str, vars: &[(&str, &str)]) -> Output {
+        let mut c = self.command(args, env);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().expect("run pipeline")
+    }
+
+    /// Every log the runs wrote, concatenated.
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        let root = self.path().join(".pipeline/logs");
+        for run in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(run.path()).into_iter().flatten().flatten() {
+                all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        for env in self.envs.borrow().iter() {
+            let _ = self.run(&["destroy", "--yes", "--volumes"], env, &[]);
+        }
+        support::remove_images(&format!("{}/", self.name));
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("run docker")
+}
+
+fn json(o: &Output) -> Json {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {}", text(o)))
+}
+
+/// A one-service project: a job built from `dockerfile`, run to completion.
+fn job_definitions(build_extra: &str) -> String {
+    format!(
+        r#"{{ project, env ? "staging" }}:
+let std = import <std>; in
+std.environment {{
+  inherit project;
+  name = env;
+  registry = "127.0.0.1:5000/${{project}}";
+  target = std.docker {{ }};
+  services.app = std.job {{ build = {{ context = ./app; {build_extra} }}; }};
+}}
+"#
+    )
+}
+
+#[test]
+fn dockerfile_features_of_docker_guides_build() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    let secret = format!("tok-{}-never-anywhere", std::process::id());
+    let dockerfile = format!(
+        r#"FROM {BASE} AS deps
+RUN --mount=type=cache,target=/cache echo cached >/cache/x && cp /cache/x /deps
+FROM {BASE} AS unused
+RUN exit 9
+FROM {BASE} AS runtime
+ARG TARGETPLATFORM
+ARG BUILDPLATFORM
+COPY --from=deps /deps /app/deps
+RUN --mount=type=bind,source=bound.txt,target=/mnt/bound.txt cp /mnt/bound.txt /app/bound
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && test "$(ls /scratch)" = t && test ! -e /app/scratch
+RUN --mount=type=secret,id=TOKEN sha256sum /run/secrets/TOKEN | cut -d' ' -f1 >/app/secret-check
+COPY --chmod=755 run.sh /app/run.sh
+RUN echo "$BUILDPLATFORM -> $TARGETPLATFORM" >/app/platforms
+CMD ["/app/run.sh"]
+FROM runtime AS after-target
+RUN exit 7
+"#
+    );
+    let p = Project::new(
+        "bk",
+        &job_definitions(r#"target = "runtime"; secrets.TOKEN = std.secret "build-token";"#),
+        &[("app/Dockerfile", &dockerfile), ("app/bound.txt", "bound\n"), ("app/run.sh", "#!/bin/sh\necho ran\n")],
+    );
+    let vars = [("PIPELINE_SECRET_BUILD_TOKEN", secret.as_str())];
+    let plan = p.run(&["plan", "--json"], "staging", &vars);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let applied = p.run(&["apply", "--yes", "--json"], "staging", &vars);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let outcome = json(&applied);
+    let image = outcome["builds"][0]["image"].as_str().expect("the built image").to_string();
+
+    // What the image holds: each mount did its job, `--chmod` set the mode, the target stopped the build.
+    let shown = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "cat /app/deps /app/bound /app/secret-check /app/platforms; stat -c %a /app/run.sh; ls /app",
+    ]);
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    // The step read the value: the image holds its sha256 (computed here by the host's sha256sum).
+    let mut sum = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    std::io::Write::write_all(sum.stdin.as_mut().expect("stdin"), secret.as_bytes()).expect("write");
+    let sum = sum.wait_with_output().expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout).split(' ').next().unwrap_or_default().to_string();
+    assert!(shown.starts_with(&format!("cached\nbound\n{sum}\nlinux/")), "{shown}");
+    assert!(shown.contains("\n755\n"), "COPY --chmod=755: {shown}");
+    assert!(!shown.contains("scratch"), "the tmpfs mount left files: {shown}");
+
+    // The secret is nowhere: not in the image's layers or history, the logs, the plan or the outcome.
+    let saved = docker(&["save", &image]);
+    assert!(saved.status.success());
+    assert!(!contains(&saved.stdout, secret.as_bytes()), "the secret is in `docker save` of the image");
+    let history = docker(&["history", "--no-trunc", &image]);
+    assert!(!text(&history).contains(&secret), "the secret is in the image's history");
+    let inspect = docker(&["image", "inspect", &image]);
+    assert!(!text(&inspect).contains(&secret));
+    assert!(!p.logs().contains(&secret), "the secret is in the build log");
+    assert!(p.logs().contains("RUN --mount=type=secret"), "{}", p.logs());
+    assert!(!text(&plan).contains(&secret) && !text(&applied).contains(&secret));
+    // The plan names the secret, never its value.
+    assert!(text(&plan).contains("build-token"), "{}", text(&plan));
+
+    // The image carries BuildKit's inline cache metadata, so another engine can reuse its layers.
+    assert!(text(&inspect).contains("moby.buildkit.cache.v0") || image_config_has_cache(&image), "no inline cache");
+}
+
+fn image_config_has_cache(image: &str) -> bool {
+    let saved = docker(&["save", image]);
+    contains(&saved.stdout, b"moby.buildkit.cache.v0")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_secret_the_definitions_do_not_give_is_refused_before_building() {
+    // `check` needs no engine or registry; `plan` says the same.
+    let p = Project::new(
+        "bkmiss",
+        &job_definitions(""),
+        &[(
+            "app/Dockerfile",
+            &format!("FROM {BASE}\nRUN true\nRUN --mount=type=secret,id=NPM_TOKEN cat /run/secrets/NPM_TOKEN\n"),
+        )],
+    );
+    for cmd in ["check", "plan"] {
+        let out = p.run(&[cmd], "staging", &[]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {t}");
+        assert!(t.contains("Dockerfile:3"), "{cmd} names the Dockerfile line: {t}");
+        assert!(t.contains("NPM_TOKEN") && t.contains("build.secrets.NPM_TOKEN"), "{cmd} gives the way out: {t}");
+    }
+    // `required=false` in the mount: the step runs without it, and pipeline lets it.
+    p.write("app/Dockerfile", &format!("FROM {BASE}\nRUN --mount=type=secret,id=NPM_TOKEN,required=false true\n"));
+    let out = p.run(&["check"], "staging", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A plain value is not a secret.
+    p.write("pipeline.nix", &job_definitions(r#"secrets.NPM_TOKEN = "plain";"#));
+    let out = p.run(&["check"], "staging", &[]);
+    assert!(!out.status.success() && text(&out).contains("not a secret reference"), "{}", text(&out));
+}
+
+#[test]
+fn two_runs_build_a_shared_key_once_and_a_killed_builder_is_taken_over() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    let p = Project::new(
+        "bkclaim",
+        &job_definitions(""),
+        &[("app/Dockerfile", &format!("FROM {BASE}\nCOPY stamp /stamp\nRUN sleep 4\nCMD [\"true\"]\n"))],
+    );
+    // Stamps unique to this run: the engine's cache must not make a build instant.
+    let stamp = |n: u32| format!("{n} {} {}\n", p.name, std::process::id());
+    p.write("app/stamp", &stamp(1));
+    // Two environments of one commit, applied at the same moment: one builds, the other waits for it.
+    let a = p.command(&["apply", "--yes", "--json"], "alpha").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let b = p.run(&["apply", "--yes", "--json"], "beta", &[]);
+    let a = a.expect("start alpha").wait_with_output().expect("alpha");
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b));
+    let by = |o: &Output| json(o)["builds"][0]["built_by"].as_str().map(str::to_string);
+    let waited: Vec<Option<String>> = vec![by(&a), by(&b)];
+    assert_eq!(waited.iter().filter(|w| w.is_some()).count(), 1, "exactly one run waits: {waited:?}");
+    let building = p.logs().matches("building 127.0.0.1:5000/").count();
+    assert_eq!(building, 1, "the key was built {building} times:\n{}", p.logs());
+
+    // A new key; the run that builds it is killed mid-build: the other takes the claim over and builds.
+    p.write("app/stamp", &stamp(2));
+    let mut killed =
+        p.command(&["apply", "--yes"], "alpha").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start");
+    let claimed = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let o = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=pipeline.build.key",
+            "--format",
+            "{{.Label \"pipeline.build.holder\"}}",
+        ]);
+        text(&o).contains(&format!("pid {}", killed.id()))
+    });
+    assert!(claimed, "the first run never claimed the build");
+    let waiter = p
+        .command(&["apply", "--yes", "--json"], "beta")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    killed.kill().expect("kill");
+    let _ = killed.wait();
+    let w = waiter.wait_with_output().expect("beta");
+    assert_eq!(w.status.code(), Some(0), "{}", text(&w));
+    assert_eq!(json(&w)["builds"][0]["built_by"], Json::Null, "beta built it itself after the claim was dropped");
+}
+
+/// A fresh engine (tests/support/fresh-engine), stopped and removed when dropped.
+struct FreshEngine {
+    dir: tempfile::TempDir,
+    host: String,
+}
+
+impl FreshEngine {
+    fn start() -> FreshEngine {
+        let dir = tempfile::Builder::new().prefix("pl-fresh").tempdir_in("/tmp").expect("tempdir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fresh-engine");
+        let out = Command::new(&script).arg("start").arg(dir.path()).output().expect("run fresh-engine");
+        assert!(out.status.success(), "the fresh engine did not start: {}", text(&out));
+        FreshEngine { host: String::from_utf8_lossy(&out.stdout).trim().to_string(), dir }
+    }
+}
+
+impl Drop for FreshEngine {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fresh-engine");
+        let _ = Command::new(script).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+#[test]
+fn a_fresh_engine_reuses_the_layers_of_the_mirror() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    // The expensive step is unique to this run, so no engine has it cached from elsewhere.
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let p = Project::new(
+        "bkfresh",
+        &job_definitions(""),
+        &[
+            (
+                "app/Dockerfile",
+                &format!(
+                    "FROM {BASE}\nRUN echo {nonce} >/nonce && sleep 3\nCOPY src/ /src/\nRUN cat /src/* >/all\nCMD [\"cat\", \"/all\"]\n"
+                ),
+            ),
+            ("app/src/a.txt", "one\n"),
+        ],
+    );
+    let first = p.run(&["apply", "--yes"], "built-here", &[]);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // One source file changes; a machine whose engine never built the service applies.
+    p.write("app/src/a.txt", "two\n");
+    let _ = std::fs::remove_dir_all(p.path().join(".pipeline/logs"));
+    let fresh = FreshEngine::start();
+    let out = p.run(&["apply", "--yes", "--json"], "fresh", &[("DOCKER_HOST", fresh.host.as_str())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = p.logs();
+    // The expensive step comes from the mirror's cache; the steps after the changed COPY run.
+    let step = |marker: &str| {
+        let n = log
+            .lines()
+            .find(|l| l.contains(marker) && l.starts_with('#'))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_else(|| panic!("no step {marker} in:\n{log}"));
+        log.lines().filter(|l| l.starts_with(&format!("{n} "))).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(step("RUN echo").iter().any(|l| l.ends_with("CACHED")), "the expensive step ran again:\n{log}");
+    assert!(!step("RUN cat").iter().any(|l| l.ends_with("CACHED")), "a step after the change was cached:\n{log}");
+    assert!(log.contains("importing cache manifest from 127.0.0.1:5000/"), "{log}");
+}
