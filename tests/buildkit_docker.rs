@@ -352,3 +352,80 @@ fn a_fresh_engine_reuses_the_layers_of_the_mirror() {
     assert!(!step("RUN cat").iter().any(|l| l.ends_with("CACHED")), "a step after the change was cached:\n{log}");
     assert!(log.contains("importing cache manifest from 127.0.0.1:5000/"), "{log}");
 }
+
+/// A registry that wants a password (Debian's docker-registry with htpasswd), stopped when dropped.
+struct PasswordRegistry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Drop for PasswordRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn password_registry(user: &str, password: &str) -> PasswordRegistry {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // bcrypt, the one hash docker-registry's htpasswd takes (Python's crypt on Debian 12's glibc).
+    let hash = Command::new("python3")
+        .args(["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
+        .output()
+        .expect("python3");
+    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+    assert!(hash.starts_with("$2"), "no bcrypt hash: {hash}");
+    std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).expect("htpasswd");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        dir.path().join("data").display(),
+        dir.path().join("htpasswd").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).expect("config");
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry");
+    let up = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    assert!(up, "the password-protected registry did not start on {addr}");
+    PasswordRegistry { child, _dir: dir, addr }
+}
+
+#[test]
+fn a_from_image_on_a_registry_that_wants_a_password() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    let registry = password_registry("builder", "s3cret-pass");
+    let config = tempfile::tempdir().expect("docker config dir");
+    let cfg = config.path().to_str().expect("utf-8 path");
+    let base = format!("{}/base/busybox:1", registry.addr);
+    let login = docker(&["--config", cfg, "login", &registry.addr, "-u", "builder", "-p", "s3cret-pass"]);
+    assert!(login.status.success(), "{}", text(&login));
+    assert!(docker(&["tag", BASE, &base]).status.success());
+    let push = docker(&["--config", cfg, "push", &base]);
+    assert!(push.status.success(), "{}", text(&push));
+    let _ = docker(&["rmi", &base]);
+
+    let p = Project::new("bkauth", &job_definitions(""), &[("app/Dockerfile", &format!("FROM {base}\nRUN echo built-from-private >/proof\nCMD [\"cat\", \"/proof\"]\n"))]);
+    // Without the login, planning stops at the image, naming the registry and the way in.
+    let empty = tempfile::tempdir().expect("empty docker config");
+    let out = p.run(&["plan"], "staging", &[("DOCKER_CONFIG", empty.path().to_str().expect("utf-8"))]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&registry.addr) && text(&out).contains("docker login"), "{}", text(&out));
+    // With it, the lock pins the image and BuildKit pulls it with the credentials the session gives.
+    let out = p.run(&["apply", "--yes", "--json"], "staging", &[("DOCKER_CONFIG", cfg)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let image = json(&out)["builds"][0]["image"].as_str().expect("image").to_string();
+    let shown = docker(&["run", "--rm", &image]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "built-from-private");
+}

@@ -32,7 +32,10 @@ std.environment {
 build_ms() { # DIR PROJECT ENV [DOCKER_HOST]
   local dir="$1" project="$2" env="$3" host="${4:-}"
   local out
-  out="$(cd "$dir" && DOCKER_HOST="$host" "$bin" apply pipeline.nix --argstr project "$project" --argstr env "$env" --yes --json 2>/dev/null)"
+  if [ -n "$host" ]; then export DOCKER_HOST="$host"; else unset DOCKER_HOST; fi
+  out="$(cd "$dir" && "$bin" apply pipeline.nix --argstr project "$project" --argstr env "$env" --yes --json 2>"$dir/apply.err")" || {
+    echo "apply failed:" >&2; cat "$dir/apply.err" >&2; exit 1; }
+  unset DOCKER_HOST
   python3 -c 'import json,sys; b=json.loads(sys.argv[1])["builds"][0]; assert b["status"]=="done", b; print(round(b["ended_ms"]-b["started_ms"]))' "$out"
 }
 

@@ -30,7 +30,7 @@ pub fn endpoint() -> String {
 pub async fn connect() -> Result<Docker, EngineError> {
     let endpoint = endpoint();
     let unreachable = |reason: String| EngineError::Unreachable { endpoint: endpoint.clone(), reason };
-    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+    let docker = connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
     let docker = tokio::time::timeout(Duration::from_secs(15), docker.negotiate_version())
         .await
         .map_err(|_| unreachable("no answer within 15 s".into()))?
@@ -38,9 +38,18 @@ pub async fn connect() -> Result<Docker, EngineError> {
     Ok(docker)
 }
 
+/// bollard's defaults, except that an empty `DOCKER_HOST` (as CI systems often export) means the local
+/// socket, as it does for the Docker CLI.
+fn connect_with_defaults() -> Result<Docker, bollard::errors::Error> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.trim().is_empty() => Docker::connect_with_local_defaults(),
+        _ => Docker::connect_with_defaults(),
+    }
+}
+
 /// A client for the engine that is never asked anything (no builds to run): no connection is made.
 pub fn idle() -> Result<Docker, EngineError> {
-    Docker::connect_with_defaults()
+    connect_with_defaults()
         .map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
 }
 
