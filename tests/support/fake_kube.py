@@ -1451,7 +1451,10 @@ class Handler(BaseHTTPRequestHandler):
             tail = int(query.get("tailLines") or len(lines) or 1)
             return 200, "\n".join(lines[-tail:]) + ("\n" if lines else "")
         if method == "GET" and name is None:
-            items = [public(o) for (r, n, _), o in sorted(OBJECTS.items()) if r == resource and (n == ns or not ns)
+            # Items of a list carry no apiVersion and kind: the list says them.
+            # https://kubernetes.io/docs/reference/using-api/api-concepts/#collections
+            items = [{k: v for k, v in public(o).items() if k not in ("apiVersion", "kind")}
+                     for (r, n, _), o in sorted(OBJECTS.items()) if r == resource and (n == ns or not ns)
                      and selector_matches(o, query.get("labelSelector"), query.get("fieldSelector"))]
             gv, kind, _, _ = KINDS[resource]
             return 200, {"kind": f"{kind}List", "apiVersion": gv,
