@@ -468,3 +468,25 @@ fn the_lease_is_renewed_during_a_long_apply_and_not_released_when_someone_else_h
     let deletes = fake.requests().into_iter().filter(|r| r["method"] == "DELETE" && r["path"] == LEASE).count();
     assert_eq!(deletes, 0);
 }
+
+#[test]
+fn a_rollout_outlives_watches_the_server_ends_and_expires() {
+    let fake = start();
+    // Every watch ends after 0.3 s, and no bookmark moves the client's resourceVersion on, so once the
+    // history is compacted its next watch is answered 410 Expired, as a real server does after etcd
+    // compaction: the waits must list and watch again, not fail.
+    fake.config(json!({ "podReadySeconds": 1.0, "watchMaxSeconds": 0.3, "bookmarkSeconds": 3600 }));
+    let mut child =
+        fake.command(&["apply", "--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        fake.http("POST", "/fake/compact", None);
+        assert!(started.elapsed() < Duration::from_secs(120), "apply does not end");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let out = child.wait_with_output().expect("apply output");
+    show(&["apply", "--yes"], &out);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let expired = fake.requests().iter().filter(|r| r["query"]["watch"] == "true").count();
+    assert!(expired > 5, "the waits watched again and again ({expired} watches)");
+}
