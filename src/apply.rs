@@ -59,7 +59,11 @@ impl Held {
     async fn release(&self) {
         match self {
             Held::Docker(l) => l.release().await,
-            Held::Kube(l) => l.release().await,
+            Held::Kube(l) => {
+                if let Err(e) = l.release().await {
+                    output::warn(&e.to_string());
+                }
+            }
         }
     }
 }
@@ -505,7 +509,9 @@ fn destroy_kube(
         }
         Ok(ExitCode::SUCCESS)
     })();
-    rt.block_on(held.release());
+    if let Err(e) = rt.block_on(held.release()) {
+        output::warn(&e.to_string());
+    }
     result
 }
 

@@ -65,11 +65,13 @@ fn the_full_example_applies_replans_to_nothing_updates_and_destroys() {
     assert_eq!(replanned.status.code(), Some(0), "a plan right after apply must have nothing to do");
 
     let again = pipeline(&["apply", "--yes"], &env, &[]);
+    assert_eq!(again.status.code(), Some(0), "a second apply failed");
     assert!(String::from_utf8_lossy(&again.stderr).contains("Nothing to do"));
 
     let destroyed = pipeline(&["destroy", "--yes", "--volumes"], &env, &[]);
     assert_eq!(destroyed.status.code(), Some(0), "destroy failed");
     let after = pipeline(&["plan", "--json"], &env, &[]);
+    assert_eq!(after.status.code(), Some(0), "plan after destroy failed");
     let plan: serde_json::Value = serde_json::from_slice(&after.stdout).expect("plan JSON");
     assert_eq!(plan["summary"]["unchanged"], 0, "everything is gone after destroy");
 }

@@ -42,7 +42,12 @@ fn pipeline(args: &[&str], file: &Path) -> Run {
 }
 
 fn update() -> bool {
-    std::env::var_os("UPDATE_EXPECT").is_some()
+    let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
+    assert!(
+        !update || std::env::var_os("CI").is_none(),
+        "UPDATE_EXPECT is refused under CI: expected files are rewritten on a developer machine and reviewed, never by the run that checks them"
+    );
+    update
 }
 
 /// Compare with the expected file (or write it under UPDATE_EXPECT); returns a failure message.

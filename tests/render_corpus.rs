@@ -73,7 +73,11 @@ fn base64(s: &str) -> String {
 
 #[test]
 fn render_matches_the_golden_manifests() {
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
+    assert!(
+        !update || std::env::var_os("CI").is_none(),
+        "UPDATE_EXPECT is refused under CI: expected files are rewritten on a developer machine and reviewed, never by the run that checks them"
+    );
     let mut failures = Vec::new();
     for dir in cases() {
         let (code, stdout, stderr) = render(&dir, &[]);

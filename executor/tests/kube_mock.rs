@@ -397,9 +397,17 @@ async fn a_lease_held_by_another_apply_names_the_holder_and_the_expiry() {
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_and_a_missing_one_created() {
-    let (cluster, seen) = mock(|s, _| match s.method {
-        Method::GET => Reply::Json(200, lease("alice@ci-7 pid 42", "2020-01-01T00:00:00.000000Z")),
-        _ => Reply::Json(200, s.body.clone()),
+    // The server keeps what was written: the takeover, then what release reads back.
+    let stored = Arc::new(Mutex::new(lease("alice@ci-7 pid 42", "2020-01-01T00:00:00.000000Z")));
+    let (cluster, seen) = mock(move |s, _| match s.method {
+        Method::GET => Reply::Json(200, stored.lock().unwrap().clone()),
+        Method::PUT => {
+            let mut written = s.body.clone();
+            written["metadata"]["resourceVersion"] = json!("42");
+            *stored.lock().unwrap() = written.clone();
+            Reply::Json(200, written)
+        }
+        _ => Reply::Json(200, json!({ "kind": "Status", "apiVersion": "v1", "status": "Success" })),
     });
     let held = lease::acquire(&cluster, &scope(), "bob@laptop pid 7").await.unwrap();
     {
@@ -411,8 +419,13 @@ async fn an_expired_lease_is_taken_over_and_a_missing_one_created() {
         assert_eq!(put.body["spec"]["leaseTransitions"], 3);
         assert_eq!(put.body["metadata"]["resourceVersion"], "41", "the takeover is conditional on what was read");
     }
-    held.release().await;
-    assert_eq!(seen.lock().unwrap().last().unwrap().method, Method::DELETE);
+    held.release().await.expect("the lease is still ours: released");
+    let delete = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(delete.method, Method::DELETE);
+    assert_eq!(
+        delete.body["preconditions"]["resourceVersion"], "42",
+        "the delete is conditional on the lease still being the one read"
+    );
 
     let (cluster, seen) = mock(|s, _| match s.method {
         Method::GET => not_found(),

@@ -269,6 +269,10 @@ fn walk_agrees_with_docker() {
     let engine = docker_engine();
     let require = std::env::var("PIPELINE_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let update = std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1");
+    assert!(
+        !update || std::env::var_os("CI").is_none(),
+        "UPDATE_EXPECT is refused under CI: expected files are rewritten on a developer machine and reviewed, never by the run that checks them"
+    );
     if let Err(why) = &engine {
         assert!(!require, "PIPELINE_REQUIRE_DOCKER=1 but no Docker engine answered: {why}");
         // Straight to stderr, past the test harness's capture, so the skip is always visible.

@@ -25,7 +25,17 @@ pub struct KubeTarget {
 
 impl Deployer for KubeTarget {
     async fn deploy(&self, n: usize) -> Result<(), String> {
-        self.deploy_one(n).await.map_err(|e| e.to_string())
+        self.deploy_one(n).await.map_err(|e| with_help(&e))
+    }
+}
+
+/// The error and its help (what to do: `--force-conflicts`, the `kubectl describe` to run), which the
+/// scheduler's text would otherwise lose.
+fn with_help(e: &DeployError) -> String {
+    use miette::Diagnostic as _;
+    match e.help() {
+        Some(help) => format!("{e}\nhelp: {help}"),
+        None => e.to_string(),
     }
 }
 

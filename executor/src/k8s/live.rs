@@ -36,7 +36,10 @@ pub async fn observe(cluster: &Cluster, scope: &Scope) -> Result<Vec<LiveObject>
             let service = o.metadata.labels.as_ref().and_then(|l| l.get(SERVICE)).cloned().unwrap_or_default();
             let name = o.metadata.name.clone().unwrap_or_default();
             let mut json = serde_json::to_value(&o).unwrap_or(Json::Null);
+            // The items of a list carry no apiVersion or kind (the list does): put them back, or every
+            // object would differ from what pipeline applies.
             if let Json::Object(m) = &mut json {
+                m.insert("apiVersion".into(), Json::from(manifest::api_version(kind)));
                 m.insert("kind".into(), Json::from(kind));
             }
             out.push(LiveObject { kind: kind.to_string(), name, service, json });

@@ -168,14 +168,39 @@ where
 {
     let api: Api<K> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let cond = move |o: Option<&K>| o.is_some_and(|o| !matches!(state(o), State::Waiting(_)));
-    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
-        Ok(found) => {
-            Ok(Settled::State(found?.map_or_else(|| State::Failed("deleted while waiting".into()), |o| state(&o))))
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, await_condition(api.clone(), name, cond)).await {
+            Ok(Ok(found)) => {
+                return Ok(Settled::State(
+                    found.map_or_else(|| State::Failed("deleted while waiting".into()), |o| state(&o)),
+                ));
+            }
+            // A watch the server expired (410: its resourceVersion was compacted, as happens in long
+            // rollouts) or a stream that broke: list and watch again, as kube's watcher expects of its
+            // caller, within the same deadline.
+            Ok(Err(e)) if recoverable(&e) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Ok(Settled::TimedOut(api.get(name).await.ok().map(|o| match state(&o) {
+                    State::Done => "done".into(),
+                    State::Waiting(w) | State::Failed(w) => w,
+                })));
+            }
         }
-        Err(_) => Ok(Settled::TimedOut(api.get(name).await.ok().map(|o| match state(&o) {
-            State::Done => "done".into(),
-            State::Waiting(w) | State::Failed(w) => w,
-        }))),
+    }
+}
+
+/// Whether waiting can go on after this watch error: an expired resourceVersion (410 Gone/Expired) or a
+/// stream cut mid-way; not a refused list or watch (403, 404), which would only repeat.
+fn recoverable(e: &kube::runtime::wait::Error) -> bool {
+    use kube::runtime::watcher::Error as W;
+    let kube::runtime::wait::Error::ProbeFailed(w) = e;
+    match w {
+        W::WatchError(status) => status.code == 410,
+        W::WatchStartFailed(kube::Error::Api(status)) => status.code == 410,
+        W::WatchFailed(_) => true,
+        _ => false,
     }
 }
 
