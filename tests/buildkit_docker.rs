@@ -371,7 +371,13 @@ fn password_registry(user: &str, password: &str) -> PasswordRegistry {
     let dir = tempfile::tempdir().expect("tempdir");
     // bcrypt, the one hash docker-registry's htpasswd takes (Python's crypt on Debian 12's glibc).
     let hash = Command::new("python3")
-        .args(["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            password,
+        ])
         .output()
         .expect("python3");
     let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
@@ -416,7 +422,14 @@ fn a_from_image_on_a_registry_that_wants_a_password() {
     assert!(push.status.success(), "{}", text(&push));
     let _ = docker(&["rmi", &base]);
 
-    let p = Project::new("bkauth", &job_definitions(""), &[("app/Dockerfile", &format!("FROM {base}\nRUN echo built-from-private >/proof\nCMD [\"cat\", \"/proof\"]\n"))]);
+    let p = Project::new(
+        "bkauth",
+        &job_definitions(""),
+        &[(
+            "app/Dockerfile",
+            &format!("FROM {base}\nRUN echo built-from-private >/proof\nCMD [\"cat\", \"/proof\"]\n"),
+        )],
+    );
     // Without the login, planning stops at the image, naming the registry and the way in.
     let empty = tempfile::tempdir().expect("empty docker config");
     let out = p.run(&["plan"], "staging", &[("DOCKER_CONFIG", empty.path().to_str().expect("utf-8"))]);

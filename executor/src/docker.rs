@@ -49,8 +49,7 @@ fn connect_with_defaults() -> Result<Docker, bollard::errors::Error> {
 
 /// A client for the engine that is never asked anything (no builds to run): no connection is made.
 pub fn idle() -> Result<Docker, EngineError> {
-    connect_with_defaults()
-        .map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
+    connect_with_defaults().map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
 }
 
 /// A bollard error as one line: the engine's own message when it sent one.
