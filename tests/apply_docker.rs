@@ -335,7 +335,9 @@ fn failed_build_stops_later_stages_and_rerun_resumes() {
     let api = service(&out, "api");
     assert_eq!(api["build"], "failed", "{out:#}");
     let err = api["error"].as_str().expect("error");
-    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    // BuildKit names the failing step, its Dockerfile line and the exit code.
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(err.contains("at `RUN echo 'compiling api' && exit 3` (Dockerfile:2)"), "{err}");
     assert!(err.contains("compiling api"), "the error shows the last lines: {err}");
     assert!(err.contains(".pipeline/logs/"), "the error names the log: {err}");
     // Later stage: never started. Earlier stages: deployed and left running.

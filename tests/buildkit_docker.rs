@@ -119,6 +119,9 @@ fn dockerfile_features_of_docker_guides_build() {
         return;
     }
     let secret = format!("tok-{}-never-anywhere", std::process::id());
+    // BuildKit's cache does not key a step by the secrets it mounts: a step unique to this run reads this
+    // run's value.
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let dockerfile = format!(
         r#"FROM {BASE} AS deps
 RUN --mount=type=cache,target=/cache echo cached >/cache/x && cp /cache/x /deps
@@ -130,7 +133,7 @@ ARG BUILDPLATFORM
 COPY --from=deps /deps /app/deps
 RUN --mount=type=bind,source=bound.txt,target=/mnt/bound.txt cp /mnt/bound.txt /app/bound
 RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && test "$(ls /scratch)" = t && test ! -e /app/scratch
-RUN --mount=type=secret,id=TOKEN sha256sum /run/secrets/TOKEN | cut -d' ' -f1 >/app/secret-check
+RUN --mount=type=secret,id=TOKEN echo {nonce} >/dev/null && sha256sum /run/secrets/TOKEN | cut -d' ' -f1 >/app/secret-check
 COPY --chmod=755 run.sh /app/run.sh
 RUN echo "$BUILDPLATFORM -> $TARGETPLATFORM" >/app/platforms
 CMD ["/app/run.sh"]

@@ -315,11 +315,10 @@ impl DockerBuilder {
             message.push_str(&format!(": {why}"));
             return Err(log.failure(&message));
         }
-        let (done, total, cached) = progress.counts();
+        let (_, total, cached) = progress.counts();
         match built {
             Some(id) => {
                 log.line(&format!("built {image} ({id}): {total} steps, {cached} from cache"));
-                let _ = done;
                 Ok(())
             }
             None => Err(log.failure(&format!("the engine ended the build of {image} without an image"))),
