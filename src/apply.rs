@@ -6,29 +6,28 @@ use crate::commands::Report;
 use crate::output;
 use crate::planning::{make_plan, plain, read_secrets, report, with_environment};
 use crate::progress::Progress;
-use pipeline_executor::apply::{Durations, Prepared, prepare};
-use pipeline_executor::build::{DockerBuilder, Note};
-use pipeline_executor::buildkit::{self, BuilderKind};
-use pipeline_executor::docker::Docker;
-use pipeline_executor::k8s::deploy::KubeTarget;
-use pipeline_executor::k8s::live::KubeLive;
-use pipeline_executor::k8s::manifest::{self, Scope};
-use pipeline_executor::k8s::{self, Cluster, lease};
+use pipeline_executor::build::{Note, Notify};
+use pipeline_executor::buildkit::BuilderKind;
+use pipeline_executor::prepare::Prepared;
 use pipeline_executor::registry::RegistryClient;
-use pipeline_executor::schedule::{self, Outcome, Status};
-use pipeline_executor::target::{self, DockerTarget, Lock};
+use pipeline_executor::schedule::{self, Event, Outcome, Status, TaskError};
+use pipeline_executor::session::{
+    self, Applied, ApplyRequest, ApplyUi, DestroyUi, Destroyed, Planned, Ran, TargetOptions,
+};
+use pipeline_executor::target::{Endpoint, Inventory, holder};
+use pipeline_lang::span::SourceMap;
+use pipeline_planner::Environment;
 use pipeline_planner::graph::Graph;
-use pipeline_planner::live::{LiveState, Observed};
-use pipeline_planner::model::Target;
-use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
+use pipeline_planner::live::LiveState;
+use pipeline_planner::plan::{BuildAction, DeployAction, Plan};
 use pipeline_planner::render::{self, Style};
 use pipeline_planner::secrets::Secrets;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
@@ -42,54 +41,83 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Report> {
         .map_err(|e| plain("pipeline::runtime", format!("cannot start the async runtime: {e}")))
 }
 
-/// Where an environment runs.
-enum Site {
-    Docker(pipeline_executor::docker::Docker),
-    Kube(Cluster, Scope),
+/// What `apply` shows and asks while the session runs.
+struct Terminal<'a> {
+    env: &'a Environment,
+    graph: &'a Graph,
+    sources: &'a SourceMap,
+    secrets: &'a Secrets,
+    registry: &'a RegistryClient,
+    locked: bool,
+    saved: Option<&'a Plan>,
+    json: bool,
+    yes: bool,
+    progress: OnceLock<Arc<Progress>>,
 }
 
-/// The environment's lock: a lock container on Docker, a Lease on Kubernetes.
-#[derive(Clone)]
-enum Held {
-    Docker(Lock),
-    Kube(lease::Held),
-}
+impl ApplyUi for Terminal<'_> {
+    fn plan(&self, live: &dyn LiveState) -> Result<Planned, Report> {
+        let mode = crate::planning::lock_mode(self.locked, false);
+        let (plan, keyed) = make_plan(self.env, self.graph, self.sources, self.secrets, self.registry, live, mode)?;
+        let keyed = self
+            .env
+            .services
+            .iter()
+            .zip(keyed.keyed)
+            .filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?)))
+            .collect();
+        if let Some(saved) = self.saved {
+            check_saved(saved, &plan)?;
+        }
+        Ok(Planned { plan, keyed })
+    }
 
-impl Held {
-    async fn release(&self) {
-        match self {
-            Held::Docker(l) => l.release().await,
-            Held::Kube(l) => {
-                if let Err(e) = l.release().await {
-                    output::warn(&e.to_string());
-                }
-            }
+    fn review(&self, plan: &Plan) -> Result<bool, Report> {
+        for w in &plan.warnings {
+            output::warn(w);
+        }
+        if !self.json {
+            out(&render::render(plan, Style { color: output::stdout_color() }));
+        }
+        if !plan.has_changes() || self.yes {
+            return Ok(true);
+        }
+        confirm(&format!("Apply these changes to {}/{}?", plan.project, plan.environment), Confirm::Apply)
+    }
+
+    fn builder(&self, kind: &BuilderKind) {
+        match kind {
+            BuilderKind::BuildKit { .. } => eprintln!("{}", kind.describe()),
+            BuilderKind::Classic { .. } => output::warn(&kind.describe()),
         }
     }
-}
 
-/// Deploys to the environment's target.
-enum AnyTarget {
-    Docker(DockerTarget),
-    Kube(KubeTarget),
-}
+    fn started(&self, plan: &Plan, prepared: &Prepared) -> Notify {
+        let progress = Arc::new(Progress::new(
+            prepared.builds.iter().map(|b| format!("{} ({})", b.service, b.keyed.image.repository)).collect(),
+            prepared.services.iter().map(|s| (s.name.clone(), s.action == DeployAction::Delete)).collect(),
+            plan.stages.iter().map(|s| s.name.clone()).collect(),
+            output::color(),
+        ));
+        let _ = self.progress.set(Arc::clone(&progress));
+        Arc::new(move |n: Note| progress.note(n))
+    }
 
-impl schedule::Deployer for AnyTarget {
-    async fn deploy(&self, n: usize) -> Result<(), String> {
-        match self {
-            AnyTarget::Docker(t) => t.deploy(n).await,
-            AnyTarget::Kube(t) => t.deploy(n).await,
+    fn event(&self, event: &Event) {
+        if let Some(p) = self.progress.get() {
+            p.event(event);
         }
     }
-}
 
-/// What the locked, planned environment gives the run.
-struct Ready {
-    site: Site,
-    plan: Plan,
-    keyed: HashMap<String, KeyedBuild>,
-    secrets: Secrets,
-    base_dir: PathBuf,
+    fn finished(&self) {
+        if let Some(p) = self.progress.get() {
+            p.clear();
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        output::warn(message);
+    }
 }
 
 pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
@@ -124,236 +152,67 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     };
     let rt = runtime()?;
     let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
-
-    // Evaluate, lock the environment, read what runs, plan.
-    let mut lock: Option<Held> = None;
-    let planned = with_environment(&args.input, |env, sources| {
+    let applied = with_environment(&args.input, |env, sources| {
         let graph = Graph::new(env, sources).map_err(report)?;
         let names = pipeline_planner::plan::secret_names(env);
         let lookup = |var: &str| std::env::var(var).ok();
         let secrets = Secrets::resolve(&names, secrets_file.as_ref(), &lookup).map_err(|d| report(*d))?;
-        let (site, live): (Site, Box<dyn LiveState>) = match &env.target {
-            Target::Docker => {
-                let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
-                lock = Some(Held::Docker(
-                    rt.block_on(Lock::acquire(&docker, &env.project, &env.name, &target::holder())).map_err(report)?,
-                ));
-                let live = rt.block_on(observe_docker(&docker, &env.project, &env.name))?;
-                (Site::Docker(docker), Box::new(live))
-            }
-            Target::Kubernetes { .. } => {
-                let scope = crate::kube::scope(env);
-                let cluster = rt.block_on(crate::kube::connect(env, args.context.as_deref()))?;
-                rt.block_on(cluster.ensure_namespace(&manifest::namespace(&scope))).map_err(report)?;
-                lock =
-                    Some(Held::Kube(rt.block_on(lease::acquire(&cluster, &scope, &target::holder())).map_err(report)?));
-                let objects = rt.block_on(k8s::live::observe(&cluster, &scope)).map_err(report)?;
-                let live = KubeLive { scope: scope.clone(), objects };
-                (Site::Kube(cluster, scope), Box::new(live))
-            }
+        let ui = Terminal {
+            env,
+            graph: &graph,
+            sources,
+            secrets: &secrets,
+            registry: registry.as_ref(),
+            locked: args.locked,
+            saved: saved.as_ref(),
+            json: args.json,
+            yes: args.yes,
+            progress: OnceLock::new(),
         };
-        let mode = crate::planning::lock_mode(args.locked, false);
-        let (plan, keyed) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref(), mode)?;
-        let keyed =
-            env.services.iter().zip(keyed.keyed).filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?))).collect();
-        Ok(Ready { site, plan, keyed, secrets, base_dir: env.base_dir().to_path_buf() })
-    });
-    let release = |lock: Option<Held>| {
-        if let Some(l) = lock {
-            rt.block_on(l.release());
-        }
-    };
-    // From here on Ctrl-C is ours: before the run it releases the lock and exits 130; during the run the
-    // first press cancels (builds abort, running deploys finish) and a second one stops at once.
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let running = Arc::clone(&running);
-        let lock = lock.clone();
-        rt.spawn(async move {
-            let mut presses = 0;
-            while tokio::signal::ctrl_c().await.is_ok() {
-                presses += 1;
-                if presses > 1 || !running.load(std::sync::atomic::Ordering::SeqCst) {
-                    if let Some(l) = &lock {
-                        l.release().await;
-                    }
+        let request = ApplyRequest {
+            env,
+            registry: Arc::clone(&registry),
+            target: TargetOptions { context: args.context.clone(), force_conflicts: args.force_conflicts },
+            secrets: &secrets,
+            timeout: Duration::from_secs(args.timeout),
+            parallelism: args.parallelism.map(usize::from),
+            holder: holder(),
+            on_interrupt: Arc::new(|running| {
+                if running {
+                    eprintln!(
+                        "\nInterrupted: running builds are cancelled, running deploys finish, nothing else starts (Ctrl-C again stops at once)"
+                    );
+                } else {
                     eprintln!("\nInterrupted");
                     std::process::exit(i32::from(EXIT_INTERRUPTED));
                 }
-                let _ = cancel_tx.send(true);
-                eprintln!(
-                    "\nInterrupted: running builds are cancelled, running deploys finish, nothing else starts (Ctrl-C again stops at once)"
+            }),
+        };
+        rt.block_on(session::apply(request, &ui))
+    })?;
+    let ran = match applied {
+        Applied::NothingToDo(plan) => {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({ "project": plan.project, "environment": plan.environment, "status": "nothing to do", "builds": [], "services": [] })
                 );
+            } else {
+                eprintln!("Nothing to do: {}/{} is at its definitions", plan.project, plan.environment);
             }
-        });
-    }
-    let ready = match planned {
-        Ok(r) => r,
-        Err(e) => {
-            release(lock);
-            return Err(e);
+            return Ok(ExitCode::SUCCESS);
         }
+        Applied::Declined(_) => {
+            eprintln!("Nothing applied");
+            return Ok(ExitCode::from(1));
+        }
+        Applied::Ran(ran) => ran,
     };
-    if let Some(saved) = &saved
-        && let Err(e) = check_saved(saved, &ready.plan)
-    {
-        release(lock);
-        return Err(e);
-    }
-    let plan = &ready.plan;
-    for w in &plan.warnings {
-        output::warn(w);
-    }
-    if !args.json {
-        out(&render::render(plan, Style { color: output::stdout_color() }));
-    }
-    if !plan.has_changes() {
-        release(lock);
-        if args.json {
-            println!(
-                "{}",
-                json!({ "project": plan.project, "environment": plan.environment, "status": "nothing to do", "builds": [], "services": [] })
-            );
-        } else {
-            eprintln!("Nothing to do: {}/{} is at its definitions", plan.project, plan.environment);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.yes {
-        match confirm(&format!("Apply these changes to {}/{}?", plan.project, plan.environment), Confirm::Apply) {
-            Ok(true) => {}
-            Ok(false) => {
-                release(lock);
-                eprintln!("Nothing applied");
-                return Ok(ExitCode::from(1));
-            }
-            Err(e) => {
-                release(lock);
-                return Err(e);
-            }
-        }
-    }
-
-    // Run.
-    let pipeline_dir = ready.base_dir.join(".pipeline");
-    let durations_file = pipeline_dir.join("durations.json");
-    let mut durations = Durations::load(&durations_file);
-    let slots = |n: usize| args.parallelism.map_or(n, usize::from);
-    let secret = |name: &str| ready.secrets.get(name).map(|v| v.expose().to_string());
-    let prepared = match prepare(
-        plan,
-        &ready.keyed,
-        secret,
-        &durations,
-        slots(plan.parallelism.build),
-        slots(plan.parallelism.deploy),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            release(lock);
-            return Err(plain("pipeline::apply::prepare", e));
-        }
-    };
-    let run_id = run_id();
-    let log_dir = pipeline_dir.join("logs").join(&run_id);
-    let progress = Arc::new(Progress::new(
-        prepared.builds.iter().map(|b| format!("{} ({})", b.service, b.keyed.image.repository)).collect(),
-        prepared.services.iter().map(|s| (s.name.clone(), s.action == DeployAction::Delete)).collect(),
-        plan.stages.iter().map(|s| s.name.clone()).collect(),
-        output::color(),
-    ));
-    let notify = {
-        let p = Arc::clone(&progress);
-        Arc::new(move |n: Note| p.note(n)) as pipeline_executor::build::Notify
-    };
-    // Builds need the engine; a Kubernetes run with every image in the mirror does not.
-    let docker = match &ready.site {
-        Site::Docker(d) => Ok(d.clone()),
-        Site::Kube(..) if !prepared.builds.is_empty() => {
-            rt.block_on(pipeline_executor::docker::connect()).map_err(report)
-        }
-        Site::Kube(..) => pipeline_executor::docker::idle().map_err(report),
-    };
-    let docker = match docker {
-        Ok(d) => d,
-        Err(e) => {
-            release(lock);
-            return Err(e);
-        }
-    };
-    let kind = if prepared.builds.is_empty() {
-        BuilderKind::Classic { reason: "nothing to build".into() }
-    } else {
-        let kind = rt.block_on(buildkit::detect(&docker));
-        match &kind {
-            BuilderKind::BuildKit { .. } => eprintln!("{}", kind.describe()),
-            BuilderKind::Classic { .. } => output::warn(&kind.describe()),
-        }
-        kind
-    };
-    let builder = Arc::new(DockerBuilder {
-        kind,
-        docker: docker.clone(),
-        builds: prepared.builds.clone(),
-        log_dir: log_dir.clone(),
-        registry: Arc::clone(&registry),
-        labels: HashMap::from([(target::PROJECT.to_string(), plan.project.clone())]),
-        project: plan.project.clone(),
-        notify: Arc::clone(&notify),
-        elsewhere: Default::default(),
-    });
-    let timeout = Duration::from_secs(args.timeout);
-    let deployer = Arc::new(match &ready.site {
-        Site::Docker(_) => {
-            let mut t = DockerTarget::new(
-                docker.clone(),
-                &plan.project,
-                &plan.environment,
-                prepared.services.clone(),
-                registry,
-                notify,
-            );
-            t.timeout = timeout;
-            AnyTarget::Docker(t)
-        }
-        Site::Kube(cluster, scope) => AnyTarget::Kube(KubeTarget {
-            cluster: cluster.clone(),
-            scope: scope.clone(),
-            services: prepared.services.clone(),
-            timeout,
-            force_conflicts: args.force_conflicts,
-            notify,
-        }),
-    });
-    running.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut outcome = rt.block_on(async {
-        let p = Arc::clone(&progress);
-        schedule::run(&prepared.schedule, Arc::clone(&builder), deployer, cancel_rx, move |e| p.event(e)).await
-    });
-    if let Ok(elsewhere) = builder.elsewhere.lock() {
-        for (n, by) in elsewhere.iter() {
-            if let Some(r) = outcome.builds.get_mut(*n) {
-                r.built_by = Some(by.clone());
-            }
-        }
-    }
-    progress.clear();
-    release(lock);
-    durations.record(&prepared, &outcome);
-    if let Err(e) = durations.save(&durations_file) {
-        output::warn(&format!("could not save task durations in {}: {e}", durations_file.display()));
-    }
-
-    let endpoints = if outcome.success() && matches!(ready.site, Site::Docker(_)) {
-        rt.block_on(target::containers_of(&docker, &plan.project, &plan.environment, None)).unwrap_or_default()
-    } else {
-        vec![]
-    };
+    let Ran { plan, prepared, outcome, endpoints, log_dir } = *ran;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome_json(plan, &prepared, &outcome)).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(&outcome_json(&plan, &prepared, &outcome)).unwrap_or_default());
     } else {
-        out(&summary_table(plan, &prepared, &outcome, &endpoints, output::stdout_color()));
+        out(&summary_table(&plan, &prepared, &outcome, &endpoints, output::stdout_color()));
         if log_dir.exists() {
             eprintln!("Build logs: {}", log_dir.display());
         }
@@ -367,152 +226,102 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     })
 }
 
-/// What runs for an environment on the local Docker engine (for `plan`).
-pub fn docker_live(project: &str, environment: &str) -> Result<Observed, Report> {
+/// What runs for an environment (for `plan`).
+pub fn live_state(env: &Environment, context: Option<&str>) -> Result<Box<dyn LiveState + Send + Sync>, Report> {
     let rt = runtime()?;
-    rt.block_on(async {
-        let docker = pipeline_executor::docker::connect().await.map_err(report)?;
-        observe_docker(&docker, project, environment).await
-    })
+    let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
+    let options = TargetOptions { context: context.map(str::to_string), force_conflicts: false };
+    rt.block_on(session::observe(env, registry, &options))
 }
 
-/// What runs on the engine for the environment, and the builds other runs are doing there.
-async fn observe_docker(docker: &Docker, project: &str, environment: &str) -> Result<Observed, Report> {
-    let services = target::observe(docker, project, environment).await.map_err(|e| {
-        report(
-            pipeline_planner::Diag::new("pipeline::plan::live_state", format!("cannot read what is deployed: {e}"))
-                .help("check the Docker engine, or plan with `--offline` to compare with nothing deployed"),
-        )
-    })?;
-    // Claims only say who is building: a failure to list them changes no decision.
-    let building = pipeline_executor::claim::list(docker)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, h)| (k, h.to_string()))
-        .collect();
-    Ok(Observed { services, building })
+/// What `destroy` shows and asks.
+struct DestroyTerminal<'a> {
+    project: &'a str,
+    environment: &'a str,
+    yes: bool,
+}
+
+impl DestroyUi for DestroyTerminal<'_> {
+    fn confirm(&self, inventory: &Inventory, volumes: bool) -> Result<bool, Report> {
+        let (project, environment) = (self.project, self.environment);
+        let place = inventory.place.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
+        let unit = inventory.unit;
+        if inventory.items.is_empty() {
+            println!("Destroy {project}/{environment}{place}: nothing runs; {} data volumes", inventory.volumes.len());
+        } else {
+            println!(
+                "Destroy {project}/{environment}{place}: {} services, {} {unit}s",
+                inventory.services().len(),
+                inventory.items.len()
+            );
+        }
+        for i in &inventory.items {
+            match &i.state {
+                Some(state) => println!("  - {} ({}, {state})", i.name, i.service),
+                None => println!("  - {} ({})", i.name, i.service),
+            }
+        }
+        if volumes {
+            for v in &inventory.volumes {
+                println!("  - volume {v}");
+            }
+        }
+        if self.yes {
+            return Ok(true);
+        }
+        confirm(&format!("Remove every service of {project}/{environment}?"), Confirm::Destroy)
+    }
+
+    fn removing(&self, what: &str) {
+        eprintln!("removing {what}");
+    }
+
+    fn warn(&self, message: &str) {
+        output::warn(message);
+    }
 }
 
 pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     let rt = runtime()?;
-    let (project, environment, stages, kube) = with_environment(&args.input, |env, _| {
-        let kube = match env.target {
-            Target::Docker => None,
-            Target::Kubernetes { .. } => {
-                Some((rt.block_on(crate::kube::connect(env, args.context.as_deref()))?, crate::kube::scope(env)))
-            }
-        };
-        Ok((env.project.clone(), env.name.clone(), env.stages.clone(), kube))
+    let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
+    let (project, environment, destroyed) = with_environment(&args.input, |env, _| {
+        let ui = DestroyTerminal { project: &env.project, environment: &env.name, yes: args.yes };
+        let options = TargetOptions { context: args.context.clone(), force_conflicts: false };
+        let destroyed = rt.block_on(session::destroy(env, registry, &options, &holder(), args.volumes, &ui))?;
+        Ok((env.project.clone(), env.name.clone(), destroyed))
     })?;
-    if let Some((cluster, scope)) = kube {
-        return destroy_kube(&rt, &cluster, &scope, &args);
-    }
-    let docker = rt.block_on(pipeline_executor::docker::connect()).map_err(report)?;
-    let lock = rt.block_on(Lock::acquire(&docker, &project, &environment, &target::holder())).map_err(report)?;
-    let result = (|| {
-        let running = rt
-            .block_on(target::containers_of(&docker, &project, &environment, None))
-            .map_err(|e| plain("pipeline::destroy::list", e))?;
-        let volumes = rt
-            .block_on(target::volumes_of(&docker, &project, &environment))
-            .map_err(|e| plain("pipeline::destroy::list", e))?;
-        if running.is_empty() && (volumes.is_empty() || !args.volumes) {
-            eprintln!("Nothing to destroy: no service of {project}/{environment} runs");
-            if !volumes.is_empty() {
-                eprintln!("Its data volumes remain: {} (remove them with `--volumes`)", volumes.join(", "));
+    match destroyed {
+        Destroyed::Nothing(inventory) => {
+            let place = inventory.place.as_ref().map(|p| format!(" in {p}")).unwrap_or_default();
+            eprintln!("Nothing to destroy: no service of {project}/{environment} runs{place}");
+            if !inventory.volumes.is_empty() {
+                eprintln!("Its data volumes remain: {} (remove them with `--volumes`)", inventory.volumes.join(", "));
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        let services: std::collections::BTreeSet<&str> = running.iter().map(|c| c.service.as_str()).collect();
-        if running.is_empty() {
-            println!("Destroy {project}/{environment}: no service runs; {} data volumes", volumes.len());
-        } else {
-            println!("Destroy {project}/{environment}: {} services, {} containers", services.len(), running.len());
-        }
-        for c in &running {
-            println!("  - {} ({}, {})", c.name, c.service, c.status);
-        }
-        if args.volumes {
-            for v in &volumes {
-                println!("  - volume {v}");
-            }
-        }
-        if !args.yes && !confirm(&format!("Remove every service of {project}/{environment}?"), Confirm::Destroy)? {
+        Destroyed::Declined(_) => {
             eprintln!("Nothing removed");
-            return Ok(ExitCode::from(1));
+            Ok(ExitCode::from(1))
         }
-        let done = rt
-            .block_on(target::destroy(&docker, &project, &environment, &stages, args.volumes, |s| {
-                eprintln!("removing {s}")
-            }))
-            .map_err(|e| plain("pipeline::destroy::failed", e))?;
-        if !done.services.is_empty() {
-            println!(
-                "Removed {} services ({} containers) and the network {project}-{environment}",
-                done.services.len(),
-                done.containers
-            );
-        }
-        if !done.volumes_kept.is_empty() {
-            println!("Kept the data volumes {} (remove them with `--volumes`)", done.volumes_kept.join(", "));
-        }
-        if !done.volumes_removed.is_empty() {
-            println!("Removed the data volumes {}", done.volumes_removed.join(", "));
-        }
-        Ok(ExitCode::SUCCESS)
-    })();
-    rt.block_on(lock.release());
-    result
-}
-
-/// `destroy` on Kubernetes: every object of the environment, under its lease; volume claims stay
-/// unless `--volumes`.
-fn destroy_kube(
-    rt: &tokio::runtime::Runtime,
-    cluster: &Cluster,
-    scope: &Scope,
-    args: &DestroyArgs,
-) -> Result<ExitCode, Report> {
-    let (project, environment, ns) = (&scope.project, &scope.environment, &scope.namespace);
-    let held = rt.block_on(lease::acquire(cluster, scope, &target::holder())).map_err(report)?;
-    let result = (|| {
-        let objects = rt.block_on(k8s::live::observe(cluster, scope)).map_err(report)?;
-        let claims = rt.block_on(cluster.list("PersistentVolumeClaim", &scope.selector())).map_err(report)?;
-        let names: Vec<String> = claims.iter().filter_map(|c| c.metadata.name.clone()).collect();
-        if objects.is_empty() && (claims.is_empty() || !args.volumes) {
-            eprintln!("Nothing to destroy: no object of {project}/{environment} in namespace {ns}");
-            if !names.is_empty() {
-                eprintln!("Its volume claims remain: {} (remove them with `--volumes`)", names.join(", "));
+        Destroyed::Removed(inventory, done) => {
+            if !done.services.is_empty() {
+                let network = done.network.as_ref().map(|n| format!(" and the network {n}")).unwrap_or_default();
+                println!(
+                    "Removed {} services ({} {}s){network}",
+                    done.services.len(),
+                    done.items,
+                    inventory.unit
+                );
             }
-            return Ok(ExitCode::SUCCESS);
-        }
-        println!("Destroy {project}/{environment} in namespace {ns}: {} objects", objects.len());
-        for o in &objects {
-            println!("  - {} ({})", o.id(), o.service);
-        }
-        if !args.yes && !confirm(&format!("Remove every object of {project}/{environment}?"), Confirm::Destroy)? {
-            eprintln!("Nothing removed");
-            return Ok(ExitCode::from(1));
-        }
-        let n = rt.block_on(k8s::deploy::destroy(cluster, scope, |o| eprintln!("deleting {o}"))).map_err(report)?;
-        println!("Removed {n} objects");
-        if args.volumes {
-            for c in &names {
-                rt.block_on(cluster.delete("PersistentVolumeClaim", c)).map_err(report)?;
+            if !done.volumes_kept.is_empty() {
+                println!("Kept the data volumes {} (remove them with `--volumes`)", done.volumes_kept.join(", "));
             }
-            if !names.is_empty() {
-                println!("Removed the volume claims {}", names.join(", "));
+            if !done.volumes_removed.is_empty() {
+                println!("Removed the data volumes {}", done.volumes_removed.join(", "));
             }
-        } else if !names.is_empty() {
-            println!("Kept the volume claims {} (remove them with `--volumes`)", names.join(", "));
+            Ok(ExitCode::SUCCESS)
         }
-        Ok(ExitCode::SUCCESS)
-    })();
-    if let Err(e) = rt.block_on(held.release()) {
-        output::warn(&e.to_string());
     }
-    result
 }
 
 /// Data on stdout; a closed pipe (`| head`) is not an error worth a panic.
@@ -594,7 +403,7 @@ fn check_saved(saved: &Plan, now: &Plan) -> Result<(), Report> {
         ));
     }
     if saved.digest != now.digest {
-        let before: BTreeMap<&str, (&Option<String>, &Option<serde_json::Value>)> =
+        let before: BTreeMap<&str, (&Option<String>, &Option<pipeline_planner::DeploySpec>)> =
             saved.services().map(|(_, s)| (s.name.as_str(), (&s.build.key, &s.spec))).collect();
         let changed: Vec<&str> = now
             .services()
@@ -627,23 +436,6 @@ fn action_word(a: DeployAction) -> &'static str {
         DeployAction::Delete => "deleted",
         DeployAction::Unchanged => "unchanged",
     }
-}
-
-/// `.pipeline/logs/<run>`: UTC date and time of the run, then the process id.
-fn run_id() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, rem / 60 % 60, rem % 60, std::process::id())
 }
 
 /// How a service's image came to be in this run.
@@ -680,7 +472,7 @@ struct Row<'a> {
     build: &'static str,
     deploy: &'static str,
     took: Option<Duration>,
-    error: Option<&'a str>,
+    error: Option<&'a TaskError>,
 }
 
 fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec<Row<'a>> {
@@ -697,9 +489,9 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
             let action = sp.map_or(BuildAction::None, |p| p.build.action);
             let build_report = task.build.and_then(|b| outcome.builds.get(b));
             let builder = task.build.and_then(|b| prepared.builds.get(b)).is_some_and(|b| b.service == s.name);
-            let mut error = r.error.as_deref();
+            let mut error = r.error.as_ref();
             if error.is_none() {
-                error = build_report.filter(|_| builder).and_then(|b| b.error.as_deref());
+                error = build_report.filter(|_| builder).and_then(|b| b.error.as_ref());
             }
             let took = match (build_report.filter(|_| builder).and_then(|b| b.duration()), r.duration()) {
                 (Some(a), Some(b)) => Some(a + b),
@@ -712,7 +504,7 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
                 deploy: deploy_word(
                     s.action,
                     r,
-                    s.spec.as_ref().and_then(|sp| sp.get("schedule")).is_some_and(|v| !v.is_null()),
+                    s.spec.as_ref().is_some_and(|sp| sp.is_scheduled()),
                 ),
                 took,
                 error,
@@ -725,7 +517,7 @@ fn summary_table(
     plan: &Plan,
     prepared: &Prepared,
     outcome: &Outcome,
-    endpoints: &[target::Listed],
+    endpoints: &[Endpoint],
     color: bool,
 ) -> String {
     use std::fmt::Write as _;
@@ -748,8 +540,11 @@ fn summary_table(
     for Row { name, error, .. } in &rows {
         if let Some(e) = error {
             let _ = writeln!(out, "\n{} {name}:", paint("31", "error in"));
-            for l in e.lines().take(16) {
+            for l in e.message.lines().take(16) {
                 let _ = writeln!(out, "  {l}");
+            }
+            if let Some(help) = &e.help {
+                let _ = writeln!(out, "  help: {help}");
             }
         }
     }
@@ -784,7 +579,7 @@ fn summary_table(
             plan.environment
         );
     }
-    let published: Vec<&target::Listed> = endpoints.iter().filter(|c| !c.ports.is_empty()).collect();
+    let published: Vec<&Endpoint> = endpoints.iter().filter(|c| !c.ports.is_empty()).collect();
     if !published.is_empty() {
         let _ = writeln!(out, "Published ports:");
         for c in published {
@@ -823,7 +618,10 @@ fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_js
         .map(|(b, r)| {
             json!({
                 "service": b.service, "image": b.keyed.image.to_string(), "key": b.keyed.key,
-                "status": status_word(r.status), "started_ms": ms(r.started), "ended_ms": ms(r.ended), "error": r.error,
+                "status": status_word(r.status), "started_ms": ms(r.started), "ended_ms": ms(r.ended),
+                "error": r.error.as_ref().map(|e| &e.message),
+                "error_code": r.error.as_ref().and_then(|e| e.code.as_ref()),
+                "error_help": r.error.as_ref().and_then(|e| e.help.as_ref()),
                 "built_by": r.built_by,
             })
         })
@@ -834,7 +632,10 @@ fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_js
         .map(|(row, r)| {
             json!({
                 "name": row.name, "stage": row.stage, "build": row.build, "deploy": row.deploy,
-                "started_ms": ms(r.started), "ended_ms": ms(r.ended), "error": row.error,
+                "started_ms": ms(r.started), "ended_ms": ms(r.ended),
+                "error": row.error.map(|e| &e.message),
+                "error_code": row.error.and_then(|e| e.code.as_ref()),
+                "error_help": row.error.and_then(|e| e.help.as_ref()),
             })
         })
         .collect();

@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
         Command::Plan(args) => crate::planning::plan(args),
         Command::Apply(args) => crate::apply::apply(args),
         Command::Destroy(args) => crate::apply::destroy(args),
-        Command::Render(args) => crate::kube::render(args),
+        Command::Render(args) => crate::render::render(args),
         Command::Graph(args) => crate::planning::graph(args),
         Command::Hash(args) => crate::planning::hash(args),
         Command::Lock(args) => crate::planning::lock(args),

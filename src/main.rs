@@ -3,10 +3,10 @@
 mod apply;
 mod cli;
 mod commands;
-mod kube;
 mod output;
 mod planning;
 mod progress;
+mod render;
 
 use std::process::ExitCode;
 

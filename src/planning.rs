@@ -9,7 +9,6 @@ use pipeline_planner::context::{HashedKind, StatCache};
 use pipeline_planner::graph::{self, Graph};
 use pipeline_planner::live::{LiveService, LiveState, NothingDeployed, Recorded};
 use pipeline_planner::lockfile::Lockfile;
-use pipeline_planner::model::Target;
 use pipeline_planner::pins::{self, LockMode, Pinned};
 use pipeline_planner::plan::{KeyedBuild, KeyedEnvironment, Pinning, PlanInput};
 use pipeline_planner::record;
@@ -71,8 +70,7 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
                 live_warning = Some("live state not read (--offline): every service is compared with nothing deployed");
                 Box::new(NothingDeployed)
             }
-            (None, Target::Docker) => Box::new(crate::apply::docker_live(&env.project, &env.name)?),
-            (None, Target::Kubernetes { .. }) => Box::new(crate::kube::live_state(env, args.context.as_deref())?),
+            (None, _) => crate::apply::live_state(env, args.context.as_deref())?,
         };
         let mode = lock_mode(args.locked, args.offline);
         let (mut plan, _) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref(), mode)?;

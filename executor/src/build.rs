@@ -14,7 +14,7 @@ use crate::buildkit::{self, BuilderKind};
 use crate::claim::{self, Claimed};
 use crate::docker::reason;
 use crate::registry::RegistryClient;
-use crate::schedule::Builder;
+use crate::schedule::{Builder, TaskError};
 use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
 use futures_util::StreamExt as _;
@@ -74,7 +74,20 @@ pub struct DockerBuilder {
 }
 
 impl Builder for DockerBuilder {
-    async fn build(&self, n: usize) -> Result<(), String> {
+    async fn build(&self, n: usize) -> Result<(), TaskError> {
+        self.build_one(n).await.map_err(|message| {
+            let log = self.builds.get(n).map(|b| self.log_dir.join(format!("{}.log", b.service)));
+            TaskError {
+                message,
+                code: Some("pipeline::build::failed".into()),
+                help: log.map(|l| format!("the whole build log: {}", l.display())),
+            }
+        })
+    }
+}
+
+impl DockerBuilder {
+    async fn build_one(&self, n: usize) -> Result<(), String> {
         let Some(b) = self.builds.get(n) else { return Err(format!("no build number {n}")) };
         let mut log = Log::open(&self.log_dir, &b.service)?;
         let image = b.keyed.image.to_string();

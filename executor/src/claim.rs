@@ -81,14 +81,14 @@ pub enum Claimed {
 /// Claim `key` for `holder`, taking over a claim that has expired or whose holder has ended.
 pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, String> {
     let name = name(key);
-    crate::target::ensure_lock_image(docker).await?;
+    crate::docker::lock::ensure_lock_image(docker).await?;
     let mut last = String::new();
     // The engine reserves a name before the container can be inspected: a claim being taken answers 404
     // for a moment, so that case is retried more often.
     for _ in 0..20 {
         let taken = now();
         let body = ContainerCreateBody {
-            image: Some(crate::target::LOCK_IMAGE.into()),
+            image: Some(crate::docker::lock::LOCK_IMAGE.into()),
             cmd: Some(vec!["build-claim".into()]),
             labels: Some(HashMap::from([
                 (KEY.into(), key.into()),

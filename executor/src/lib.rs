@@ -1,15 +1,19 @@
-//! The executor: walks a plan against real systems: the Docker engine (builds, pushes, the local
-//! target), the mirror registry (OCI distribution API), and, later, Kubernetes.
+//! The executor: walks a plan against real systems: the Docker engine (builds, pushes), the mirror
+//! registry (OCI distribution API), and the targets environments deploy to (a Docker engine, a
+//! Kubernetes namespace), driven by the apply and destroy sessions.
+//!
+//! Start with [`target`] (what every target implements) and [`session`] (what drives them).
 
-pub mod apply;
 pub mod build;
 pub mod buildkit;
 pub mod claim;
 pub mod docker;
 pub mod docker_config;
-pub mod k8s;
+pub mod kubernetes;
+pub mod prepare;
 pub mod registry;
 pub mod schedule;
+pub mod session;
 pub mod target;
 
 pub use docker_config::{Credentials, credentials_for};

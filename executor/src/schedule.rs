@@ -25,12 +25,47 @@ use tokio::time::Instant;
 
 /// Builds (and pushes) image number `build` of a [`Schedule`].
 pub trait Builder: Send + Sync + 'static {
-    fn build(&self, build: usize) -> impl Future<Output = Result<(), String>> + Send;
+    fn build(&self, build: usize) -> impl Future<Output = Result<(), TaskError>> + Send;
 }
 
 /// Deploys service number `service` of a [`Schedule`] (for a job: runs it to completion).
 pub trait Deployer: Send + Sync + 'static {
-    fn deploy(&self, service: usize) -> impl Future<Output = Result<(), String>> + Send;
+    fn deploy(&self, service: usize) -> impl Future<Output = Result<(), TaskError>> + Send;
+}
+
+/// Why a task failed, kept as the diagnostic said it (message, code, help) for the summary and `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TaskError {
+    pub message: String,
+    pub code: Option<String>,
+    pub help: Option<String>,
+}
+
+impl TaskError {
+    /// A failure with no code or help.
+    pub fn new(message: impl Into<String>) -> TaskError {
+        TaskError { message: message.into(), code: None, help: None }
+    }
+
+    /// What a diagnostic says, kept.
+    pub fn from_diagnostic(d: &(dyn miette::Diagnostic + Send + Sync + 'static)) -> TaskError {
+        TaskError {
+            message: d.to_string(),
+            code: d.code().map(|c| c.to_string()),
+            help: d.help().map(|h| h.to_string()),
+        }
+    }
+}
+
+impl miette::Diagnostic for TaskError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.code.as_ref().map(|c| Box::new(c) as Box<dyn std::fmt::Display>)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
 }
 
 /// One image to build.
@@ -84,7 +119,7 @@ pub struct TaskReport {
     pub status: Status,
     pub started: Option<Duration>,
     pub ended: Option<Duration>,
-    pub error: Option<String>,
+    pub error: Option<TaskError>,
     /// A build another run did while this one waited for it: that run.
     pub built_by: Option<String>,
 }
@@ -95,7 +130,7 @@ impl TaskReport {
     }
 
     /// Record how a task ended; its status and error, for the event.
-    fn finish(&mut self, result: Result<(), String>, now: Option<Duration>) -> (Status, Option<String>) {
+    fn finish(&mut self, result: Result<(), TaskError>, now: Option<Duration>) -> (Status, Option<TaskError>) {
         (self.status, self.error) = match result {
             Ok(()) => (Status::Done, None),
             Err(e) => (Status::Failed, Some(e)),
@@ -130,9 +165,9 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     BuildStarted { build: usize },
-    BuildEnded { build: usize, status: Status, error: Option<String> },
+    BuildEnded { build: usize, status: Status, error: Option<TaskError> },
     DeployStarted { service: usize },
-    DeployEnded { service: usize, status: Status, error: Option<String> },
+    DeployEnded { service: usize, status: Status, error: Option<TaskError> },
     StageOpened { stage: usize },
 }
 
@@ -174,7 +209,7 @@ pub async fn run<B: Builder, D: Deployer>(
     let mut deploy_order: Vec<usize> = (0..s.services.len()).filter(|&i| s.services[i].deploy).collect();
     deploy_order.sort_by_key(|&i| (s.services[i].stage, std::cmp::Reverse(s.services[i].estimate), i));
 
-    let mut running: JoinSet<(Kind, Result<(), String>)> = JoinSet::new();
+    let mut running: JoinSet<(Kind, Result<(), TaskError>)> = JoinSet::new();
     let mut aborts: Vec<(tokio::task::AbortHandle, usize)> = Vec::new();
     // Running deploys by task id, to name one that panicked.
     let mut deploy_tasks: Vec<(tokio::task::Id, usize)> = Vec::new();
@@ -283,7 +318,7 @@ pub async fn run<B: Builder, D: Deployer>(
                     builds[b].status = status;
                     builds[b].ended = now;
                     if status == Status::Failed {
-                        builds[b].error = Some("the build task panicked".into());
+                        builds[b].error = Some(TaskError::new("the build task panicked"));
                         fail(&mut failed_stage, first_use[b]);
                     }
                     on_event(&Event::BuildEnded { build: b, status, error: builds[b].error.clone() });
@@ -293,7 +328,7 @@ pub async fn run<B: Builder, D: Deployer>(
                     deploys_running = deploys_running.saturating_sub(1);
                     deploys[n].status = Status::Failed;
                     deploys[n].ended = now;
-                    deploys[n].error = Some("the deploy task panicked".into());
+                    deploys[n].error = Some(TaskError::new("the deploy task panicked"));
                     fail(&mut failed_stage, s.services[n].stage);
                     on_event(&Event::DeployEnded {
                         service: n,

@@ -2,8 +2,9 @@
 //! API server returns them (status, managedFields, uid, resourceVersion, defaults, controller
 //! annotations, quantities in canonical form), so only what pipeline sets and someone changed shows.
 
-use pipeline_executor::k8s::live::{KubeLive, LiveObject, object_diffs, quantity_value};
-use pipeline_executor::k8s::manifest::{self, Object, Scope, SecretValues};
+use pipeline_executor::kubernetes::live::{KubernetesLive, LiveObject, object_diffs, quantity_value};
+use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues};
+use pipeline_planner::DeploySpec;
 use pipeline_planner::live::LiveState;
 use pipeline_planner::plan::{ObjectAction, ObjectDiff};
 use serde_json::{Value as Json, json};
@@ -20,15 +21,19 @@ fn spec() -> Json {
             "dependsOn": [] })
 }
 
+fn typed(spec: &Json) -> DeploySpec {
+    DeploySpec::from_json(spec).expect("a deploy spec")
+}
+
 /// What `plan` compares: the objects without secret values.
 fn desired(spec: &Json) -> Vec<Object> {
-    manifest::service_objects(&scope(), "api", spec, Some("abc"), SecretValues::Hidden).unwrap()
+    manifest::service_objects(&scope(), "api", &typed(spec), Some("abc"), SecretValues::Hidden).unwrap()
 }
 
 /// What `apply` sent: the objects with their secret values.
 fn applied(spec: &Json) -> Vec<Object> {
     let values = std::collections::BTreeMap::from([("TOKEN".to_string(), "secret".to_string())]);
-    manifest::service_objects(&scope(), "api", spec, Some("abc"), SecretValues::Shown(&values)).unwrap()
+    manifest::service_objects(&scope(), "api", &typed(spec), Some("abc"), SecretValues::Shown(&values)).unwrap()
 }
 
 /// What a server returns for an applied object: server-managed metadata, defaults and status added,
@@ -138,11 +143,11 @@ fn a_removed_port_deletes_the_service_and_a_removed_service_deletes_everything()
     assert!(summary.contains(&("service/api".into(), ObjectAction::Delete)), "{summary:?}");
     assert!(summary.contains(&("deployment/api".into(), ObjectAction::Update)), "{summary:?}");
 
-    let live = KubeLive { scope: scope(), objects: served(&before) };
-    let gone = live.objects("api", None, None);
+    let live = KubernetesLive { scope: scope(), objects: served(&before) };
+    let gone = live.objects("api", None, None).unwrap();
     assert_eq!(gone.len(), before.len());
     assert!(gone.iter().all(|c| c.action == ObjectAction::Delete));
-    let created = KubeLive { scope: scope(), objects: vec![] }.objects("api", Some(&spec()), Some("abc"));
+    let created = KubernetesLive { scope: scope(), objects: vec![] }.objects("api", Some(&typed(&spec())), Some("abc")).unwrap();
     assert_eq!(
         created.iter().map(|c| c.object.as_str()).collect::<Vec<_>>(),
         ["configmap/api-env", "secret/api-secrets", "service/api", "deployment/api"]
@@ -154,21 +159,21 @@ fn live_services_come_from_the_workloads_and_only_completed_jobs_count() {
     let mut job_spec = spec();
     job_spec["type"] = json!("job");
     job_spec["ports"] = json!([]);
-    let job = manifest::service_objects(&scope(), "migrate", &job_spec, None, SecretValues::Hidden).unwrap();
+    let job = manifest::service_objects(&scope(), "migrate", &typed(&job_spec), None, SecretValues::Hidden).unwrap();
     let mut objects = served(&desired(&spec()));
     let mut running = as_served(job.iter().find(|o| o.kind() == "Job").unwrap());
     running.service = "migrate".into();
     running.json["status"] = json!({ "active": 1 });
     objects.push(running.clone());
-    let live = KubeLive { scope: scope(), objects: objects.clone() };
+    let live = KubernetesLive { scope: scope(), objects: objects.clone() };
     let names: Vec<String> = live.observe("shop", "staging").unwrap().into_iter().map(|l| l.name).collect();
     assert_eq!(names, ["api"], "a job still running is not deployed yet");
     running.json["status"] = json!({ "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] });
     objects.push(running);
-    let live = KubeLive { scope: scope(), objects };
+    let live = KubernetesLive { scope: scope(), objects };
     let found = live.observe("shop", "staging").unwrap();
     assert_eq!(found.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["api", "migrate"]);
-    assert_eq!(found[0].spec, spec(), "the spec annotation is the deployed spec");
+    assert_eq!(found[0].spec.to_json(), spec(), "the spec annotation is the deployed spec");
 }
 
 #[test]

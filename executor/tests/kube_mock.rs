@@ -7,12 +7,14 @@ use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
 use pipeline_executor::build::Note;
-use pipeline_executor::k8s::deploy::{DeployError, KubeTarget};
-use pipeline_executor::k8s::lease::{self, LeaseError};
-use pipeline_executor::k8s::manifest::{self, Scope};
-use pipeline_executor::k8s::wait::{self, WaitError};
-use pipeline_executor::k8s::{Cluster, KubeError};
-use pipeline_executor::target::ServiceDeploy;
+use pipeline_executor::kubernetes::KubernetesTarget;
+use pipeline_executor::kubernetes::deploy::DeployError;
+use pipeline_executor::kubernetes::lease::{self, LeaseError};
+use pipeline_executor::kubernetes::manifest::{self, Scope};
+use pipeline_executor::kubernetes::wait::{self, WaitError};
+use pipeline_executor::kubernetes::{Cluster, KubernetesError};
+use pipeline_executor::target::{Run, ServiceDeploy};
+use pipeline_planner::DeploySpec;
 use pipeline_planner::plan::DeployAction;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
@@ -144,7 +146,7 @@ fn ready() -> Json {
 async fn apply_is_a_server_side_apply_patch_as_field_manager_pipeline() {
     let (cluster, seen) = mock(|s, _| Reply::Json(200, s.body.clone()));
     let objects =
-        manifest::service_objects(&scope(), "api", &api_spec(), Some("abc"), manifest::SecretValues::Hidden).unwrap();
+        manifest::service_objects(&scope(), "api", &typed(&api_spec()), Some("abc"), manifest::SecretValues::Hidden).unwrap();
     let deployment = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
     cluster.apply(deployment, false).await.unwrap();
     cluster.apply(deployment, true).await.unwrap();
@@ -174,10 +176,10 @@ async fn a_conflict_names_the_field_and_the_manager_that_owns_it() {
         )
     });
     let objects =
-        manifest::service_objects(&scope(), "api", &api_spec(), None, manifest::SecretValues::Hidden).unwrap();
+        manifest::service_objects(&scope(), "api", &typed(&api_spec()), None, manifest::SecretValues::Hidden).unwrap();
     let d = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
     let err = cluster.apply(d, false).await.unwrap_err();
-    let KubeError::Conflict { object, fields } = &err else { panic!("not a conflict: {err:?}") };
+    let KubernetesError::Conflict { object, fields } = &err else { panic!("not a conflict: {err:?}") };
     assert_eq!(object, "deployment/api");
     assert_eq!(fields, &[(".spec.replicas".to_string(), "kubectl-edit".to_string())]);
     let help = miette::Diagnostic::help(&err).unwrap().to_string();
@@ -196,10 +198,10 @@ async fn forbidden_names_the_missing_permission() {
         )
     });
     let objects =
-        manifest::service_objects(&scope(), "api", &api_spec(), None, manifest::SecretValues::Hidden).unwrap();
+        manifest::service_objects(&scope(), "api", &typed(&api_spec()), None, manifest::SecretValues::Hidden).unwrap();
     let d = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
     let err = cluster.apply(d, false).await.unwrap_err();
-    let KubeError::Forbidden { verb, resource, namespace, .. } = &err else { panic!("not forbidden: {err:?}") };
+    let KubernetesError::Forbidden { verb, resource, namespace, .. } = &err else { panic!("not forbidden: {err:?}") };
     assert_eq!((verb.as_str(), resource.as_str(), namespace.as_str()), ("patch", "deployments.apps", NS));
     let help = miette::Diagnostic::help(&err).unwrap().to_string();
     assert!(help.contains("`patch` on `deployments.apps`"), "{help}");
@@ -438,21 +440,22 @@ async fn an_expired_lease_is_taken_over_and_a_missing_one_created() {
     assert_eq!(seen[1].body["spec"]["leaseDurationSeconds"], 60);
 }
 
-fn target(cluster: Cluster, spec: Json) -> KubeTarget {
-    KubeTarget {
-        cluster,
-        scope: scope(),
-        services: vec![ServiceDeploy {
-            name: "api".into(),
-            action: DeployAction::Update,
-            spec: Some(spec),
-            key: Some("abc".into()),
-            secrets: BTreeMap::new(),
-        }],
-        timeout: Duration::from_secs(60),
-        force_conflicts: false,
-        notify: Arc::new(|_: Note| {}),
-    }
+fn typed(spec: &Json) -> DeploySpec {
+    DeploySpec::from_json(spec).expect("a deploy spec")
+}
+
+/// Deploy the service `api` at `spec` with the target's own code.
+async fn deploy(cluster: Cluster, spec: Json) -> Result<(), DeployError> {
+    let target = KubernetesTarget { cluster, scope: scope(), force_conflicts: false };
+    let service = ServiceDeploy {
+        name: "api".into(),
+        action: DeployAction::Update,
+        spec: Some(typed(&spec)),
+        key: Some("abc".into()),
+        secrets: BTreeMap::new(),
+    };
+    let run = Run { service: 0, notify: Arc::new(|_: Note| {}), timeout: Duration::from_secs(60) };
+    target.deploy_service(&service, &run).await
 }
 
 #[tokio::test]
@@ -480,7 +483,7 @@ async fn a_deploy_applies_configuration_first_waits_and_prunes_what_the_service_
             _ => not_found(),
         }
     });
-    target(cluster, api_spec()).deploy_one(0).await.unwrap();
+    deploy(cluster, api_spec()).await.unwrap();
     let seen = seen.lock().unwrap();
     let writes: Vec<String> = seen
         .iter()
@@ -525,7 +528,7 @@ async fn an_object_of_another_owner_is_not_overwritten() {
         }
         not_found()
     });
-    let err = target(cluster, api_spec()).deploy_one(0).await.unwrap_err();
+    let err = deploy(cluster, api_spec()).await.unwrap_err();
     let DeployError::Foreign { object, owner, .. } = &err else { panic!("{err:?}") };
     assert_eq!(object, "service/api");
     assert_eq!(owner, "it was not made by pipeline");

@@ -2,7 +2,9 @@
 //! paused clock and record when each task started and ended (virtual time, so "at once" means equal
 //! instants).
 
-use pipeline_executor::schedule::{self, BuildTask, Builder, Deployer, Outcome, Schedule, ServiceTask, Status};
+use pipeline_executor::schedule::{
+    self, BuildTask, Builder, Deployer, Outcome, Schedule, ServiceTask, Status, TaskError,
+};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,14 +30,14 @@ struct Fake {
 }
 
 impl Fake {
-    async fn work(&self, what: What, secs: u64, fail: bool) -> Result<(), String> {
+    async fn work(&self, what: What, secs: u64, fail: bool) -> Result<(), TaskError> {
         self.calls.lock().unwrap().push(what);
         let t0 = self.t0.lock().unwrap().unwrap();
         let start = t0.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(secs)).await;
         let end = t0.elapsed().as_secs_f64();
         self.log.lock().unwrap().push((what, start, end));
-        if fail { Err(format!("{what:?} failed")) } else { Ok(()) }
+        if fail { Err(TaskError::new(format!("{what:?} failed"))) } else { Ok(()) }
     }
 
     fn spans(&self, pick: impl Fn(What) -> bool) -> Vec<(f64, f64)> {
@@ -56,14 +58,14 @@ struct B(Arc<Fake>);
 struct D(Arc<Fake>);
 
 impl Builder for B {
-    fn build(&self, build: usize) -> impl std::future::Future<Output = Result<(), String>> + Send {
+    fn build(&self, build: usize) -> impl std::future::Future<Output = Result<(), TaskError>> + Send {
         let f = self.0.clone();
         async move { f.work(What::Build(build), f.build_secs[build], f.failing_builds.contains(&build)).await }
     }
 }
 
 impl Deployer for D {
-    fn deploy(&self, service: usize) -> impl std::future::Future<Output = Result<(), String>> + Send {
+    fn deploy(&self, service: usize) -> impl std::future::Future<Output = Result<(), TaskError>> + Send {
         let f = self.0.clone();
         async move { f.work(What::Deploy(service), f.deploy_secs[service], f.failing_deploys.contains(&service)).await }
     }
@@ -205,7 +207,7 @@ async fn a_failed_build_fails_its_stage_and_nothing_later_starts() {
     let out = run(&s, fake.clone(), None).await;
     assert_eq!(out.failed_stage, Some(0));
     assert_eq!(out.builds[0].status, Status::Failed);
-    assert_eq!(out.builds[0].error.as_deref(), Some("Build(0) failed"));
+    assert_eq!(out.builds[0].error.as_ref().map(|e| e.message.as_str()), Some("Build(0) failed"));
     assert_eq!(out.builds[1].status, Status::Done, "work of the failed stage goes on");
     assert_eq!(out.deploys[1].status, Status::Done);
     assert_eq!(out.deploys[0].status, Status::NotStarted);

@@ -20,8 +20,10 @@ pub mod record;
 pub mod reference;
 pub mod render;
 pub mod secrets;
+pub mod spec;
 pub mod walk;
 
 pub use error::{Diag, Error, Result};
 pub use model::{Environment, read_environment, read_environment_partly};
 pub use plan::{Plan, PlanInput, plan};
+pub use spec::DeploySpec;

@@ -2,6 +2,7 @@
 //! with. The real observers (Docker labels, Kubernetes objects) live in the executor.
 
 use crate::plan::ObjectDiff;
+use crate::spec::DeploySpec;
 use serde::{Deserialize, Serialize};
 
 /// One deployed service, as the target reports it.
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct LiveService {
     pub name: String,
     /// The deploy spec it was deployed with (the `spec` object of a plan's service).
-    pub spec: serde_json::Value,
+    pub spec: DeploySpec,
 }
 
 /// Reports what a target runs for one environment of a project.
@@ -19,9 +20,10 @@ pub trait LiveState {
 
     /// What the target would change, object by object, to bring one service to `desired` (`None`: the
     /// service is removed); only objects that change. Targets without objects of their own (Docker)
-    /// have none.
-    fn objects(&self, _service: &str, _desired: Option<&serde_json::Value>, _key: Option<&str>) -> Vec<ObjectDiff> {
-        vec![]
+    /// have none. An error (the desired objects cannot be made) fails the plan: it never reads as "no
+    /// drift".
+    fn objects(&self, _service: &str, _desired: Option<&DeploySpec>, _key: Option<&str>) -> Result<Vec<ObjectDiff>, String> {
+        Ok(vec![])
     }
 
     /// Who is building the image of `key` now (another run's claim), if anyone.

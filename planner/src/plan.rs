@@ -16,10 +16,11 @@ use crate::pins::{self, LockMode, Pinned, Place, Wanted};
 use crate::record::{self, KeyChange, KeyRecord};
 use crate::reference::Reference;
 use crate::secrets::Secrets;
+use crate::spec::{DeploySpec, SecretRef};
 use pipeline_lang::span::SourceMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,8 +74,8 @@ pub struct ServicePlan {
     pub build: BuildPlan,
     pub deploy: DeployPlan,
     /// The desired deploy spec (absent for a service to delete). Secrets appear as name + fingerprint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::spec::sorted")]
+    pub spec: Option<DeploySpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -746,12 +747,12 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                 (None, None) => String::new(),
             };
             let spec = deploy_spec(env, s, &image, input.secrets)?;
-            let objects = input.live.objects(&s.name, Some(&spec), build.key.as_deref());
+            let objects = input.live.objects(&s.name, Some(&spec), build.key.as_deref()).map_err(|e| live_objects_error(&s.name, e))?;
             let deploy = match live_by_name.get(s.name.as_str()) {
                 None => DeployPlan { action: DeployAction::Create, changes: vec![], objects },
                 Some(l) => {
                     let changes = diff(&l.spec, &spec);
-                    let action = if needs_replace(&l.spec, &spec) {
+                    let action = if l.spec.needs_replace(&spec) {
                         DeployAction::Replace
                     } else if !changes.is_empty() || !objects.is_empty() {
                         // Objects changed behind the target's back (drift) are brought back too.
@@ -781,17 +782,17 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
         if env.service(&l.name).is_some() {
             continue;
         }
-        let stage = l.spec.get("stage").and_then(Json::as_str).unwrap_or("(unknown stage)").to_string();
-        let kind = l.spec.get("type").and_then(Json::as_str).unwrap_or("service").to_string();
+        let stage = l.spec.stage.clone();
+        let kind = l.spec.kind.as_str().to_string();
         let sp = ServicePlan {
             name: l.name.clone(),
             kind,
             depends_on: vec![],
-            build: BuildPlan::none(l.spec.get("image").and_then(Json::as_str).map(str::to_string)),
+            build: BuildPlan::none(Some(l.spec.image.clone())),
             deploy: DeployPlan {
                 action: DeployAction::Delete,
                 changes: vec![],
-                objects: input.live.objects(&l.name, None, None),
+                objects: input.live.objects(&l.name, None, None).map_err(|e| live_objects_error(&l.name, e))?,
             },
             spec: None,
         };
@@ -808,8 +809,11 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
     }
 
     let digest = {
-        let desired: Vec<(&str, &Option<String>, &Option<Json>)> =
-            stages.iter().flat_map(|st| st.services.iter()).map(|s| (s.name.as_str(), &s.build.key, &s.spec)).collect();
+        let desired: Vec<(&str, &Option<String>, Option<Json>)> = stages
+            .iter()
+            .flat_map(|st| st.services.iter())
+            .map(|s| (s.name.as_str(), &s.build.key, s.spec.as_ref().map(DeploySpec::to_json)))
+            .collect();
         let bytes = serde_json::to_vec(&desired).unwrap_or_default();
         blake3::hash(&bytes).to_hex()[..32].to_string()
     };
@@ -857,8 +861,7 @@ fn explain_builds(
             let Some(Ok(keyed)) = &keyed_env.keyed[i] else { continue };
             let deployed = live
                 .get(sp.name.as_str())
-                .and_then(|l| l.spec.get("image").and_then(Json::as_str))
-                .and_then(record::record_of_image)
+                .and_then(|l| record::record_of_image(&l.spec.image))
                 .filter(|r| r.tag != record::record_tag(&keyed.key));
             let deployed_image = deployed
                 .as_ref()
@@ -1004,57 +1007,43 @@ pub fn execution_order(env: &Environment, graph: &Graph) -> Vec<Vec<usize>> {
 }
 
 /// The deploy spec of a service: what the target must run. Compared with the live spec field by field.
-pub fn deploy_spec(env: &Environment, s: &Service, image: &str, secrets: &Secrets) -> Result<Json> {
-    let mut m = Map::new();
-    m.insert("type".into(), json!(s.kind.as_str()));
-    m.insert("stage".into(), json!(s.stage));
-    m.insert("image".into(), json!(image));
-    if let Some(c) = &s.command {
-        m.insert("command".into(), json!(c));
-    }
-    if let Some(a) = &s.args {
-        m.insert("args".into(), json!(a));
-    }
-    m.insert("env".into(), json!(s.env));
-    let mut sec = Map::new();
+pub fn deploy_spec(env: &Environment, s: &Service, image: &str, secrets: &Secrets) -> Result<DeploySpec> {
+    let mut refs = BTreeMap::new();
     for (var, name) in &s.secrets {
         let fp = secrets.fingerprint(&env.project, &env.name, name).ok_or_else(|| {
             Diag::new("pipeline::secrets::missing", format!("no value for secret `{name}`"))
                 .help(format!("set `{}` or pass `--secrets FILE`", crate::secrets::env_var(name)))
         })?;
-        sec.insert(var.clone(), json!({ "secret": name, "fingerprint": fp }));
+        refs.insert(var.clone(), SecretRef { secret: name.clone(), fingerprint: Some(fp) });
     }
-    m.insert("secrets".into(), Json::Object(sec));
-    m.insert("ports".into(), json!(s.ports));
-    m.insert("replicas".into(), json!(s.replicas));
-    if let Some(r) = &s.resources {
-        m.insert("resources".into(), json!(r));
-    }
-    if let Some(h) = &s.healthcheck {
-        m.insert("healthcheck".into(), json!(h));
-    }
-    if let Some(v) = &s.volume {
-        m.insert("volume".into(), json!(v));
-    }
-    if let Some(c) = &s.schedule {
-        m.insert("schedule".into(), json!(c));
-    }
-    m.insert("dependsOn".into(), json!(s.depends_on));
-    Ok(Json::Object(m))
+    Ok(DeploySpec {
+        kind: s.kind,
+        stage: s.stage.clone(),
+        image: image.to_string(),
+        command: s.command.clone(),
+        args: s.args.clone(),
+        env: s.env.clone(),
+        secrets: refs,
+        ports: s.ports.clone(),
+        replicas: s.replicas,
+        resources: s.resources.clone(),
+        healthcheck: s.healthcheck.clone(),
+        volume: s.volume.clone(),
+        schedule: s.schedule.clone(),
+        depends_on: s.depends_on.clone(),
+    })
 }
 
-/// Changes that cannot be made in place: a different type, data folder, or a job turning into a cron job.
-fn needs_replace(before: &Json, after: &Json) -> bool {
-    let f = |k: &str, v: &Json| v.get(k).cloned();
-    f("type", before) != f("type", after)
-        || f("volume", before) != f("volume", after)
-        || f("schedule", before).is_some() != f("schedule", after).is_some()
+/// A target that cannot say which of a service's objects would change: the plan cannot be trusted.
+fn live_objects_error(service: &str, e: String) -> Diag {
+    Diag::new("pipeline::plan::live_objects", format!("cannot compare the objects of `{service}` with what runs: {e}"))
+        .help("fix the service's definition; `pipeline render` shows the objects it makes")
 }
 
 /// Field-level differences between a live spec and a desired one.
-pub fn diff(before: &Json, after: &Json) -> Vec<Change> {
+pub fn diff(before: &DeploySpec, after: &DeploySpec) -> Vec<Change> {
     let mut out = Vec::new();
-    walk_diff("", before, after, &mut out);
+    walk_diff("", &before.to_json(), &after.to_json(), &mut out);
     out
 }
 

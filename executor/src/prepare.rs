@@ -5,6 +5,7 @@
 use crate::build::ImageBuild;
 use crate::schedule::{BuildTask, Outcome, Schedule, ServiceTask};
 use crate::target::ServiceDeploy;
+use pipeline_planner::DeploySpec;
 use pipeline_planner::plan::{BuildAction, DeployAction, KeyedBuild, Plan};
 use pipeline_planner::secrets::SecretValue;
 use serde::{Deserialize, Serialize};
@@ -58,15 +59,30 @@ impl Durations {
     }
 }
 
+/// A plan that cannot be run as it is.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PrepareError {
+    #[error("no value for secret `{name}` ({what})")]
+    #[diagnostic(
+        code(pipeline::apply::secret),
+        help("set `{}` or pass `--secrets FILE`", pipeline_planner::secrets::env_var(name))
+    )]
+    MissingSecret { name: String, what: String },
+    #[error("the plan has no keyed build for `{0}`")]
+    #[diagnostic(code(pipeline::apply::prepare), help("plan again: the saved plan and the definitions disagree"))]
+    NoKeyedBuild(String),
+}
+
 /// The values of a deploy spec's secrets by variable name; `secret` gives a secret's value by its name.
 pub fn secret_values(
-    spec: &serde_json::Value,
+    service: &str,
+    spec: &DeploySpec,
     secret: impl Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, PrepareError> {
     let mut out = BTreeMap::new();
-    for (var, v) in spec.get("secrets").and_then(|v| v.as_object()).into_iter().flatten() {
-        let name = v.get("secret").and_then(|n| n.as_str()).unwrap_or(var);
-        let value = secret(name).ok_or_else(|| format!("no value for secret `{name}`"))?;
+    for (var, r) in &spec.secrets {
+        let value = secret(&r.secret)
+            .ok_or_else(|| PrepareError::MissingSecret { name: r.secret.clone(), what: format!("service `{service}`") })?;
         out.insert(var.clone(), value);
     }
     Ok(out)
@@ -81,20 +97,22 @@ pub fn prepare(
     durations: &Durations,
     build_slots: usize,
     deploy_slots: usize,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let mut builds: Vec<ImageBuild> = Vec::new();
     let mut build_of_image: HashMap<String, usize> = HashMap::new();
     // First pass: the images this run builds (the builder service's action is `build`).
     for (_, s) in plan.services() {
         if s.build.action == BuildAction::Build {
-            let k = keyed.get(&s.name).ok_or_else(|| format!("no keyed build for `{}`", s.name))?;
+            let k = keyed.get(&s.name).ok_or_else(|| PrepareError::NoKeyedBuild(s.name.clone()))?;
             let image = k.image.to_string();
             if let std::collections::hash_map::Entry::Vacant(e) = build_of_image.entry(image) {
                 e.insert(builds.len());
                 let mut secrets = BTreeMap::new();
                 for (id, name) in &k.secrets {
-                    let value = secret(name)
-                        .ok_or_else(|| format!("no value for secret `{name}` (build secret {id} of `{}`)", s.name))?;
+                    let value = secret(name).ok_or_else(|| PrepareError::MissingSecret {
+                        name: name.clone(),
+                        what: format!("build secret {id} of `{}`", s.name),
+                    })?;
                     secrets.insert(id.clone(), SecretValue::new(value));
                 }
                 builds.push(ImageBuild {
@@ -117,7 +135,7 @@ pub fn prepare(
         let build = s.build.image.as_ref().and_then(|i| build_of_image.get(i).copied());
         let deploy = s.deploy.action != DeployAction::Unchanged;
         let secrets = match &s.spec {
-            Some(spec) => secret_values(spec, &secret).map_err(|e| format!("{e} (service `{}`)", s.name))?,
+            Some(spec) => secret_values(&s.name, spec, &secret)?,
             None => BTreeMap::new(),
         };
         tasks.push(ServiceTask {

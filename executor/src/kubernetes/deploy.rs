@@ -3,52 +3,29 @@
 //! service it no longer has (an old run's Job, a Service whose ports are gone). A removed service has
 //! all its objects deleted; volume claims are kept, as the Docker target keeps volumes.
 
-use super::manifest::{self, ENVIRONMENT, KINDS, MANAGED_BY, MANAGER, Object, PROJECT, SERVICE, Scope, SecretValues};
+use super::manifest::labels::{ENVIRONMENT, MANAGED_BY, PROJECT, SERVICE};
+use super::manifest::{self, KINDS, MANAGER, Object, Scope, SecretValues};
 use super::wait::{self, job_state};
-use super::{Cluster, KubeError};
-use crate::build::{Note, Notify};
-use crate::schedule::Deployer;
-use crate::target::ServiceDeploy;
+use super::{Cluster, KubernetesError};
+use super::KubernetesTarget;
+use crate::target::{Run, ServiceDeploy};
 use pipeline_planner::plan::DeployAction;
 use std::time::Duration;
-
-pub struct KubeTarget {
-    pub cluster: Cluster,
-    pub scope: Scope,
-    pub services: Vec<ServiceDeploy>,
-    /// How long a rollout or job may take.
-    pub timeout: Duration,
-    /// Take fields another field manager owns (`--force-conflicts`).
-    pub force_conflicts: bool,
-    pub notify: Notify,
-}
-
-impl Deployer for KubeTarget {
-    async fn deploy(&self, n: usize) -> Result<(), String> {
-        self.deploy_one(n).await.map_err(|e| with_help(&e))
-    }
-}
-
-/// The error and its help (what to do: `--force-conflicts`, the `kubectl describe` to run), which the
-/// scheduler's text would otherwise lose.
-fn with_help(e: &DeployError) -> String {
-    use miette::Diagnostic as _;
-    match e.help() {
-        Some(help) => format!("{e}\nhelp: {help}"),
-        None => e.to_string(),
-    }
-}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Kube(#[from] KubeError),
+    Kube(#[from] KubernetesError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Wait(#[from] wait::WaitError),
     #[error("{0}")]
+    #[diagnostic(code(pipeline::kubernetes::spec), help("`pipeline render` shows the objects the definitions make"))]
     Spec(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lease(#[from] super::lease::LeaseError),
     #[error("{object} exists in namespace {namespace} and is not this environment's ({owner})")]
     #[diagnostic(
         code(pipeline::kubernetes::foreign_object),
@@ -59,13 +36,9 @@ pub enum DeployError {
     Foreign { object: String, namespace: String, owner: String },
 }
 
-impl KubeTarget {
-    fn note(&self, n: usize, text: impl Into<String>) {
-        (self.notify)(Note::Deploy(n, text.into()));
-    }
-
-    pub async fn deploy_one(&self, n: usize) -> Result<(), DeployError> {
-        let s = self.services.get(n).ok_or_else(|| DeployError::Spec(format!("no service number {n}")))?;
+impl KubernetesTarget {
+    /// Bring one service to its spec, or remove it (`DeployAction::Delete`).
+    pub async fn deploy_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DeployError> {
         let selector = format!("{},{SERVICE}={}", self.scope.selector(), s.name);
         let mut live = Vec::new();
         for kind in KINDS {
@@ -90,9 +63,9 @@ impl KubeTarget {
             // What cannot change in place (a type, a volume, a job turned cron job): the workload and its
             // Service go first; configuration and volume claims stay.
             for (kind, name, _) in live.iter().filter(|(k, _, _)| !matches!(*k, "ConfigMap" | "Secret")) {
-                self.note(n, format!("replacing {}/{name}: deleting it", kind.to_lowercase()));
+                run.note(format!("replacing {}/{name}: deleting it", kind.to_lowercase()));
                 self.cluster.delete(kind, name).await?;
-                self.wait_gone(kind, name).await?;
+                self.wait_gone(kind, name, run.timeout).await?;
             }
             live.retain(|(k, _, _)| matches!(*k, "ConfigMap" | "Secret"));
         }
@@ -105,28 +78,28 @@ impl KubeTarget {
                     match job_state(&job) {
                         wait::State::Done => continue,
                         wait::State::Failed(_) => {
-                            self.note(n, format!("deleting the failed {}", o.id()));
+                            run.note(format!("deleting the failed {}", o.id()));
                             self.cluster.delete("Job", o.name()).await?;
-                            self.wait_gone("Job", o.name()).await?;
+                            self.wait_gone("Job", o.name(), run.timeout).await?;
                         }
                         wait::State::Waiting(_) => {}
                     }
                 }
             }
-            self.note(n, format!("applying {}", o.id()));
+            run.note(format!("applying {}", o.id()));
             self.cluster.apply(o, self.force_conflicts).await?;
         }
         for o in desired.iter().filter(|o| matches!(o, Object::Deployment(_) | Object::StatefulSet(_) | Object::Job(_)))
         {
-            self.note(n, format!("waiting for {}", o.id()));
-            wait::wait(&self.cluster, o.kind(), o.name(), self.timeout).await?;
+            run.note(format!("waiting for {}", o.id()));
+            wait::wait(&self.cluster, o.kind(), o.name(), run.timeout).await?;
         }
         // What the service no longer has, workloads first.
         let mut stale: Vec<_> =
             live.iter().filter(|(k, name, _)| !desired.iter().any(|d| d.kind() == *k && d.name() == name)).collect();
         stale.sort_by_key(|(k, _, _)| std::cmp::Reverse(KINDS.iter().position(|x| x == k)));
         for (kind, name, _) in stale {
-            self.note(n, format!("deleting {}/{name}", kind.to_lowercase()));
+            run.note(format!("deleting {}/{name}", kind.to_lowercase()));
             self.cluster.delete(kind, name).await?;
         }
         Ok(())
@@ -151,11 +124,11 @@ impl KubeTarget {
         Err(DeployError::Foreign { object: o.id(), namespace: self.cluster.namespace.clone(), owner })
     }
 
-    async fn wait_gone(&self, kind: &str, name: &str) -> Result<(), KubeError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    async fn wait_gone(&self, kind: &str, name: &str, timeout: Duration) -> Result<(), KubernetesError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         while self.cluster.get(kind, name).await?.is_some() {
             if tokio::time::Instant::now() >= deadline {
-                return Err(KubeError::Request {
+                return Err(KubernetesError::Request {
                     what: format!("{}/{name}", kind.to_lowercase()),
                     message: "still there after it was deleted".into(),
                 });
@@ -168,7 +141,7 @@ impl KubeTarget {
 
 /// Delete every object of the environment, workloads first, then Services and configuration (for
 /// `destroy`); volume claims are kept.
-pub async fn destroy(cluster: &Cluster, scope: &Scope, mut on: impl FnMut(&str)) -> Result<usize, KubeError> {
+pub async fn destroy(cluster: &Cluster, scope: &Scope, mut on: impl FnMut(&str)) -> Result<usize, KubernetesError> {
     let mut count = 0;
     for kind in KINDS.iter().rev() {
         for o in cluster.list(kind, &scope.selector()).await? {

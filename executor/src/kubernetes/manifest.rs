@@ -11,7 +11,9 @@
 //! Every object carries the common labels; workloads carry the spec, its hash and the build key as
 //! annotations, and their pod templates the spec hash, so a changed ConfigMap or Secret rolls the pods.
 
-use crate::target::{Spec, parse_duration, spec_hash};
+use pipeline_planner::DeploySpec;
+use pipeline_planner::model::ServiceType;
+use pipeline_planner::spec::parse_duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
@@ -28,16 +30,21 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
-pub const NAME: &str = "app.kubernetes.io/name";
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const PROJECT: &str = "pipeline.dev/project";
-pub const ENVIRONMENT: &str = "pipeline.dev/environment";
-pub const SERVICE: &str = "pipeline.dev/service";
-pub const SPEC: &str = "pipeline.dev/spec";
-pub const SPEC_HASH: &str = "pipeline.dev/spec-hash";
-pub const KEY: &str = "pipeline.dev/key";
-/// On a Secret rendered without its values.
-pub const VALUES_HIDDEN: &str = "pipeline.dev/values";
+/// The labels and annotations pipeline puts on the objects it makes.
+pub mod labels {
+    pub const NAME: &str = "app.kubernetes.io/name";
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const PROJECT: &str = "pipeline.dev/project";
+    pub const ENVIRONMENT: &str = "pipeline.dev/environment";
+    pub const SERVICE: &str = "pipeline.dev/service";
+    pub const SPEC: &str = "pipeline.dev/spec";
+    pub const SPEC_HASH: &str = "pipeline.dev/spec-hash";
+    pub const KEY: &str = "pipeline.dev/key";
+    /// On a Secret rendered without its values.
+    pub const VALUES_HIDDEN: &str = "pipeline.dev/values";
+}
+use labels::*;
+
 pub const MANAGER: &str = "pipeline";
 /// Size of a database's volume claim (the definitions have no size yet).
 pub const VOLUME_SIZE: &str = "1Gi";
@@ -51,6 +58,16 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The namespace and labels of an environment: its target's namespace, or `<project>-<env>` when the
+    /// definitions deploy to Docker (for `render`).
+    pub fn of(env: &pipeline_planner::Environment) -> Scope {
+        let namespace = match &env.target {
+            pipeline_planner::model::Target::Kubernetes { namespace, .. } => namespace.clone(),
+            pipeline_planner::model::Target::Docker => format!("{}-{}", env.project, env.name),
+        };
+        Scope { project: env.project.clone(), environment: env.name.clone(), namespace }
+    }
+
     /// `managed-by=pipeline,pipeline.dev/project=…,pipeline.dev/environment=…`: every object of the environment.
     pub fn selector(&self) -> String {
         format!("{MANAGED_BY}={MANAGER},{PROJECT}={},{ENVIRONMENT}={}", self.project, self.environment)
@@ -197,21 +214,19 @@ pub enum SecretValues<'a> {
 }
 
 /// The name of a service's Job for a spec: a new spec is a new run, the same spec is the same Job.
-pub fn job_name(service: &str, spec: &Json) -> String {
-    format!("{service}-{}", &spec_hash(spec)[..8])
+pub fn job_name(service: &str, spec: &DeploySpec) -> String {
+    format!("{service}-{}", &spec.hash()[..8])
 }
 
 /// The objects of one service, in apply order. `spec` is the plan's deploy spec; `key` its build key.
 pub fn service_objects(
     scope: &Scope,
     service: &str,
-    spec_json: &Json,
+    spec: &DeploySpec,
     key: Option<&str>,
     secrets: SecretValues<'_>,
 ) -> Result<Vec<Object>, String> {
-    let spec: Spec = serde_json::from_value(spec_json.clone())
-        .map_err(|e| format!("the deploy spec of `{service}` is not one this version reads: {e}"))?;
-    let hash = spec_hash(spec_json);
+    let hash = spec.hash();
     let mut out = Vec::new();
     let mut env_from = Vec::new();
     if !spec.env.is_empty() {
@@ -260,7 +275,7 @@ pub fn service_objects(
 
     let mut workload_meta = scope.meta(service, service);
     let mut annotations = BTreeMap::from([
-        (SPEC.to_string(), serde_json::to_string(spec_json).unwrap_or_default()),
+        (SPEC.to_string(), serde_json::to_string(&spec.to_json()).unwrap_or_default()),
         (SPEC_HASH.to_string(), hash.clone()),
     ]);
     if let Some(k) = key {
@@ -310,8 +325,8 @@ pub fn service_objects(
             ..Default::default()
         }))
     };
-    match spec.kind.as_str() {
-        "application" | "container" => {
+    match spec.kind {
+        ServiceType::Application | ServiceType::Container => {
             out.extend(service_ports(false));
             out.push(Object::Deployment(Deployment {
                 metadata: workload_meta,
@@ -331,7 +346,7 @@ pub fn service_objects(
                 ..Default::default()
             }));
         }
-        "database" => {
+        ServiceType::Database => {
             out.extend(service_ports(true));
             let claims = spec.volume.as_ref().map(|_| {
                 vec![PersistentVolumeClaim {
@@ -364,7 +379,7 @@ pub fn service_objects(
                 ..Default::default()
             }));
         }
-        "job" => {
+        ServiceType::Job => {
             let job_spec = JobSpec { backoff_limit: Some(0), template: template(Some("Never")), ..Default::default() };
             match &spec.schedule {
                 Some(schedule) => out.push(Object::CronJob(CronJob {
@@ -381,17 +396,16 @@ pub fn service_objects(
                     ..Default::default()
                 })),
                 None => {
-                    workload_meta.name = Some(job_name(service, spec_json));
+                    workload_meta.name = Some(job_name(service, spec));
                     out.push(Object::Job(Job { metadata: workload_meta, spec: Some(job_spec), ..Default::default() }));
                 }
             }
         }
-        other => return Err(format!("`{service}` has the unknown type `{other}`")),
     }
     Ok(out)
 }
 
-fn container(service: &str, spec: &Spec, env_from: Vec<EnvFromSource>) -> Result<Container, String> {
+fn container(service: &str, spec: &DeploySpec, env_from: Vec<EnvFromSource>) -> Result<Container, String> {
     let resources = spec.resources.as_ref().map(|r| {
         let mut m = BTreeMap::new();
         if let Some(c) = &r.cpu {
@@ -403,8 +417,8 @@ fn container(service: &str, spec: &Spec, env_from: Vec<EnvFromSource>) -> Result
         // Requests equal to limits: what a service is given is what it may use (the Guaranteed class).
         ResourceRequirements { limits: Some(m.clone()), requests: Some(m), ..Default::default() }
     });
-    let volume_mounts = match (spec.kind.as_str(), &spec.volume) {
-        ("database", Some(path)) => {
+    let volume_mounts = match (spec.kind, &spec.volume) {
+        (ServiceType::Database, Some(path)) => {
             Some(vec![VolumeMount { name: "data".into(), mount_path: path.clone(), ..Default::default() }])
         }
         _ => None,

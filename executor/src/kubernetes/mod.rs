@@ -1,7 +1,7 @@
 //! The Kubernetes target (`std.kubernetes { namespace; context; }`): typed manifests ([`manifest`]),
 //! server-side apply with the field manager `pipeline`, rollout waits that explain a failure with pod
 //! states and events ([`wait`]), live state and object-level diffs for `plan` ([`live`]), a Lease per
-//! environment ([`lease`]), and the [`Deployer`](crate::schedule::Deployer) that ties them ([`deploy`]).
+//! environment ([`lease`]), and [`KubernetesTarget`], the [`Target`](crate::target::Target) that ties them.
 //!
 //! Everything goes through a [`Cluster`]: a kube `Client` (from kubeconfig, `--context` or in-cluster, or
 //! a mock service in tests) and the namespace of the environment.
@@ -18,12 +18,17 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, Status};
 use kube::{Client, Config};
-use manifest::{MANAGER, Object};
+use crate::target::{Endpoint, EnvironmentLock, Inventory, Item, Removed, Run, ServiceDeploy, Target};
+use deploy::DeployError;
+use live::KubernetesLive;
+use manifest::{MANAGER, Object, Scope};
+use pipeline_planner::live::LiveState;
+use pipeline_planner::plan::DeployAction;
 use serde_json::Value as Json;
 
 /// What went wrong talking to a cluster, with the object or permission at fault.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum KubeError {
+pub enum KubernetesError {
     #[error("cannot load the Kubernetes configuration{}: {message}", context.as_ref().map(|c| format!(" for context `{c}`")).unwrap_or_default())]
     #[diagnostic(
         code(pipeline::kubernetes::config),
@@ -80,8 +85,8 @@ pub struct Cluster {
 
 /// Connect with kube's standard configuration: KUBECONFIG (or `~/.kube/config`) and its current context,
 /// the given context, or the in-cluster service account.
-pub async fn connect(context: Option<&str>, namespace: &str) -> Result<Cluster, KubeError> {
-    let config_error = |message: String| KubeError::Config { context: context.map(String::from), message };
+pub async fn connect(context: Option<&str>, namespace: &str) -> Result<Cluster, KubernetesError> {
+    let config_error = |message: String| KubernetesError::Config { context: context.map(String::from), message };
     let config = match context {
         Some(c) => {
             let opts = kube::config::KubeConfigOptions { context: Some(c.to_string()), ..Default::default() };
@@ -121,8 +126,8 @@ impl Cluster {
         Cluster { client, server: "(mock)".into(), namespace: namespace.into() }
     }
 
-    fn dynamic(&self, kind: &str) -> Result<(Api<DynamicObject>, ApiResource), KubeError> {
-        let ar = resource(kind).ok_or_else(|| KubeError::Request {
+    fn dynamic(&self, kind: &str) -> Result<(Api<DynamicObject>, ApiResource), KubernetesError> {
+        let ar = resource(kind).ok_or_else(|| KubernetesError::Request {
             what: kind.to_string(),
             message: "not a kind pipeline manages".into(),
         })?;
@@ -135,23 +140,23 @@ impl Cluster {
     }
 
     /// Turn a client error into one that names the object, the permission or the server.
-    pub fn error(&self, e: kube::Error, verb: &str, kind: &str, what: &str) -> KubeError {
+    pub fn error(&self, e: kube::Error, verb: &str, kind: &str, what: &str) -> KubernetesError {
         match e {
             kube::Error::Api(status) => self.status_error(*status, verb, kind, what),
             kube::Error::HyperError(e) => {
-                KubeError::Unreachable { server: self.server.clone(), message: crate::error_chain(&e) }
+                KubernetesError::Unreachable { server: self.server.clone(), message: crate::error_chain(&e) }
             }
             kube::Error::Service(e) => {
-                KubeError::Unreachable { server: self.server.clone(), message: crate::error_chain(e.as_ref()) }
+                KubernetesError::Unreachable { server: self.server.clone(), message: crate::error_chain(e.as_ref()) }
             }
-            other => KubeError::Request { what: what.to_string(), message: other.to_string() },
+            other => KubernetesError::Request { what: what.to_string(), message: other.to_string() },
         }
     }
 
-    pub fn status_error(&self, status: Status, verb: &str, kind: &str, what: &str) -> KubeError {
+    pub fn status_error(&self, status: Status, verb: &str, kind: &str, what: &str) -> KubernetesError {
         let resource = resource(kind).map_or_else(|| kind.to_lowercase(), |ar| rbac_name(&ar));
         match status.code {
-            403 => KubeError::Forbidden {
+            403 => KubernetesError::Forbidden {
                 verb: verb.to_string(),
                 resource,
                 namespace: self.namespace.clone(),
@@ -166,18 +171,18 @@ impl Cluster {
                     .map(|c| (c.field.clone(), manager_of(&c.message)))
                     .collect();
                 if fields.is_empty() {
-                    KubeError::Api { what: what.to_string(), code: 409, message: status.message }
+                    KubernetesError::Api { what: what.to_string(), code: 409, message: status.message }
                 } else {
-                    KubeError::Conflict { object: what.to_string(), fields }
+                    KubernetesError::Conflict { object: what.to_string(), fields }
                 }
             }
-            code => KubeError::Api { what: what.to_string(), code, message: status.message },
+            code => KubernetesError::Api { what: what.to_string(), code, message: status.message },
         }
     }
 
     /// Server-side apply of one object as the field manager `pipeline` (taking conflicting fields when
     /// `force`); the object as the server stored it.
-    pub async fn apply(&self, obj: &Object, force: bool) -> Result<DynamicObject, KubeError> {
+    pub async fn apply(&self, obj: &Object, force: bool) -> Result<DynamicObject, KubernetesError> {
         let (api, _) = self.dynamic(obj.kind())?;
         let mut params = PatchParams::apply(MANAGER);
         if force {
@@ -189,13 +194,13 @@ impl Cluster {
     }
 
     /// One object, or `None` when there is none of that name.
-    pub async fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, KubeError> {
+    pub async fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, KubernetesError> {
         let (api, _) = self.dynamic(kind)?;
         api.get_opt(name).await.map_err(|e| self.error(e, "get", kind, &format!("{}/{name}", kind.to_lowercase())))
     }
 
     /// Objects of a kind matching a label selector.
-    pub async fn list(&self, kind: &str, selector: &str) -> Result<Vec<DynamicObject>, KubeError> {
+    pub async fn list(&self, kind: &str, selector: &str) -> Result<Vec<DynamicObject>, KubernetesError> {
         let (api, _) = self.dynamic(kind)?;
         api.list(&ListParams::default().labels(selector))
             .await
@@ -204,7 +209,7 @@ impl Cluster {
     }
 
     /// Delete an object and what it owns (in the background); one already gone is not an error.
-    pub async fn delete(&self, kind: &str, name: &str) -> Result<(), KubeError> {
+    pub async fn delete(&self, kind: &str, name: &str) -> Result<(), KubernetesError> {
         let (api, _) = self.dynamic(kind)?;
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
@@ -215,11 +220,11 @@ impl Cluster {
 
     /// Create the namespace when it is missing. A user allowed into the namespace but not to read
     /// namespaces goes on: the requests that follow say what is missing.
-    pub async fn ensure_namespace(&self, ns: &Object) -> Result<bool, KubeError> {
+    pub async fn ensure_namespace(&self, ns: &Object) -> Result<bool, KubernetesError> {
         match self.get("Namespace", ns.name()).await {
             Ok(Some(_)) => Ok(false),
             Ok(None) => self.apply(ns, false).await.map(|_| true),
-            Err(KubeError::Forbidden { .. }) => Ok(false),
+            Err(KubernetesError::Forbidden { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -233,4 +238,99 @@ fn manager_of(message: &str) -> String {
 /// A JSON value at a dotted path (`status.readyReplicas`).
 pub(crate) fn at<'a>(v: &'a Json, path: &str) -> Option<&'a Json> {
     path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// One environment in a namespace of a cluster.
+pub struct KubernetesTarget {
+    pub cluster: Cluster,
+    pub scope: Scope,
+    /// Take fields another field manager owns (`--force-conflicts`).
+    pub force_conflicts: bool,
+}
+
+impl KubernetesTarget {
+    /// Connect with `context` (else the kubeconfig's current one).
+    pub async fn connect(scope: Scope, context: Option<&str>, force_conflicts: bool) -> Result<KubernetesTarget, KubernetesError> {
+        let cluster = connect(context, &scope.namespace).await?;
+        Ok(KubernetesTarget { cluster, scope, force_conflicts })
+    }
+}
+
+impl EnvironmentLock for lease::Held {
+    type Error = lease::LeaseError;
+
+    async fn release(&self) -> Result<(), lease::LeaseError> {
+        lease::Held::release(self).await
+    }
+}
+
+impl Target for KubernetesTarget {
+    type Error = DeployError;
+    type Lock = lease::Held;
+
+    fn describe(&self) -> String {
+        format!("namespace {} on {}", self.scope.namespace, self.cluster.server)
+    }
+
+    fn engine(&self) -> Option<bollard::Docker> {
+        None
+    }
+
+    async fn lock(&self, holder: &str) -> Result<lease::Held, DeployError> {
+        self.cluster.ensure_namespace(&manifest::namespace(&self.scope)).await?;
+        Ok(lease::acquire(&self.cluster, &self.scope, holder).await?)
+    }
+
+    async fn observe(&self) -> Result<Box<dyn LiveState + Send + Sync>, DeployError> {
+        let objects = live::observe(&self.cluster, &self.scope).await?;
+        Ok(Box::new(KubernetesLive { scope: self.scope.clone(), objects }))
+    }
+
+    async fn deploy(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DeployError> {
+        self.deploy_service(service, run).await
+    }
+
+    async fn retire(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DeployError> {
+        let gone = ServiceDeploy { action: DeployAction::Delete, spec: None, ..service.clone() };
+        self.deploy_service(&gone, run).await
+    }
+
+    async fn inventory(&self) -> Result<Inventory, DeployError> {
+        let objects = live::observe(&self.cluster, &self.scope).await?;
+        let claims = self.cluster.list("PersistentVolumeClaim", &self.scope.selector()).await?;
+        Ok(Inventory {
+            place: Some(format!("namespace {}", self.scope.namespace)),
+            unit: "object",
+            items: objects.iter().map(|o| Item { name: o.id(), service: o.service.clone(), state: None }).collect(),
+            volumes: claims.iter().filter_map(|c| c.metadata.name.clone()).collect(),
+        })
+    }
+
+    async fn destroy(
+        &self,
+        _stages: &[String],
+        volumes: bool,
+        on: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Removed, DeployError> {
+        let objects = live::observe(&self.cluster, &self.scope).await?;
+        let services: std::collections::BTreeSet<String> = objects.iter().map(|o| o.service.clone()).collect();
+        let items = deploy::destroy(&self.cluster, &self.scope, |o| on(o)).await?;
+        let claims = self.cluster.list("PersistentVolumeClaim", &self.scope.selector()).await?;
+        let names: Vec<String> = claims.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        let mut removed = Removed { services: services.into_iter().collect(), items, ..Default::default() };
+        if volumes {
+            for c in &names {
+                self.cluster.delete("PersistentVolumeClaim", c).await?;
+            }
+            removed.volumes_removed = names;
+        } else {
+            removed.volumes_kept = names;
+        }
+        Ok(removed)
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, DeployError> {
+        // Services answer inside the cluster; published addresses come with public endpoints.
+        Ok(vec![])
+    }
 }

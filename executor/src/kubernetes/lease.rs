@@ -4,8 +4,9 @@
 //! read, so of two takers only one wins. Renewal and release check that the lease is still ours: a lease
 //! someone else took over is neither renewed nor deleted, and the run says it was lost.
 
-use super::manifest::{ENVIRONMENT, MANAGED_BY, MANAGER, PROJECT, Scope};
-use super::{Cluster, KubeError};
+use super::manifest::labels::{ENVIRONMENT, MANAGED_BY, PROJECT};
+use super::manifest::{MANAGER, Scope};
+use super::{Cluster, KubernetesError};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -49,7 +50,7 @@ pub enum LeaseError {
     Lost { project: String, environment: String, namespace: String, lease: String, why: String },
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Kube(#[from] KubeError),
+    Kube(#[from] KubernetesError),
 }
 
 /// A held lease; renewed in the background until released.

@@ -3,8 +3,10 @@
 //! only, so what the server manages (status, managedFields, uid, defaults, controller annotations) never
 //! shows as a change.
 
-use super::manifest::{self, KINDS, Object, SERVICE, SPEC, Scope, SecretValues};
-use super::{Cluster, KubeError, at};
+use super::manifest::labels::{SERVICE, SPEC};
+use super::manifest::{self, KINDS, Object, Scope, SecretValues};
+use super::{Cluster, KubernetesError, at};
+use pipeline_planner::DeploySpec;
 use pipeline_planner::live::{LiveService, LiveState};
 use pipeline_planner::plan::{Change, ObjectAction, ObjectDiff};
 use serde_json::Value as Json;
@@ -26,7 +28,7 @@ impl LiveObject {
 }
 
 /// Every object of the environment, kind by kind (in [`KINDS`] order, then by name).
-pub async fn observe(cluster: &Cluster, scope: &Scope) -> Result<Vec<LiveObject>, KubeError> {
+pub async fn observe(cluster: &Cluster, scope: &Scope) -> Result<Vec<LiveObject>, KubernetesError> {
     let selector = scope.selector();
     let mut out = Vec::new();
     for kind in KINDS {
@@ -60,6 +62,7 @@ pub fn services(objects: &[LiveObject]) -> Vec<LiveService> {
             .and_then(|a| a.get(SPEC))
             .and_then(Json::as_str)
             .and_then(|s| serde_json::from_str::<Json>(s).ok())
+            .and_then(|j| DeploySpec::from_json(&j))
         else {
             continue;
         };
@@ -78,26 +81,23 @@ fn job_complete(job: &Json) -> bool {
 
 /// Live state of a Kubernetes environment, for the planner.
 #[derive(Debug, Clone)]
-pub struct KubeLive {
+pub struct KubernetesLive {
     pub scope: Scope,
     pub objects: Vec<LiveObject>,
 }
 
-impl LiveState for KubeLive {
+impl LiveState for KubernetesLive {
     fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
         Ok(services(&self.objects))
     }
 
-    fn objects(&self, service: &str, desired: Option<&Json>, key: Option<&str>) -> Vec<ObjectDiff> {
+    fn objects(&self, service: &str, desired: Option<&DeploySpec>, key: Option<&str>) -> Result<Vec<ObjectDiff>, String> {
         let desired = match desired {
-            Some(spec) => match manifest::service_objects(&self.scope, service, spec, key, SecretValues::Hidden) {
-                Ok(objects) => objects,
-                Err(_) => return vec![],
-            },
+            Some(spec) => manifest::service_objects(&self.scope, service, spec, key, SecretValues::Hidden)?,
             None => vec![],
         };
         let live: Vec<&LiveObject> = self.objects.iter().filter(|o| o.service == service).collect();
-        object_diffs(&desired, &live)
+        Ok(object_diffs(&desired, &live))
     }
 }
 
@@ -142,7 +142,7 @@ pub fn field_changes(desired: &Object, live: &Json) -> Vec<Change> {
             // The marker `render` puts on a Secret without values is not part of what apply sends.
             if let Some(Json::Object(meta)) = m.get_mut("metadata") {
                 if let Some(Json::Object(a)) = meta.get_mut("annotations") {
-                    a.remove(manifest::VALUES_HIDDEN);
+                    a.remove(manifest::labels::VALUES_HIDDEN);
                 }
                 if meta.get("annotations").is_some_and(is_empty) {
                     meta.remove("annotations");

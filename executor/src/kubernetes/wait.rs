@@ -3,7 +3,7 @@
 //! a timeout is explained with the state of the failing pods, their last events, and a failed job's
 //! last log lines.
 
-use super::{Cluster, KubeError};
+use super::{Cluster, KubernetesError};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -129,17 +129,17 @@ pub enum WaitError {
     NotReady(NotReady),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Kube(KubeError),
+    Kube(KubernetesError),
 }
 
-fn watch_error(cluster: &Cluster, e: kube::runtime::wait::Error, kind: &str, object: &str) -> KubeError {
+fn watch_error(cluster: &Cluster, e: kube::runtime::wait::Error, kind: &str, object: &str) -> KubernetesError {
     use kube::runtime::watcher::Error as W;
     let kube::runtime::wait::Error::ProbeFailed(w) = e;
     match w {
         W::InitialListFailed(e) => cluster.error(e, "list", kind, object),
         W::WatchStartFailed(e) | W::WatchFailed(e) => cluster.error(e, "watch", kind, object),
         W::WatchError(status) => cluster.status_error(*status, "watch", kind, object),
-        other => KubeError::Request { what: format!("watching {object}"), message: other.to_string() },
+        other => KubernetesError::Request { what: format!("watching {object}"), message: other.to_string() },
     }
 }
 

@@ -1,55 +1,19 @@
-//! The Kubernetes side of the commands: `render`, the cluster connection and live state for `plan`,
-//! `apply` and `destroy`.
+//! `render`: the Kubernetes manifests of an environment, made from an offline plan.
 
 use crate::cli::RenderArgs;
 use crate::commands::Report;
 use crate::planning::{make_plan, read_secrets, report, with_environment};
-use pipeline_executor::k8s::live::{self, KubeLive};
-use pipeline_executor::k8s::manifest::{self, Object, Scope, SecretValues};
-use pipeline_executor::k8s::{self, Cluster};
+use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues};
 use pipeline_planner::cache::Offline;
 use pipeline_planner::graph::Graph;
 use pipeline_planner::live::NothingDeployed;
 use pipeline_planner::model::Target;
 use pipeline_planner::pins::LockMode;
 use pipeline_planner::secrets::Secrets;
-use pipeline_planner::{Diag, Environment};
+use pipeline_planner::Diag;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
-
-/// The namespace and labels of an environment: the target's namespace, or `<project>-<env>` when the
-/// definitions deploy to Docker (for `render`).
-pub fn scope(env: &Environment) -> Scope {
-    let namespace = match &env.target {
-        Target::Kubernetes { namespace, .. } => namespace.clone(),
-        Target::Docker => format!("{}-{}", env.project, env.name),
-    };
-    Scope { project: env.project.clone(), environment: env.name.clone(), namespace }
-}
-
-/// The context to use: `--context`, else the definition's, else the kubeconfig's current one.
-pub fn context<'a>(env: &'a Environment, flag: Option<&'a str>) -> Option<&'a str> {
-    match &env.target {
-        Target::Kubernetes { context, .. } => flag.or(context.as_deref()),
-        Target::Docker => flag,
-    }
-}
-
-pub async fn connect(env: &Environment, flag: Option<&str>) -> Result<Cluster, Report> {
-    k8s::connect(context(env, flag), &scope(env).namespace).await.map_err(report)
-}
-
-/// Live state of a Kubernetes environment (for `plan`).
-pub fn live_state(env: &Environment, flag: Option<&str>) -> Result<KubeLive, Report> {
-    let rt = crate::apply::runtime()?;
-    rt.block_on(async {
-        let cluster = connect(env, flag).await?;
-        let scope = scope(env);
-        let objects = live::observe(&cluster, &scope).await.map_err(report)?;
-        Ok(KubeLive { scope, objects })
-    })
-}
 
 /// A secret's value by its name.
 type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -65,8 +29,7 @@ pub fn objects(
     for (_, s) in plan.services() {
         let Some(spec) = &s.spec else { continue };
         let values = match secret {
-            Some(secret) => pipeline_executor::apply::secret_values(spec, secret)
-                .map_err(|e| report(Diag::new("pipeline::render::secrets", format!("{e} (service `{}`)", s.name))))?,
+            Some(secret) => pipeline_executor::prepare::secret_values(&s.name, spec, secret).map_err(report)?,
             None => BTreeMap::new(),
         };
         let shown = if secret.is_some() { SecretValues::Shown(&values) } else { SecretValues::Hidden };
@@ -81,15 +44,8 @@ pub fn objects(
 /// the spec hash, a Job's name) then does not depend on any secret's value, so the output reveals
 /// nothing about the values and is the same with or without them.
 fn without_fingerprints(plan: &mut pipeline_planner::Plan) {
-    let specs = plan.stages.iter_mut().flat_map(|st| st.services.iter_mut()).filter_map(|s| s.spec.as_mut());
-    for spec in specs {
-        if let Some(serde_json::Value::Object(secrets)) = spec.get_mut("secrets") {
-            for entry in secrets.values_mut() {
-                if let serde_json::Value::Object(e) = entry {
-                    e.remove("fingerprint");
-                }
-            }
-        }
+    for s in plan.stages.iter_mut().flat_map(|st| st.services.iter_mut()) {
+        s.spec = s.spec.take().map(pipeline_planner::DeploySpec::without_fingerprints);
     }
 }
 
@@ -112,7 +68,7 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
         // Image references come from the build keys, computed here: no registry or cluster is asked.
         let (mut plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed, LockMode::Offline)?;
         without_fingerprints(&mut plan);
-        let scope = scope(env);
+        let scope = Scope::of(env);
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());
         let objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;
         let yaml = manifest::to_yaml(&objects).map_err(|e| report(Diag::new("pipeline::render::yaml", e)))?;

@@ -1,0 +1,376 @@
+//! Deploying one service to a Docker engine: the environment's network, the image (pulled when the engine
+//! lacks it), the data volume of a database, then the service's containers, started and waited for
+//! (healthy, up, or a job run to completion). Retiring a service and destroying an environment remove
+//! containers, then the network; volumes only when asked.
+
+use super::container::{self, registry_host, split_image};
+use super::labels::{ENVIRONMENT, KEY, PROJECT, REPLICA, SERVICE, SPEC, SPEC_HASH};
+use super::live::{Listed, containers_of, describe_owner, volumes_of};
+use super::{DockerError, DockerTarget, status};
+use crate::target::{Removed, Run, ServiceDeploy};
+use bollard::Docker;
+use bollard::models::{HealthStatusEnum, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StopContainerOptions, WaitContainerOptions,
+};
+use futures_util::StreamExt as _;
+use pipeline_planner::DeploySpec;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+impl DockerTarget {
+    /// Bring one service to its spec: replace its containers with new ones and wait for them.
+    pub(crate) async fn deploy_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
+        let existing = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await?;
+        let Some(spec) = &s.spec else { return Err(DockerError::spec(&s.name, "it has no spec to deploy")) };
+        self.ensure_network().await?;
+        run.note(format!("image {}", spec.image));
+        self.ensure_image(&spec.image).await?;
+        if !existing.is_empty() {
+            run.note("replacing the old containers");
+            remove_all(&self.docker, &existing).await?;
+        }
+        let volume = spec.volume.as_ref().map(|path| (self.volume_name(&s.name), path.clone()));
+        if let Some((name, _)) = &volume {
+            self.ensure_volume(name, &s.name).await?;
+        }
+        let names = self.create_containers(s, spec, volume.as_ref()).await?;
+        if spec.is_job() && spec.is_scheduled() {
+            run.note("created, not started: the docker target does not schedule jobs");
+            return Ok(());
+        }
+        for name in &names {
+            self.docker
+                .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(|e| DockerError::request(&format!("start {name}"), &e))?;
+        }
+        if spec.is_job() {
+            run.note("running to completion");
+            return self.wait_job(&names[0], run.timeout).await;
+        }
+        let deadline = tokio::time::Instant::now().checked_add(run.timeout).unwrap_or_else(far_future);
+        for name in &names {
+            run.note(if spec.healthcheck.is_some() {
+                format!("waiting for {name} to be healthy")
+            } else {
+                format!("waiting for {name}")
+            });
+            if let Err(e) = self.wait_ready(name, spec.healthcheck.is_some(), deadline, run.timeout).await {
+                // Stopped, not removed: its logs stay readable, and the next plan sees it is not up.
+                for n in &names {
+                    let _ =
+                        self.docker.stop_container(n, Some(StopContainerOptions { t: Some(10), signal: None })).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the containers of a service the definitions no longer have.
+    pub(crate) async fn retire_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
+        let existing = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await?;
+        run.note("removing");
+        remove_all(&self.docker, &existing).await
+    }
+
+    fn volume_name(&self, service: &str) -> String {
+        format!("{}-{service}-data", self.network_name())
+    }
+
+    fn labels(&self, service: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (PROJECT.into(), self.project.clone()),
+            (ENVIRONMENT.into(), self.environment.clone()),
+            (SERVICE.into(), service.into()),
+        ])
+    }
+
+    async fn ensure_network(&self) -> Result<(), DockerError> {
+        self.network.get_or_try_init(|| ensure_network(&self.docker, &self.project, &self.environment)).await.map(|_| ())
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(DockerError::request(&format!("inspect the image {image}"), &e)),
+        }
+        let (repo, tag) = split_image(image);
+        let host = registry_host(&repo);
+        // Unreadable credentials: try anonymously, and let the registry's answer explain.
+        let creds = super::credentials(&self.registry, &host).await.ok().flatten();
+        let options = CreateImageOptions { from_image: Some(repo.clone()), tag: Some(tag), ..Default::default() };
+        super::drain_create(self.docker.create_image(Some(options), None, creds))
+            .await
+            .map_err(|reason| DockerError::Image { image: image.to_string(), host, reason })
+    }
+
+    /// The volume of a database; one that exists must be this service's.
+    async fn ensure_volume(&self, name: &str, service: &str) -> Result<(), DockerError> {
+        let req =
+            VolumeCreateRequest { name: Some(name.to_string()), labels: Some(self.labels(service)), ..Default::default() };
+        let v = self
+            .docker
+            .create_volume(req)
+            .await
+            .map_err(|e| DockerError::request(&format!("create the volume {name}"), &e))?;
+        // Creating a volume that exists returns it: make sure it is this environment's.
+        let owner = (v.labels.get(PROJECT), v.labels.get(ENVIRONMENT), v.labels.get(SERVICE));
+        if owner != (Some(&self.project), Some(&self.environment), Some(&service.to_string())) {
+            return Err(DockerError::Foreign {
+                what: format!("the volume {name}"),
+                owner: describe_owner(&v.labels),
+                wanted: format!("service `{service}` of {}/{}", self.project, self.environment),
+            });
+        }
+        Ok(())
+    }
+
+    async fn create_containers(
+        &self,
+        s: &ServiceDeploy,
+        spec: &DeploySpec,
+        volume: Option<&(String, String)>,
+    ) -> Result<Vec<String>, DockerError> {
+        let hash = spec.hash();
+        let spec_text = serde_json::to_string(&spec.to_json()).unwrap_or_default();
+        let replicas = if spec.is_job() { 1 } else { spec.replicas.max(1) };
+        let mut names = Vec::new();
+        for r in 1..=replicas {
+            let name = container::name(&self.network_name(), &s.name, r);
+            let mut labels = self.labels(&s.name);
+            labels.insert(SPEC.into(), spec_text.clone());
+            labels.insert(SPEC_HASH.into(), hash.clone());
+            labels.insert(REPLICA.into(), r.to_string());
+            if let Some(k) = &s.key {
+                labels.insert(KEY.into(), k.clone());
+            }
+            let body = container::body(&self.network_name(), s, spec, labels, volume)?;
+            self.docker
+                .create_container(
+                    Some(CreateContainerOptions { name: Some(name.clone()), platform: String::new() }),
+                    body,
+                )
+                .await
+                .map_err(|e| DockerError::request(&format!("create the container {name}"), &e))?;
+            names.push(name);
+        }
+        Ok(names)
+    }
+
+    async fn wait_job(&self, name: &str, timeout: Duration) -> Result<(), DockerError> {
+        let mut wait = self.docker.wait_container(name, None::<WaitContainerOptions>);
+        let limit = timeout.min(Duration::from_secs(86_400 * 365));
+        let code = match tokio::time::timeout(limit, wait.next()).await {
+            Err(_) => {
+                return Err(DockerError::not_ready(name, format!("{name} did not finish within {}s", timeout.as_secs())));
+            }
+            Ok(Some(Ok(r))) => r.status_code,
+            // bollard reports a non-zero exit as an error carrying the code.
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => code,
+            Ok(Some(Err(e))) => return Err(DockerError::request(&format!("wait for {name}"), &e)),
+            Ok(None) => return Err(DockerError::not_ready(name, format!("waiting for {name} ended without an exit code"))),
+        };
+        if code == 0 {
+            return Ok(());
+        }
+        Err(DockerError::not_ready(
+            name,
+            format!("the job {name} exited with code {code}{}", last_lines(&self.docker, name).await),
+        ))
+    }
+
+    async fn wait_ready(
+        &self,
+        name: &str,
+        healthcheck: bool,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(), DockerError> {
+        let mut running_since: Option<tokio::time::Instant> = None;
+        loop {
+            let c = self
+                .docker
+                .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+                .map_err(|e| DockerError::request(&format!("inspect {name}"), &e))?;
+            let state = c.state.unwrap_or_default();
+            if state.running != Some(true) || state.restarting == Some(true) || c.restart_count.unwrap_or(0) > 0 {
+                let code = state.exit_code.unwrap_or(0);
+                return Err(DockerError::not_ready(
+                    name,
+                    format!("{name} stopped (exit code {code}){}", last_lines(&self.docker, name).await),
+                ));
+            }
+            if healthcheck {
+                let health = state.health.unwrap_or_default();
+                match health.status {
+                    Some(HealthStatusEnum::HEALTHY) => return Ok(()),
+                    Some(HealthStatusEnum::UNHEALTHY) => {
+                        let probe = health
+                            .log
+                            .unwrap_or_default()
+                            .last()
+                            .and_then(|l| l.output.clone())
+                            .map(|o| format!("; last check said: {}", o.trim()))
+                            .unwrap_or_default();
+                        return Err(DockerError::not_ready(
+                            name,
+                            format!("{name} is unhealthy{probe}{}", last_lines(&self.docker, name).await),
+                        ));
+                    }
+                    _ => {}
+                }
+            } else {
+                // Running for a second without exiting counts as up.
+                let since = *running_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= Duration::from_secs(1) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DockerError::not_ready(
+                    name,
+                    format!(
+                        "{name} was not {} within {}s",
+                        if healthcheck { "healthy" } else { "up" },
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A deadline that never comes, for timeouts too large to add to now.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// The last lines a container wrote, as a message tail.
+async fn last_lines(docker: &Docker, name: &str) -> String {
+    let options = LogsOptions { stdout: true, stderr: true, tail: "10".into(), ..Default::default() };
+    let mut logs = docker.logs(name, Some(options));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "\n(it wrote no output)".into();
+    }
+    let mut s = "\nlast lines:".to_string();
+    for l in lines {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    s
+}
+
+async fn ensure_network(docker: &Docker, project: &str, environment: &str) -> Result<(), DockerError> {
+    let name = format!("{project}-{environment}");
+    let filters = HashMap::from([("name".to_string(), vec![name.clone()])]);
+    let found = docker
+        .list_networks(Some(ListNetworksOptions { filters: Some(filters) }))
+        .await
+        .map_err(|e| DockerError::request("list networks", &e))?;
+    if let Some(n) = found.iter().find(|n| n.name.as_deref() == Some(name.as_str())) {
+        let labels = n.labels.clone().unwrap_or_default();
+        if labels.get(PROJECT).map(String::as_str) == Some(project)
+            && labels.get(ENVIRONMENT).map(String::as_str) == Some(environment)
+        {
+            return Ok(());
+        }
+        return Err(DockerError::Foreign {
+            what: format!("the network {name}"),
+            owner: describe_owner(&labels),
+            wanted: format!("{project}/{environment}"),
+        });
+    }
+    let req = NetworkCreateRequest {
+        name: name.clone(),
+        driver: Some("bridge".into()),
+        labels: Some(HashMap::from([
+            (PROJECT.to_string(), project.to_string()),
+            (ENVIRONMENT.to_string(), environment.to_string()),
+        ])),
+        ..Default::default()
+    };
+    match docker.create_network(req).await {
+        Ok(_) => Ok(()),
+        Err(e) if status(&e) == Some(409) => Ok(()),
+        Err(e) => Err(DockerError::request(&format!("create the network {name}"), &e)),
+    }
+}
+
+async fn remove_all(docker: &Docker, containers: &[Listed]) -> Result<(), DockerError> {
+    for c in containers {
+        if c.state == "running" {
+            // Ten seconds to stop cleanly, as `docker stop`.
+            let _ = docker.stop_container(&c.id, Some(StopContainerOptions { t: Some(10), signal: None })).await;
+        }
+        match docker.remove_container(&c.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(DockerError::request(&format!("remove {}", c.name), &e)),
+        }
+    }
+    Ok(())
+}
+
+/// Remove an environment's services in reverse stage order (`stages` in execution order; services of
+/// unknown stages go first), then its network; volumes only when asked.
+pub(crate) async fn destroy(
+    docker: &Docker,
+    project: &str,
+    environment: &str,
+    stages: &[String],
+    volumes: bool,
+    on_service: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Removed, DockerError> {
+    let list = containers_of(docker, project, environment, None).await?;
+    let mut by_service: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+    for c in list {
+        by_service.entry(c.service.clone()).or_default().push(c);
+    }
+    let stage_of = |cs: &[Listed]| {
+        cs.iter()
+            .find_map(|c| c.labels.get(SPEC).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()))
+            .and_then(|s| s.get("stage").and_then(serde_json::Value::as_str).map(str::to_string))
+            .and_then(|st| stages.iter().position(|x| *x == st))
+    };
+    let mut order: Vec<(Option<usize>, String)> =
+        by_service.iter().map(|(name, cs)| (stage_of(cs), name.clone())).collect();
+    // Later stages first; unknown stages before all.
+    order.sort_by(|a, b| b.0.map_or(usize::MAX, |x| x).cmp(&a.0.map_or(usize::MAX, |x| x)).then(a.1.cmp(&b.1)));
+    let mut done = Removed::default();
+    for (_, name) in order {
+        on_service(&name);
+        let cs = &by_service[&name];
+        remove_all(docker, cs).await?;
+        done.items += cs.len();
+        done.services.push(name);
+    }
+    let network = format!("{project}-{environment}");
+    match docker.remove_network(&network).await {
+        Ok(()) => done.network = Some(network),
+        Err(e) if status(&e) == Some(404) => {}
+        Err(e) => return Err(DockerError::request(&format!("remove the network {network}"), &e)),
+    }
+    for name in volumes_of(docker, project, environment).await? {
+        if volumes {
+            docker
+                .remove_volume(&name, None::<RemoveVolumeOptions>)
+                .await
+                .map_err(|e| DockerError::request(&format!("remove the volume {name}"), &e))?;
+            done.volumes_removed.push(name);
+        } else {
+            done.volumes_kept.push(name);
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,291 @@
+//! The Docker target (`std.docker { }`) and the engine connection every build uses.
+//!
+//! The connection: DOCKER_HOST and the usual Docker environment (bollard's defaults), the API version
+//! negotiated with the engine, and errors that name the endpoint.
+//!
+//! The target, in modules of the same shape as [`crate::kubernetes`]: [`deploy`] (one service, retire,
+//! destroy), [`container`] (what the engine is asked to create), [`live`] (what runs, from labels),
+//! [`lock`] (one run per environment).
+//!
+//! Names: network `<project>-<env>`; containers `<project>-<env>-<service>-<n>` (n from 1), each with the
+//! service name as its network alias, so other services reach it by name; a database's `volume` is the
+//! named volume `<project>-<env>-<service>-data`, which survives redeploys and `destroy` (unless asked).
+
+pub mod container;
+pub mod deploy;
+pub mod live;
+pub mod lock;
+
+use crate::registry::RegistryClient;
+use crate::target::{Endpoint, Inventory, Item, Removed, Run, ServiceDeploy, Target};
+use pipeline_planner::live::{LiveState, Observed};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+pub use bollard::Docker;
+use std::time::Duration;
+
+/// The engine could not be reached or refused a request.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    #[diagnostic(
+        code(pipeline::docker::unreachable),
+        help("start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one")
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("the Docker engine at {endpoint} failed: {what}: {reason}")]
+    #[diagnostic(code(pipeline::docker::request))]
+    Request { endpoint: String, what: String, reason: String },
+}
+
+/// Where the engine is, as a message names it: `DOCKER_HOST`, or the default socket.
+pub fn endpoint() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Connect with the Docker environment's defaults, check the engine answers, and speak its API version.
+pub async fn connect() -> Result<Docker, EngineError> {
+    let endpoint = endpoint();
+    let unreachable = |reason: String| EngineError::Unreachable { endpoint: endpoint.clone(), reason };
+    let docker = connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+    let docker = tokio::time::timeout(Duration::from_secs(15), docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable("no answer within 15 s".into()))?
+        .map_err(|e| unreachable(reason(&e)))?;
+    Ok(docker)
+}
+
+/// bollard's defaults, except that an empty `DOCKER_HOST` (as CI systems often export) means the local
+/// socket, as it does for the Docker CLI.
+fn connect_with_defaults() -> Result<Docker, bollard::errors::Error> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.trim().is_empty() => Docker::connect_with_local_defaults(),
+        _ => Docker::connect_with_defaults(),
+    }
+}
+
+/// A client for the engine that is never asked anything (no builds to run): no connection is made.
+pub fn idle() -> Result<Docker, EngineError> {
+    connect_with_defaults().map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
+}
+
+/// A bollard error as one line: the engine's own message when it sent one.
+pub fn reason(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { status_code, message } => format!("{message} (HTTP {status_code})"),
+        E::DockerStreamError { error } => error.clone(),
+        E::JsonDataError { message, .. } => format!("unexpected answer: {message}"),
+        other => crate::error_chain(other),
+    }
+}
+
+/// The HTTP status of an engine error, when it has one.
+pub fn status(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The credentials of `~/.docker/config.json` for `host`, as the engine takes them for pushes and pulls
+/// (none when there are none, or they cannot be read: the registry then answers for itself).
+pub async fn credentials(
+    registry: &std::sync::Arc<crate::registry::RegistryClient>,
+    host: &str,
+) -> Result<Option<bollard::auth::DockerCredentials>, String> {
+    let registry = std::sync::Arc::clone(registry);
+    let host = host.to_string();
+    let found = tokio::task::spawn_blocking(move || registry.credentials_for(&host))
+        .await
+        .map_err(|e| format!("reading credentials stopped: {e}"))?
+        .map_err(|e| e.to_string())?;
+    Ok(found.map(|c| bollard::auth::DockerCredentials {
+        username: c.username,
+        password: c.password,
+        identitytoken: c.identity_token,
+        serveraddress: Some(c.server_address),
+        ..Default::default()
+    }))
+}
+
+/// Drain an image-creating stream (pull or import): the first error it reports, if any.
+pub async fn drain_create(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::models::CreateImageInfo, bollard::errors::Error>> + Unpin,
+) -> Result<(), String> {
+    use futures_util::StreamExt as _;
+    while let Some(item) = stream.next().await {
+        let failed = match item {
+            Ok(info) => info.error_detail.and_then(|d| d.message),
+            Err(e) => Some(reason(&e)),
+        };
+        if let Some(why) = failed {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
+/// The labels pipeline puts on what it makes on an engine.
+pub mod labels {
+    pub const PROJECT: &str = "pipeline.project";
+    pub const ENVIRONMENT: &str = "pipeline.environment";
+    pub const SERVICE: &str = "pipeline.service";
+    /// The build key of the image, when built.
+    pub const KEY: &str = "pipeline.key";
+    /// The deployed spec as the plan shows it: secrets only as name and fingerprint.
+    pub const SPEC: &str = "pipeline.spec";
+    pub const SPEC_HASH: &str = "pipeline.spec-hash";
+    pub const REPLICA: &str = "pipeline.replica";
+    pub const LOCK_HOLDER: &str = "pipeline.lock.holder";
+    pub const LOCK_SINCE: &str = "pipeline.lock.since";
+}
+
+/// What went wrong on the Docker target.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DockerError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Engine(#[from] EngineError),
+
+    #[error("cannot {what}: {reason}")]
+    #[diagnostic(code(pipeline::docker::request), help("check that the Docker engine runs and answers (`docker info`)"))]
+    Request { what: String, reason: String },
+
+    #[error("the image {image} is not on this engine and cannot be pulled from {host}: {reason}")]
+    #[diagnostic(
+        code(pipeline::docker::image),
+        help("check the image's name and tag; for a registry that needs a login, run `docker login {host}`")
+    )]
+    Image { image: String, host: String, reason: String },
+
+    #[error("{what} already exists and belongs to {owner}, not to {wanted}")]
+    #[diagnostic(
+        code(pipeline::docker::foreign),
+        help("remove it if it is not needed, or deploy under another project or environment name")
+    )]
+    Foreign { what: String, owner: String, wanted: String },
+
+    #[error("service `{service}`: {message}")]
+    #[diagnostic(code(pipeline::docker::spec))]
+    Spec { service: String, message: String },
+
+    #[error("{message}")]
+    #[diagnostic(code(pipeline::docker::not_ready), help("its whole output: `docker logs {container}`"))]
+    NotReady { container: String, message: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] lock::LockError),
+}
+
+impl DockerError {
+    pub(crate) fn request(what: &str, e: &bollard::errors::Error) -> DockerError {
+        DockerError::Request { what: what.to_string(), reason: reason(e) }
+    }
+
+    pub(crate) fn spec(service: &str, message: impl Into<String>) -> DockerError {
+        DockerError::Spec { service: service.to_string(), message: message.into() }
+    }
+
+    pub(crate) fn not_ready(container: &str, message: String) -> DockerError {
+        DockerError::NotReady { container: container.to_string(), message }
+    }
+}
+
+/// One environment on a Docker engine.
+pub struct DockerTarget {
+    pub docker: Docker,
+    pub project: String,
+    pub environment: String,
+    /// For pulls of images the engine lacks (credentials of `~/.docker/config.json`).
+    pub registry: Arc<RegistryClient>,
+    network: OnceCell<()>,
+}
+
+impl DockerTarget {
+    pub fn new(docker: Docker, project: &str, environment: &str, registry: Arc<RegistryClient>) -> DockerTarget {
+        DockerTarget {
+            docker,
+            project: project.into(),
+            environment: environment.into(),
+            registry,
+            network: OnceCell::new(),
+        }
+    }
+
+    /// Connect to the engine of DOCKER_HOST (or the local socket).
+    pub async fn connect(project: &str, environment: &str, registry: Arc<RegistryClient>) -> Result<DockerTarget, DockerError> {
+        Ok(DockerTarget::new(connect().await?, project, environment, registry))
+    }
+
+    /// `<project>-<env>`: the network, and the prefix of every container and volume.
+    pub fn network_name(&self) -> String {
+        format!("{}-{}", self.project, self.environment)
+    }
+}
+
+impl Target for DockerTarget {
+    type Error = DockerError;
+    type Lock = lock::Lock;
+
+    fn describe(&self) -> String {
+        format!("Docker engine at {}", endpoint())
+    }
+
+    fn engine(&self) -> Option<Docker> {
+        Some(self.docker.clone())
+    }
+
+    async fn lock(&self, holder: &str) -> Result<lock::Lock, DockerError> {
+        Ok(lock::Lock::acquire(&self.docker, &self.project, &self.environment, holder).await?)
+    }
+
+    async fn observe(&self) -> Result<Box<dyn LiveState + Send + Sync>, DockerError> {
+        let services = live::observe(&self.docker, &self.project, &self.environment).await?;
+        // Claims only say who is building: a failure to list them changes no decision.
+        let building = crate::claim::list(&self.docker)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, h)| (k, h.to_string()))
+            .collect();
+        Ok(Box::new(Observed { services, building }))
+    }
+
+    async fn deploy(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
+        self.deploy_service(service, run).await
+    }
+
+    async fn retire(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
+        self.retire_service(service, run).await
+    }
+
+    async fn inventory(&self) -> Result<Inventory, DockerError> {
+        let containers = live::containers_of(&self.docker, &self.project, &self.environment, None).await?;
+        let volumes = live::volumes_of(&self.docker, &self.project, &self.environment).await?;
+        let items = containers
+            .into_iter()
+            .map(|c| Item { name: c.name, service: c.service, state: Some(c.status) })
+            .collect();
+        Ok(Inventory { place: None, unit: "container", items, volumes })
+    }
+
+    async fn destroy(
+        &self,
+        stages: &[String],
+        volumes: bool,
+        on: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Removed, DockerError> {
+        deploy::destroy(&self.docker, &self.project, &self.environment, stages, volumes, on).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, DockerError> {
+        let containers = live::containers_of(&self.docker, &self.project, &self.environment, None).await?;
+        Ok(containers.into_iter().map(|c| Endpoint { service: c.service, name: c.name, ports: c.ports }).collect())
+    }
+}
