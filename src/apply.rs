@@ -59,13 +59,8 @@ impl ApplyUi for Terminal<'_> {
     fn plan(&self, live: &dyn LiveState) -> Result<Planned, Report> {
         let mode = crate::planning::lock_mode(self.locked, false);
         let (plan, keyed) = make_plan(self.env, self.graph, self.sources, self.secrets, self.registry, live, mode)?;
-        let keyed = self
-            .env
-            .services
-            .iter()
-            .zip(keyed.keyed)
-            .filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?)))
-            .collect();
+        let keyed =
+            self.env.services.iter().zip(keyed.keyed).filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?))).collect();
         if let Some(saved) = self.saved {
             check_saved(saved, &plan)?;
         }
@@ -306,12 +301,7 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
         Destroyed::Removed(inventory, done) => {
             if !done.services.is_empty() {
                 let network = done.network.as_ref().map(|n| format!(" and the network {n}")).unwrap_or_default();
-                println!(
-                    "Removed {} services ({} {}s){network}",
-                    done.services.len(),
-                    done.items,
-                    inventory.unit
-                );
+                println!("Removed {} services ({} {}s){network}", done.services.len(), done.items, inventory.unit);
             }
             if !done.volumes_kept.is_empty() {
                 println!("Kept the data volumes {} (remove them with `--volumes`)", done.volumes_kept.join(", "));
@@ -501,11 +491,7 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
                 name: s.name.as_str(),
                 stage: plan.stages.get(task.stage).map_or("?", |s| s.name.as_str()),
                 build: build_word(action, build_report, builder),
-                deploy: deploy_word(
-                    s.action,
-                    r,
-                    s.spec.as_ref().is_some_and(|sp| sp.is_scheduled()),
-                ),
+                deploy: deploy_word(s.action, r, s.spec.as_ref().is_some_and(|sp| sp.is_scheduled())),
                 took,
                 error,
             }
@@ -513,13 +499,7 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
         .collect()
 }
 
-fn summary_table(
-    plan: &Plan,
-    prepared: &Prepared,
-    outcome: &Outcome,
-    endpoints: &[Endpoint],
-    color: bool,
-) -> String {
+fn summary_table(plan: &Plan, prepared: &Prepared, outcome: &Outcome, endpoints: &[Endpoint], color: bool) -> String {
     use std::fmt::Write as _;
     let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
     let rows = rows(plan, prepared, outcome);

@@ -83,7 +83,9 @@ impl Progress {
             }
             Event::BuildStarted { build } => self.start(Task::Build(*build)),
             Event::DeployStarted { service } => self.start(Task::Deploy(*service)),
-            Event::BuildEnded { build, status, error } => self.end(Task::Build(*build), *status, error.as_ref().map(|e| e.message.as_str())),
+            Event::BuildEnded { build, status, error } => {
+                self.end(Task::Build(*build), *status, error.as_ref().map(|e| e.message.as_str()))
+            }
             Event::DeployEnded { service, status, error } => {
                 self.end(Task::Deploy(*service), *status, error.as_ref().map(|e| e.message.as_str()))
             }

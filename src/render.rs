@@ -10,7 +10,6 @@ use pipeline_planner::live::NothingDeployed;
 use pipeline_planner::model::Target;
 use pipeline_planner::pins::LockMode;
 use pipeline_planner::secrets::Secrets;
-use pipeline_planner::Diag;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -33,8 +32,7 @@ pub fn objects(
             None => BTreeMap::new(),
         };
         let shown = if secret.is_some() { SecretValues::Shown(&values) } else { SecretValues::Hidden };
-        let objects = manifest::service_objects(scope, &s.name, spec, s.build.key.as_deref(), shown)
-            .map_err(|e| report(Diag::new("pipeline::render::service", e)))?;
+        let objects = manifest::service_objects(scope, &s.name, spec, s.build.key.as_deref(), shown).map_err(report)?;
         out.extend(objects);
     }
     Ok(out)
@@ -71,7 +69,7 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
         let scope = Scope::of(env);
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());
         let objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;
-        let yaml = manifest::to_yaml(&objects).map_err(|e| report(Diag::new("pipeline::render::yaml", e)))?;
+        let yaml = manifest::to_yaml(&objects).map_err(report)?;
         let mut note: Vec<String> = plan.warnings.iter().filter(|w| w.contains("not pinned")).cloned().collect();
         if env.target == Target::Docker {
             note.push(format!(

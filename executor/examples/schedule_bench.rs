@@ -77,7 +77,10 @@ struct Sleeper {
 }
 
 impl Builder for Sleeper {
-    fn build(&self, b: usize) -> impl std::future::Future<Output = Result<(), String>> + Send {
+    fn build(
+        &self,
+        b: usize,
+    ) -> impl std::future::Future<Output = Result<(), pipeline_executor::schedule::TaskError>> + Send {
         let d = self.builds[b];
         async move {
             tokio::time::sleep(d).await;
@@ -87,7 +90,10 @@ impl Builder for Sleeper {
 }
 
 impl Deployer for Sleeper {
-    fn deploy(&self, s: usize) -> impl std::future::Future<Output = Result<(), String>> + Send {
+    fn deploy(
+        &self,
+        s: usize,
+    ) -> impl std::future::Future<Output = Result<(), pipeline_executor::schedule::TaskError>> + Send {
         let d = self.deploys[s];
         async move {
             tokio::time::sleep(d).await;

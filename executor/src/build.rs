@@ -73,22 +73,48 @@ pub struct DockerBuilder {
     pub elsewhere: std::sync::Mutex<BTreeMap<usize, String>>,
 }
 
+/// Why a build failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Context(#[from] ContextError),
+    #[error("cannot write the build log `{}`: {source}", path.display())]
+    #[diagnostic(
+        code(pipeline::build::log),
+        help("the log goes to `.pipeline/logs/` beside the definitions: make it writable")
+    )]
+    Log { path: PathBuf, source: std::io::Error },
+    #[error("{message}")]
+    #[diagnostic(code(pipeline::build::failed), help("the whole build log: {}", log.display()))]
+    Failed { message: String, log: PathBuf },
+}
+
+/// A build context that is not what was planned, or cannot be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ContextError {
+    #[error("`{}` changed since it was planned", .0.display())]
+    #[diagnostic(code(pipeline::build::changed), help("run `pipeline apply` again to plan with it"))]
+    Changed(PathBuf),
+    #[error("cannot read `{}` of the build context: {source}", path.display())]
+    #[diagnostic(code(pipeline::build::context))]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot pack the build context: {0}")]
+    #[diagnostic(code(pipeline::build::context))]
+    Pack(std::io::Error),
+}
+
 impl Builder for DockerBuilder {
     async fn build(&self, n: usize) -> Result<(), TaskError> {
-        self.build_one(n).await.map_err(|message| {
-            let log = self.builds.get(n).map(|b| self.log_dir.join(format!("{}.log", b.service)));
-            TaskError {
-                message,
-                code: Some("pipeline::build::failed".into()),
-                help: log.map(|l| format!("the whole build log: {}", l.display())),
-            }
-        })
+        self.build_one(n).await.map_err(|e| TaskError::from_diagnostic(&e))
     }
 }
 
 impl DockerBuilder {
-    async fn build_one(&self, n: usize) -> Result<(), String> {
-        let Some(b) = self.builds.get(n) else { return Err(format!("no build number {n}")) };
+    async fn build_one(&self, n: usize) -> Result<(), BuildError> {
+        let Some(b) = self.builds.get(n) else {
+            return Err(BuildError::Failed { message: format!("no build number {n}"), log: self.log_dir.clone() });
+        };
         let mut log = Log::open(&self.log_dir, &b.service)?;
         let image = b.keyed.image.to_string();
         // One build per key across runs: claim it, or wait for the run that has.
@@ -141,13 +167,24 @@ impl DockerBuilder {
     }
 
     /// Build, push and record a claimed key.
-    async fn build_claimed(&self, n: usize, b: &ImageBuild, log: &mut Log) -> Result<(), String> {
-        let image = b.keyed.image.to_string();
-        log.line(&format!("building {image} for service `{}`", b.service));
+    async fn build_claimed(&self, n: usize, b: &ImageBuild, log: &mut Log) -> Result<(), BuildError> {
+        log.line(&format!("building {} for service `{}`", b.keyed.image, b.service));
         let keyed = b.keyed.clone();
-        let packed = tokio::task::spawn_blocking(move || pack_context(&keyed))
-            .await
-            .map_err(|e| format!("packing the build context stopped: {e}"))??;
+        let failed = |message: String, log: &Log| BuildError::Failed { message, log: log.path.clone() };
+        let packed = match tokio::task::spawn_blocking(move || pack_context(&keyed)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                log.line(&format!("error: {e}"));
+                return Err(e.into());
+            }
+            Err(e) => return Err(failed(format!("packing the build context stopped: {e}"), log)),
+        };
+        self.build_and_push(n, b, log, packed).await.map_err(|m| failed(m, log))
+    }
+
+    /// Build a packed context, push the image and confirm it in the registry.
+    async fn build_and_push(&self, n: usize, b: &ImageBuild, log: &mut Log, packed: Packed) -> Result<(), String> {
+        let image = b.keyed.image.to_string();
         for (reference, digest) in &b.keyed.images {
             log.line(&format!("using {reference} pinned to {digest}"));
         }
@@ -156,7 +193,8 @@ impl DockerBuilder {
         let mut labels = self.labels.clone();
         labels.insert("pipeline.key".into(), b.keyed.key.clone());
         // The mirror's credentials also serve a FROM on the mirror.
-        let creds = crate::docker::credentials(&self.registry, &b.keyed.image.registry).await?;
+        let creds =
+            crate::docker::credentials(&self.registry, &b.keyed.image.registry).await.map_err(|e| e.to_string())?;
         match &self.kind {
             BuilderKind::BuildKit { endpoint, api_version, .. } => {
                 self.build_with_buildkit(n, b, log, endpoint, api_version, packed, labels).await?;
@@ -244,7 +282,7 @@ impl DockerBuilder {
         }
         let mut credentials = buildkit::Credentials::default();
         for host in hosts {
-            if let Some(c) = crate::docker::credentials(&self.registry, &host).await?
+            if let Some(c) = crate::docker::credentials(&self.registry, &host).await.map_err(|e| e.to_string())?
                 && let (Some(user), Some(password)) = (c.username, c.password)
             {
                 credentials.by_host.insert(host, (user, password));
@@ -287,7 +325,7 @@ impl DockerBuilder {
             let events = match events {
                 Ok(e) => e,
                 Err(why) => {
-                    failed = Some(why);
+                    failed = Some(why.to_string());
                     break;
                 }
             };
@@ -406,7 +444,7 @@ impl DockerBuilder {
             tokio::task::spawn_blocking(move || registry.push_record(&at.registry, &at.repository, &tags, &json))
                 .await
                 .map_err(|e| e.to_string())
-                .and_then(|r| r);
+                .and_then(|r| r.map_err(|e| e.to_string()));
         match pushed {
             Ok(()) => {
                 log.line(&format!("pushed the record of the key's inputs ({})", record::record_tag(&b.keyed.key)))
@@ -460,7 +498,7 @@ pub struct Packed {
 }
 
 /// The build context tar (see [`pack_context`]).
-pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
+pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, ContextError> {
     pack_context(b).map(|p| p.tar)
 }
 
@@ -468,15 +506,10 @@ pub fn context_tar(b: &KeyedBuild) -> Result<Vec<u8>, String> {
 /// read) and the Dockerfile (checked against the key), rewritten so every image it uses is named by the
 /// digest it was keyed with. Modes are 0644/0755, owners root, times zero, so the same files give the
 /// same tar.
-pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
+pub fn pack_context(b: &KeyedBuild) -> Result<Packed, ContextError> {
     let mut tar = tar::Builder::new(Vec::new());
     let root = &b.context.root;
-    let changed = |path: &str| {
-        format!(
-            "`{}` changed since it was planned; run `pipeline apply` again to plan with it",
-            root.join(path).display()
-        )
-    };
+    let changed = |path: &str| ContextError::Changed(root.join(path));
     for f in &b.context.files {
         let full = root.join(&f.path);
         let mut h = tar::Header::new_gnu();
@@ -487,7 +520,7 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
             HashedKind::File { executable, size, blake3 } => {
                 let bytes = read_exact_size(&full, *size).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof => changed(&f.path),
-                    _ => format!("cannot read `{}` of the build context: {e}", full.display()),
+                    _ => ContextError::Read { path: full.clone(), source: e },
                 })?;
                 if blake3::hash(&bytes).as_bytes() != blake3 {
                     return Err(changed(&f.path));
@@ -495,8 +528,7 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if *executable { 0o755 } else { 0o644 });
                 h.set_size(bytes.len() as u64);
-                tar.append_data(&mut h, &f.path, bytes.as_slice())
-                    .map_err(|e| format!("cannot pack `{}`: {e}", full.display()))?;
+                tar.append_data(&mut h, &f.path, bytes.as_slice()).map_err(ContextError::Pack)?;
             }
             HashedKind::Symlink { target } => {
                 let now = std::fs::read_link(&full).map_err(|_| changed(&f.path))?;
@@ -506,13 +538,14 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
                 h.set_size(0);
-                tar.append_link(&mut h, &f.path, target)
-                    .map_err(|e| format!("cannot pack `{}`: {e}", full.display()))?;
+                tar.append_link(&mut h, &f.path, target).map_err(ContextError::Pack)?;
             }
         }
     }
-    let dockerfile = std::fs::read(&b.dockerfile)
-        .map_err(|e| format!("cannot read the Dockerfile `{}`: {e}", b.dockerfile.display()))?;
+    let dockerfile = std::fs::read(&b.dockerfile).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ContextError::Changed(b.dockerfile.clone()),
+        _ => ContextError::Read { path: b.dockerfile.clone(), source: e },
+    })?;
     let now = key::build_key(&KeyInput {
         files: &b.context.files,
         dockerfile: &dockerfile,
@@ -523,10 +556,7 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
         secrets: &b.secrets,
     });
     if now != b.key {
-        return Err(format!(
-            "the Dockerfile `{}` changed since it was planned; run `pipeline apply` again to plan with it",
-            b.dockerfile.display()
-        ));
+        return Err(ContextError::Changed(b.dockerfile.clone()));
     }
     let text = String::from_utf8_lossy(&dockerfile);
     let pinned = b.pinned_dockerfile(&text);
@@ -541,9 +571,9 @@ pub fn pack_context(b: &KeyedBuild) -> Result<Packed, String> {
         h.set_gid(0);
         h.set_mode(0o644);
         h.set_size(body.len() as u64);
-        tar.append_data(&mut h, OUTSIDE_DOCKERFILE, body).map_err(|e| format!("cannot pack the Dockerfile: {e}"))?;
+        tar.append_data(&mut h, OUTSIDE_DOCKERFILE, body).map_err(ContextError::Pack)?;
     }
-    let tar = tar.into_inner().map_err(|e| format!("cannot pack the build context: {e}"))?;
+    let tar = tar.into_inner().map_err(ContextError::Pack)?;
     Ok(Packed { tar, dockerfile_path: path })
 }
 
@@ -566,14 +596,14 @@ pub struct Log {
 }
 
 impl Log {
-    pub fn open(dir: &Path, name: &str) -> Result<Log, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the log folder `{}`: {e}", dir.display()))?;
+    pub fn open(dir: &Path, name: &str) -> Result<Log, BuildError> {
+        std::fs::create_dir_all(dir).map_err(|e| BuildError::Log { path: dir.to_path_buf(), source: e })?;
         let path = dir.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| format!("cannot write the log `{}`: {e}", path.display()))?;
+            .map_err(|e| BuildError::Log { path: path.clone(), source: e })?;
         Ok(Log { file: Some(file), path, tail: VecDeque::new() })
     }
 

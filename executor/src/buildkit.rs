@@ -46,22 +46,37 @@ pub enum Endpoint {
     Tcp(String),
 }
 
+/// A BuildKit session or build the engine could not open or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("{0}")]
+#[diagnostic(
+    code(pipeline::build::buildkit),
+    help("check the engine (`docker info`); `DOCKER_BUILDKIT=0` builds with the classic builder instead")
+)]
+pub struct BuildKitError(pub String);
+
+impl From<String> for BuildKitError {
+    fn from(message: String) -> BuildKitError {
+        BuildKitError(message)
+    }
+}
+
 /// The engine's address from `DOCKER_HOST` (default `unix:///var/run/docker.sock`), or why a BuildKit
 /// session cannot be opened to it (then the classic builder is used).
-pub fn endpoint_from(docker_host: Option<&str>, tls: bool) -> Result<Endpoint, String> {
+pub fn endpoint_from(docker_host: Option<&str>, tls: bool) -> Result<Endpoint, BuildKitError> {
     let host = docker_host.filter(|h| !h.is_empty()).unwrap_or("unix:///var/run/docker.sock");
     if let Some(path) = host.strip_prefix("unix://") {
         return Ok(Endpoint::Unix(path.to_string()));
     }
     if let Some(addr) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
         if tls {
-            return Err(format!(
+            return Err(BuildKitError(format!(
                 "DOCKER_HOST {host} with DOCKER_TLS_VERIFY: BuildKit sessions over TLS are not supported yet"
-            ));
+            )));
         }
         return Ok(Endpoint::Tcp(addr.trim_end_matches('/').to_string()));
     }
-    Err(format!("DOCKER_HOST {host}: BuildKit sessions need a unix:// or tcp:// engine address"))
+    Err(BuildKitError(format!("DOCKER_HOST {host}: BuildKit sessions need a unix:// or tcp:// engine address")))
 }
 
 /// An engine connection: a Unix socket or a TCP stream.
@@ -251,7 +266,7 @@ pub async fn open_session(
     name: &str,
     credentials: Credentials,
     secrets: BTreeMap<String, pipeline_planner::secrets::SecretValue>,
-) -> Result<Session, String> {
+) -> Result<Session, BuildKitError> {
     let id = new_id();
     let mut request = http::Request::post(format!("http://docker/v{api_version}/session"))
         .header(http::header::HOST, "docker")
@@ -268,10 +283,10 @@ pub async fn open_session(
     if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         let status = response.status();
         let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(format!(
+        return Err(BuildKitError(format!(
             "the engine refused a BuildKit session ({status}): {}",
             String::from_utf8_lossy(&body).trim()
-        ));
+        )));
     }
     let upgraded = hyper::upgrade::on(response).await.map_err(|e| format!("the BuildKit session did not open: {e}"))?;
     let answers = std::sync::Arc::new(Answers { credentials, secrets });
@@ -343,7 +358,7 @@ pub async fn build(
     api_version: &str,
     request: &BuildRequest,
     context: Vec<u8>,
-) -> Result<impl futures_util::Stream<Item = Result<Vec<Event>, String>> + use<>, String> {
+) -> Result<impl futures_util::Stream<Item = Result<Vec<Event>, BuildKitError>> + use<>, BuildKitError> {
     let query = build_query(request)?;
     let http_request = http::Request::post(format!("http://docker/v{api_version}/build?{query}"))
         .header(http::header::HOST, "docker")
@@ -354,7 +369,7 @@ pub async fn build(
     if !response.status().is_success() {
         let status = response.status();
         let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(format!("the engine refused the build ({status}): {}", engine_message(&body)));
+        return Err(BuildKitError(format!("the engine refused the build ({status}): {}", engine_message(&body))));
     }
     let mut body = response.into_body();
     let mut pending: Vec<u8> = Vec::new();
@@ -368,7 +383,7 @@ pub async fn build(
                     return;
                 }
                 Some(Err(e)) => {
-                    let _ = tx.send(Err(format!("the build stream broke: {e}"))).await;
+                    let _ = tx.send(Err(BuildKitError(format!("the build stream broke: {e}")))).await;
                     return;
                 }
                 Some(Ok(frame)) => {
@@ -582,7 +597,7 @@ pub async fn detect(docker: &bollard::Docker) -> BuilderKind {
             let api_version = docker.client_version().to_string();
             BuilderKind::BuildKit { endpoint, api_version, engine }
         }
-        Err(reason) => BuilderKind::Classic { reason },
+        Err(reason) => BuilderKind::Classic { reason: reason.to_string() },
     }
 }
 
@@ -716,8 +731,8 @@ mod tests {
         assert_eq!(endpoint_from(None, false), Ok(Endpoint::Unix("/var/run/docker.sock".into())));
         assert_eq!(endpoint_from(Some("unix:///tmp/d.sock"), false), Ok(Endpoint::Unix("/tmp/d.sock".into())));
         assert_eq!(endpoint_from(Some("tcp://10.0.0.1:2375"), false), Ok(Endpoint::Tcp("10.0.0.1:2375".into())));
-        assert!(endpoint_from(Some("tcp://10.0.0.1:2376"), true).unwrap_err().contains("TLS"));
-        assert!(endpoint_from(Some("ssh://me@host"), false).unwrap_err().contains("unix://"));
+        assert!(endpoint_from(Some("tcp://10.0.0.1:2376"), true).unwrap_err().0.contains("TLS"));
+        assert!(endpoint_from(Some("ssh://me@host"), false).unwrap_err().0.contains("unix://"));
     }
 
     #[test]

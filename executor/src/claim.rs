@@ -8,7 +8,7 @@
 //! host that has ended is taken over at once; any other expires after [`TTL`] (a build that takes longer
 //! may then be built twice, which is safe: the same key gives the same image).
 
-use crate::docker::{reason, status};
+use crate::docker::{EngineError, reason, status};
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptions, ListContainersOptions, RemoveContainerOptions};
@@ -79,7 +79,7 @@ pub enum Claimed {
 }
 
 /// Claim `key` for `holder`, taking over a claim that has expired or whose holder has ended.
-pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, String> {
+pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, EngineError> {
     let name = name(key);
     crate::docker::lock::ensure_lock_image(docker).await?;
     let mut last = String::new();
@@ -113,7 +113,7 @@ pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, 
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
-                    Err(e) => return Err(format!("cannot read the build claim {name}: {}", reason(&e))),
+                    Err(e) => return Err(EngineError::request(format!("read the build claim {name}"), reason(&e))),
                 };
                 let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
                 let theirs = Holder {
@@ -131,18 +131,20 @@ pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, 
                 }
                 return Ok(Claimed::Theirs(theirs));
             }
-            Err(e) => return Err(format!("cannot claim the build of {key}: {}", reason(&e))),
+            Err(e) => return Err(EngineError::request(format!("claim the build of {key}"), reason(&e))),
         }
     }
-    Err(format!("cannot claim the build of {key}: the claim kept changing hands ({last})"))
+    Err(EngineError::request(format!("claim the build of {key}"), format!("the claim kept changing hands ({last})")))
 }
 
 /// The live claims on the engine: key -> holder (for the plan's "being built by").
-pub async fn list(docker: &Docker) -> Result<BTreeMap<String, Holder>, String> {
+pub async fn list(docker: &Docker) -> Result<BTreeMap<String, Holder>, EngineError> {
     let filters = HashMap::from([("label".to_string(), vec![KEY.to_string()])]);
     let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-    let found =
-        docker.list_containers(Some(options)).await.map_err(|e| format!("cannot list build claims: {}", reason(&e)))?;
+    let found = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| EngineError::request("list build claims", reason(&e)))?;
     let mut out = BTreeMap::new();
     for c in found {
         let labels = c.labels.unwrap_or_default();

@@ -81,8 +81,10 @@ pub fn secret_values(
 ) -> Result<BTreeMap<String, String>, PrepareError> {
     let mut out = BTreeMap::new();
     for (var, r) in &spec.secrets {
-        let value = secret(&r.secret)
-            .ok_or_else(|| PrepareError::MissingSecret { name: r.secret.clone(), what: format!("service `{service}`") })?;
+        let value = secret(&r.secret).ok_or_else(|| PrepareError::MissingSecret {
+            name: r.secret.clone(),
+            what: format!("service `{service}`"),
+        })?;
         out.insert(var.clone(), value);
     }
     Ok(out)

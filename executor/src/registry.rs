@@ -86,6 +86,13 @@ pub enum RegistryError {
         help("install {program}, or remove it from `credsStore`/`credHelpers` in {}", config.display())
     )]
     CredentialHelper { program: String, server: String, reason: String, config: PathBuf },
+    /// A build's record could not be pushed beside its image.
+    #[error("cannot push the build record to {repository}: {reason}")]
+    #[diagnostic(
+        code(pipeline::registry::record),
+        help("the image itself is pushed; only the next plan's explanation of a rebuild is missing")
+    )]
+    Record { repository: String, reason: String },
 }
 
 /// The Docker config is not JSON of the expected shape; points at the place.
@@ -203,7 +210,14 @@ impl RegistryClient {
 
     /// Push a small record (JSON) beside the images of `repository` as an OCI artifact with one layer,
     /// tagged with every tag in `tags`. Blocking.
-    pub fn push_record(&self, registry: &str, repository: &str, tags: &[String], json: &[u8]) -> Result<(), String> {
+    pub fn push_record(
+        &self,
+        registry: &str,
+        repository: &str,
+        tags: &[String],
+        json: &[u8],
+    ) -> Result<(), RegistryError> {
+        let failed = |reason: String| RegistryError::Record { repository: format!("{registry}/{repository}"), reason };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let inner = Arc::clone(&self.inner);
         let (registry, repository, tags, json) =
@@ -211,7 +225,9 @@ impl RegistryClient {
         self.handle.spawn(async move {
             let _ = tx.send(inner.push_record(&registry, &repository, &tags, &json).await);
         });
-        rx.recv().unwrap_or_else(|_| Err("the registry push stopped before answering (internal error)".into()))
+        rx.recv()
+            .unwrap_or_else(|_| Err("the registry push stopped before answering (internal error)".into()))
+            .map_err(failed)
     }
 }
 

@@ -17,11 +17,11 @@ use crate::schedule::{self, Deployer, Event, Outcome, TaskError};
 use crate::target::{Endpoint, EnvironmentLock, Inventory, Removed, Run, ServiceDeploy, Target};
 use futures_util::FutureExt as _;
 use miette::Diagnostic;
+use pipeline_planner::Environment;
 use pipeline_planner::live::LiveState;
 use pipeline_planner::model;
 use pipeline_planner::plan::{DeployAction, KeyedBuild, Plan};
 use pipeline_planner::secrets::Secrets;
-use pipeline_planner::Environment;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -62,7 +62,9 @@ pub async fn connect<W: WithTarget>(
     work: W,
 ) -> Result<W::Output, Report> {
     Ok(match &env.target {
-        model::Target::Docker => work.run(DockerTarget::connect(&env.project, &env.name, registry).await.map_err(boxed)?).await,
+        model::Target::Docker => {
+            work.run(DockerTarget::connect(&env.project, &env.name, registry).await.map_err(boxed)?).await
+        }
         model::Target::Kubernetes { context, .. } => {
             let context = options.context.as_deref().or(context.as_deref());
             let target = KubernetesTarget::connect(Scope::of(env), context, options.force_conflicts).await;
@@ -121,26 +123,20 @@ impl<L: EnvironmentLock> Drop for Guard<L> {
 }
 
 /// Run `body` with the lock held, then release it: after a result, an error or a panic (resumed once
-/// the lock is released). A failed release is the session's error when `body` succeeded, else a warning.
+/// the lock is released). A failed release (a lease lost during the run) is a warning: what the run did
+/// is done, and its own result stands.
 async fn locked<L: EnvironmentLock, R>(
     guard: Guard<L>,
     warn: impl Fn(&str),
     body: impl Future<Output = Result<R, Report>>,
 ) -> Result<R, Report> {
     let result = AssertUnwindSafe(body).catch_unwind().await;
-    let released = guard.release().await;
-    let result = match result {
+    if let Err(e) = guard.release().await {
+        warn(&e.to_string());
+    }
+    match result {
         Ok(r) => r,
         Err(panic) => std::panic::resume_unwind(panic),
-    };
-    match (result, released) {
-        (Ok(r), Ok(())) => Ok(r),
-        (Ok(_), Err(e)) => Err(boxed(e)),
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(lost)) => {
-            warn(&lost.to_string());
-            Err(e)
-        }
     }
 }
 
@@ -312,8 +308,7 @@ async fn run_locked<T: Target>(
         timeout: request.timeout,
     });
     running.store(true, Ordering::SeqCst);
-    let mut outcome =
-        schedule::run(&prepared.schedule, Arc::clone(&builder), deployer, cancel, |e| ui.event(e)).await;
+    let mut outcome = schedule::run(&prepared.schedule, Arc::clone(&builder), deployer, cancel, |e| ui.event(e)).await;
     if let Ok(elsewhere) = builder.elsewhere.lock() {
         for (n, by) in elsewhere.iter() {
             if let Some(r) = outcome.builds.get_mut(*n) {

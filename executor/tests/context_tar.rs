@@ -129,17 +129,17 @@ fn changes_since_the_plan_stop_the_build() {
 
     // Same size, other bytes: caught by the hash, not by the size.
     write(&root, "a.txt", "ALPHA\n");
-    let err = context_tar(&kb).unwrap_err();
+    let err = context_tar(&kb).unwrap_err().to_string();
     assert!(err.contains("a.txt") && err.contains("changed since it was planned"), "{err}");
     write(&root, "a.txt", "alpha\n");
 
     std::fs::remove_file(root.join("a.txt")).unwrap();
-    assert!(context_tar(&kb).unwrap_err().contains("changed since it was planned"));
+    assert!(context_tar(&kb).unwrap_err().to_string().contains("changed since it was planned"));
     write(&root, "a.txt", "alpha\n");
 
     // The Dockerfile is in the context here, so it is caught as a keyed file; outside, by the key.
     write(&root, "Dockerfile", "FROM scratch\nCOPY . /x\n");
-    assert!(context_tar(&kb).unwrap_err().contains("changed since it was planned"));
+    assert!(context_tar(&kb).unwrap_err().to_string().contains("changed since it was planned"));
 
     let outside = d.path().join("other.Dockerfile");
     write(d.path(), "other.Dockerfile", "FROM scratch\n");
@@ -147,6 +147,6 @@ fn changes_since_the_plan_stop_the_build() {
     let kb = keyed(&root, &outside);
     assert!(context_tar(&kb).is_ok());
     write(d.path(), "other.Dockerfile", "FROM scratch\nRUN true\n");
-    let err = context_tar(&kb).unwrap_err();
+    let err = context_tar(&kb).unwrap_err().to_string();
     assert!(err.contains("other.Dockerfile") && err.contains("changed since it was planned"), "{err}");
 }

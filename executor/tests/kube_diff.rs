@@ -147,7 +147,8 @@ fn a_removed_port_deletes_the_service_and_a_removed_service_deletes_everything()
     let gone = live.objects("api", None, None).unwrap();
     assert_eq!(gone.len(), before.len());
     assert!(gone.iter().all(|c| c.action == ObjectAction::Delete));
-    let created = KubernetesLive { scope: scope(), objects: vec![] }.objects("api", Some(&typed(&spec())), Some("abc")).unwrap();
+    let created =
+        KubernetesLive { scope: scope(), objects: vec![] }.objects("api", Some(&typed(&spec())), Some("abc")).unwrap();
     assert_eq!(
         created.iter().map(|c| c.object.as_str()).collect::<Vec<_>>(),
         ["configmap/api-env", "secret/api-secrets", "service/api", "deployment/api"]

@@ -146,7 +146,8 @@ fn ready() -> Json {
 async fn apply_is_a_server_side_apply_patch_as_field_manager_pipeline() {
     let (cluster, seen) = mock(|s, _| Reply::Json(200, s.body.clone()));
     let objects =
-        manifest::service_objects(&scope(), "api", &typed(&api_spec()), Some("abc"), manifest::SecretValues::Hidden).unwrap();
+        manifest::service_objects(&scope(), "api", &typed(&api_spec()), Some("abc"), manifest::SecretValues::Hidden)
+            .unwrap();
     let deployment = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
     cluster.apply(deployment, false).await.unwrap();
     cluster.apply(deployment, true).await.unwrap();

@@ -22,7 +22,12 @@ pub trait LiveState {
     /// service is removed); only objects that change. Targets without objects of their own (Docker)
     /// have none. An error (the desired objects cannot be made) fails the plan: it never reads as "no
     /// drift".
-    fn objects(&self, _service: &str, _desired: Option<&DeploySpec>, _key: Option<&str>) -> Result<Vec<ObjectDiff>, String> {
+    fn objects(
+        &self,
+        _service: &str,
+        _desired: Option<&DeploySpec>,
+        _key: Option<&str>,
+    ) -> Result<Vec<ObjectDiff>, String> {
         Ok(vec![])
     }
 

@@ -747,7 +747,10 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
                 (None, None) => String::new(),
             };
             let spec = deploy_spec(env, s, &image, input.secrets)?;
-            let objects = input.live.objects(&s.name, Some(&spec), build.key.as_deref()).map_err(|e| live_objects_error(&s.name, e))?;
+            let objects = input
+                .live
+                .objects(&s.name, Some(&spec), build.key.as_deref())
+                .map_err(|e| live_objects_error(&s.name, e))?;
             let deploy = match live_by_name.get(s.name.as_str()) {
                 None => DeployPlan { action: DeployAction::Create, changes: vec![], objects },
                 Some(l) => {

@@ -28,18 +28,17 @@ pub(crate) fn body(
     let is_job = spec.is_job();
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for var in spec.secrets.keys() {
-        let value =
-            s.secrets.get(var).ok_or_else(|| DockerError::spec(&s.name, format!("no value for the secret in `{var}`")))?;
+        let value = s
+            .secrets
+            .get(var)
+            .ok_or_else(|| DockerError::spec(&s.name, format!("no value for the secret in `{var}`")))?;
         env.push(format!("{var}={value}"));
     }
     let ports: Vec<String> = spec.ports.iter().map(|p| format!("{p}/tcp")).collect();
     let bindings: HashMap<String, Option<Vec<PortBinding>>> = ports
         .iter()
         .map(|p| {
-            (
-                p.clone(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
-            )
+            (p.clone(), Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]))
         })
         .collect();
     let healthcheck =

@@ -89,7 +89,10 @@ impl DockerTarget {
     }
 
     async fn ensure_network(&self) -> Result<(), DockerError> {
-        self.network.get_or_try_init(|| ensure_network(&self.docker, &self.project, &self.environment)).await.map(|_| ())
+        self.network
+            .get_or_try_init(|| ensure_network(&self.docker, &self.project, &self.environment))
+            .await
+            .map(|_| ())
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
@@ -103,15 +106,18 @@ impl DockerTarget {
         // Unreadable credentials: try anonymously, and let the registry's answer explain.
         let creds = super::credentials(&self.registry, &host).await.ok().flatten();
         let options = CreateImageOptions { from_image: Some(repo.clone()), tag: Some(tag), ..Default::default() };
-        super::drain_create(self.docker.create_image(Some(options), None, creds))
+        super::drain_create(&format!("pull {image}"), self.docker.create_image(Some(options), None, creds))
             .await
-            .map_err(|reason| DockerError::Image { image: image.to_string(), host, reason })
+            .map_err(|e| DockerError::Image { image: image.to_string(), host, reason: e.reason().to_string() })
     }
 
     /// The volume of a database; one that exists must be this service's.
     async fn ensure_volume(&self, name: &str, service: &str) -> Result<(), DockerError> {
-        let req =
-            VolumeCreateRequest { name: Some(name.to_string()), labels: Some(self.labels(service)), ..Default::default() };
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(self.labels(service)),
+            ..Default::default()
+        };
         let v = self
             .docker
             .create_volume(req)
@@ -166,13 +172,18 @@ impl DockerTarget {
         let limit = timeout.min(Duration::from_secs(86_400 * 365));
         let code = match tokio::time::timeout(limit, wait.next()).await {
             Err(_) => {
-                return Err(DockerError::not_ready(name, format!("{name} did not finish within {}s", timeout.as_secs())));
+                return Err(DockerError::not_ready(
+                    name,
+                    format!("{name} did not finish within {}s", timeout.as_secs()),
+                ));
             }
             Ok(Some(Ok(r))) => r.status_code,
             // bollard reports a non-zero exit as an error carrying the code.
             Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => code,
             Ok(Some(Err(e))) => return Err(DockerError::request(&format!("wait for {name}"), &e)),
-            Ok(None) => return Err(DockerError::not_ready(name, format!("waiting for {name} ended without an exit code"))),
+            Ok(None) => {
+                return Err(DockerError::not_ready(name, format!("waiting for {name} ended without an exit code")));
+            }
         };
         if code == 0 {
             return Ok(());

@@ -1,8 +1,8 @@
 //! What runs for an environment on a Docker engine, read back from the labels of its containers and
 //! volumes.
 
-use super::labels::{ENVIRONMENT, PROJECT, REPLICA, SERVICE, SPEC, SPEC_HASH};
 use super::DockerError;
+use super::labels::{ENVIRONMENT, PROJECT, REPLICA, SERVICE, SPEC, SPEC_HASH};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use pipeline_planner::DeploySpec;
@@ -40,8 +40,7 @@ pub async fn containers_of(
         filters: Some(HashMap::from([("label".to_string(), labels)])),
         ..Default::default()
     };
-    let list =
-        docker.list_containers(Some(options)).await.map_err(|e| DockerError::request("list containers", &e))?;
+    let list = docker.list_containers(Some(options)).await.map_err(|e| DockerError::request("list containers", &e))?;
     let mut out: Vec<Listed> = list
         .into_iter()
         // The lock carries the environment's labels but is no service.

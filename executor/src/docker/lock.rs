@@ -40,7 +40,7 @@ pub struct Locked {
 impl Lock {
     pub async fn acquire(docker: &Docker, project: &str, environment: &str, holder: &str) -> Result<Lock, LockError> {
         let name = format!("{project}-{environment}-pipeline-lock");
-        ensure_lock_image(docker).await.map_err(LockError::Engine)?;
+        ensure_lock_image(docker).await.map_err(|e| LockError::Engine(e.to_string()))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         for attempt in 0..2 {
             let body = ContainerCreateBody {
@@ -121,20 +121,21 @@ pub enum LockError {
 }
 
 /// The lock's image: an empty file system imported on the spot (nothing is pulled).
-pub(crate) async fn ensure_lock_image(docker: &Docker) -> Result<(), String> {
+pub(crate) async fn ensure_lock_image(docker: &Docker) -> Result<(), super::EngineError> {
     if docker.inspect_image(LOCK_IMAGE).await.is_ok() {
         return Ok(());
     }
-    let empty = tar::Builder::new(Vec::new()).into_inner().map_err(|e| e.to_string())?;
+    let empty = tar::Builder::new(Vec::new())
+        .into_inner()
+        .map_err(|e| super::EngineError::request("make the lock image", e.to_string()))?;
     let options = CreateImageOptions {
         from_src: Some("-".into()),
         repo: Some("pipeline-lock".into()),
         tag: Some("1".into()),
         ..Default::default()
     };
-    crate::docker::drain_create(docker.create_image(Some(options), Some(bollard::body_full(empty.into())), None))
-        .await
-        .map_err(|why| format!("cannot make the lock image: {why}"))
+    let import = docker.create_image(Some(options), Some(bollard::body_full(empty.into())), None);
+    super::drain_create("make the lock image", import).await
 }
 
 impl EnvironmentLock for Lock {

@@ -97,13 +97,12 @@ pub fn status(e: &bollard::errors::Error) -> Option<u16> {
 pub async fn credentials(
     registry: &std::sync::Arc<crate::registry::RegistryClient>,
     host: &str,
-) -> Result<Option<bollard::auth::DockerCredentials>, String> {
+) -> Result<Option<bollard::auth::DockerCredentials>, crate::RegistryError> {
     let registry = std::sync::Arc::clone(registry);
     let host = host.to_string();
     let found = tokio::task::spawn_blocking(move || registry.credentials_for(&host))
         .await
-        .map_err(|e| format!("reading credentials stopped: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::RegistryError::Runtime { error: std::io::Error::other(e) })??;
     Ok(found.map(|c| bollard::auth::DockerCredentials {
         username: c.username,
         password: c.password,
@@ -113,10 +112,11 @@ pub async fn credentials(
     }))
 }
 
-/// Drain an image-creating stream (pull or import): the first error it reports, if any.
+/// Drain an image-creating stream (pull or import, named by `what`): the first error it reports, if any.
 pub async fn drain_create(
+    what: &str,
     mut stream: impl futures_util::Stream<Item = Result<bollard::models::CreateImageInfo, bollard::errors::Error>> + Unpin,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     use futures_util::StreamExt as _;
     while let Some(item) = stream.next().await {
         let failed = match item {
@@ -124,10 +124,24 @@ pub async fn drain_create(
             Err(e) => Some(reason(&e)),
         };
         if let Some(why) = failed {
-            return Err(why);
+            return Err(EngineError::request(what, why));
         }
     }
     Ok(())
+}
+
+impl EngineError {
+    /// A request the engine at DOCKER_HOST refused or failed.
+    pub fn request(what: impl Into<String>, reason: impl Into<String>) -> EngineError {
+        EngineError::Request { endpoint: endpoint(), what: what.into(), reason: reason.into() }
+    }
+
+    /// Why, in the engine's words.
+    pub fn reason(&self) -> &str {
+        match self {
+            EngineError::Unreachable { reason, .. } | EngineError::Request { reason, .. } => reason,
+        }
+    }
 }
 
 /// The labels pipeline puts on what it makes on an engine.
@@ -153,7 +167,10 @@ pub enum DockerError {
     Engine(#[from] EngineError),
 
     #[error("cannot {what}: {reason}")]
-    #[diagnostic(code(pipeline::docker::request), help("check that the Docker engine runs and answers (`docker info`)"))]
+    #[diagnostic(
+        code(pipeline::docker::request),
+        help("check that the Docker engine runs and answers (`docker info`)")
+    )]
     Request { what: String, reason: String },
 
     #[error("the image {image} is not on this engine and cannot be pulled from {host}: {reason}")]
@@ -219,7 +236,11 @@ impl DockerTarget {
     }
 
     /// Connect to the engine of DOCKER_HOST (or the local socket).
-    pub async fn connect(project: &str, environment: &str, registry: Arc<RegistryClient>) -> Result<DockerTarget, DockerError> {
+    pub async fn connect(
+        project: &str,
+        environment: &str,
+        registry: Arc<RegistryClient>,
+    ) -> Result<DockerTarget, DockerError> {
         Ok(DockerTarget::new(connect().await?, project, environment, registry))
     }
 
@@ -268,10 +289,8 @@ impl Target for DockerTarget {
     async fn inventory(&self) -> Result<Inventory, DockerError> {
         let containers = live::containers_of(&self.docker, &self.project, &self.environment, None).await?;
         let volumes = live::volumes_of(&self.docker, &self.project, &self.environment).await?;
-        let items = containers
-            .into_iter()
-            .map(|c| Item { name: c.name, service: c.service, state: Some(c.status) })
-            .collect();
+        let items =
+            containers.into_iter().map(|c| Item { name: c.name, service: c.service, state: Some(c.status) }).collect();
         Ok(Inventory { place: None, unit: "container", items, volumes })
     }
 

@@ -3,11 +3,11 @@
 //! service it no longer has (an old run's Job, a Service whose ports are gone). A removed service has
 //! all its objects deleted; volume claims are kept, as the Docker target keeps volumes.
 
+use super::KubernetesTarget;
 use super::manifest::labels::{ENVIRONMENT, MANAGED_BY, PROJECT, SERVICE};
 use super::manifest::{self, KINDS, MANAGER, Object, Scope, SecretValues};
 use super::wait::{self, job_state};
 use super::{Cluster, KubernetesError};
-use super::KubernetesTarget;
 use crate::target::{Run, ServiceDeploy};
 use pipeline_planner::plan::DeployAction;
 use std::time::Duration;
@@ -20,9 +20,9 @@ pub enum DeployError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Wait(#[from] wait::WaitError),
-    #[error("{0}")]
-    #[diagnostic(code(pipeline::kubernetes::spec), help("`pipeline render` shows the objects the definitions make"))]
-    Spec(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] super::manifest::ManifestError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lease(#[from] super::lease::LeaseError),
@@ -47,10 +47,13 @@ impl KubernetesTarget {
             }
         }
         let desired = match (&s.spec, s.action) {
-            (Some(spec), a) if a != DeployAction::Delete => {
-                manifest::service_objects(&self.scope, &s.name, spec, s.key.as_deref(), SecretValues::Shown(&s.secrets))
-                    .map_err(DeployError::Spec)?
-            }
+            (Some(spec), a) if a != DeployAction::Delete => manifest::service_objects(
+                &self.scope,
+                &s.name,
+                spec,
+                s.key.as_deref(),
+                SecretValues::Shown(&s.secrets),
+            )?,
             _ => vec![],
         };
         for o in &desired {

@@ -91,9 +91,15 @@ impl LiveState for KubernetesLive {
         Ok(services(&self.objects))
     }
 
-    fn objects(&self, service: &str, desired: Option<&DeploySpec>, key: Option<&str>) -> Result<Vec<ObjectDiff>, String> {
+    fn objects(
+        &self,
+        service: &str,
+        desired: Option<&DeploySpec>,
+        key: Option<&str>,
+    ) -> Result<Vec<ObjectDiff>, String> {
         let desired = match desired {
-            Some(spec) => manifest::service_objects(&self.scope, service, spec, key, SecretValues::Hidden)?,
+            Some(spec) => manifest::service_objects(&self.scope, service, spec, key, SecretValues::Hidden)
+                .map_err(|e| e.to_string())?,
             None => vec![],
         };
         let live: Vec<&LiveObject> = self.objects.iter().filter(|o| o.service == service).collect();

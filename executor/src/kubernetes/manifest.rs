@@ -11,9 +11,6 @@
 //! Every object carries the common labels; workloads carry the spec, its hash and the build key as
 //! annotations, and their pod templates the spec hash, so a changed ConfigMap or Secret rolls the pods.
 
-use pipeline_planner::DeploySpec;
-use pipeline_planner::model::ServiceType;
-use pipeline_planner::spec::parse_duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
@@ -27,6 +24,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use pipeline_planner::DeploySpec;
+use pipeline_planner::model::ServiceType;
+use pipeline_planner::spec::parse_duration;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
@@ -218,8 +218,30 @@ pub fn job_name(service: &str, spec: &DeploySpec) -> String {
     format!("{service}-{}", &spec.hash()[..8])
 }
 
+/// A service's objects cannot be made from its spec, or written out.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ManifestError {
+    #[error("service `{service}`: {message}")]
+    #[diagnostic(code(pipeline::kubernetes::spec), help("`pipeline render` shows the objects the definitions make"))]
+    Spec { service: String, message: String },
+    #[error("cannot write {object} as YAML: {message}")]
+    #[diagnostic(code(pipeline::kubernetes::yaml))]
+    Yaml { object: String, message: String },
+}
+
 /// The objects of one service, in apply order. `spec` is the plan's deploy spec; `key` its build key.
 pub fn service_objects(
+    scope: &Scope,
+    service: &str,
+    spec: &DeploySpec,
+    key: Option<&str>,
+    secrets: SecretValues<'_>,
+) -> Result<Vec<Object>, ManifestError> {
+    objects_of(scope, service, spec, key, secrets)
+        .map_err(|message| ManifestError::Spec { service: service.to_string(), message })
+}
+
+fn objects_of(
     scope: &Scope,
     service: &str,
     spec: &DeploySpec,
@@ -282,7 +304,7 @@ pub fn service_objects(
         annotations.insert(KEY.into(), k.into());
     }
     workload_meta.annotations = Some(annotations);
-    let container = container(service, &spec, env_from)?;
+    let container = container(service, spec, env_from)?;
     let template = |restart: Option<&str>| PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(scope.labels(service)),
@@ -297,7 +319,7 @@ pub fn service_objects(
         }),
     };
     let selector = LabelSelector { match_labels: Some(scope.pod_selector(service)), ..Default::default() };
-    let replicas = i32::try_from(spec.replicas).map_err(|_| format!("`{service}`: too many replicas"))?;
+    let replicas = i32::try_from(spec.replicas).map_err(|_| "too many replicas".to_string())?;
     let service_ports = |headless: bool| -> Option<Object> {
         if spec.ports.is_empty() && !headless {
             return None;
@@ -481,7 +503,7 @@ fn probe(h: &pipeline_planner::model::Healthcheck) -> Result<Probe, String> {
 }
 
 /// Objects as a YAML stream (`---` between documents), ready for `kubectl apply -f -`.
-pub fn to_yaml(objects: &[Object]) -> Result<String, String> {
+pub fn to_yaml(objects: &[Object]) -> Result<String, ManifestError> {
     let mut options = serde_saphyr::SerializerOptions::default();
     // Long one-line values (image references, the spec annotation) stay on one line, as kubectl writes them;
     // values with newlines (scripts) stay literal blocks.
@@ -490,7 +512,7 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, String> {
     for o in objects {
         out.push_str("---\n");
         let doc = serde_saphyr::to_string_with_options(&o.to_json(), options.clone())
-            .map_err(|e| format!("cannot write {} as YAML: {e}", o.id()))?;
+            .map_err(|e| ManifestError::Yaml { object: o.id(), message: e.to_string() })?;
         out.push_str(&doc);
         if !doc.ends_with('\n') {
             out.push('\n');

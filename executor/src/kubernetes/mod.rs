@@ -12,14 +12,14 @@ pub mod live;
 pub mod manifest;
 pub mod wait;
 
+use crate::target::{Endpoint, EnvironmentLock, Inventory, Item, Removed, Run, ServiceDeploy, Target};
+use deploy::DeployError;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, Status};
 use kube::{Client, Config};
-use crate::target::{Endpoint, EnvironmentLock, Inventory, Item, Removed, Run, ServiceDeploy, Target};
-use deploy::DeployError;
 use live::KubernetesLive;
 use manifest::{MANAGER, Object, Scope};
 use pipeline_planner::live::LiveState;
@@ -250,7 +250,11 @@ pub struct KubernetesTarget {
 
 impl KubernetesTarget {
     /// Connect with `context` (else the kubeconfig's current one).
-    pub async fn connect(scope: Scope, context: Option<&str>, force_conflicts: bool) -> Result<KubernetesTarget, KubernetesError> {
+    pub async fn connect(
+        scope: Scope,
+        context: Option<&str>,
+        force_conflicts: bool,
+    ) -> Result<KubernetesTarget, KubernetesError> {
         let cluster = connect(context, &scope.namespace).await?;
         Ok(KubernetesTarget { cluster, scope, force_conflicts })
     }
