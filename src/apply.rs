@@ -164,10 +164,10 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
             yes: args.yes,
             progress: OnceLock::new(),
         };
+        let options = TargetOptions { context: args.context.clone(), force_conflicts: args.force_conflicts };
         let request = ApplyRequest {
-            env,
+            base_dir: env.base_dir().to_path_buf(),
             registry: Arc::clone(&registry),
-            target: TargetOptions { context: args.context.clone(), force_conflicts: args.force_conflicts },
             secrets: &secrets,
             timeout: Duration::from_secs(args.timeout),
             parallelism: args.parallelism.map(usize::from),
@@ -183,7 +183,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
                 }
             }),
         };
-        rt.block_on(session::apply(request, &ui))
+        rt.block_on(session::apply(env, &options, request, &ui))
     })?;
     let ran = match applied {
         Applied::NothingToDo(plan) => {

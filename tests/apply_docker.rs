@@ -433,6 +433,9 @@ fn an_unhealthy_service_fails_and_is_deployed_again() {
     let api = service(&out, "api");
     assert_eq!(api["deploy"], "failed", "{out:#}");
     assert!(api["error"].as_str().expect("error").contains("is unhealthy"), "{out:#}");
+    // The failure keeps its diagnostic: code and help reach the JSON.
+    assert_eq!(api["error_code"], "pipeline::docker::not_ready", "{out:#}");
+    assert_eq!(api["error_help"], format!("its whole output: `docker logs {}`", f.container("staging", "api", 1)));
     assert_eq!(service(&out, "web")["deploy"], "not started");
     let api1 = f.container("staging", "api", 1);
     assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &api1]), "false", "left running");

@@ -319,6 +319,7 @@ fn drift_by_another_manager_is_a_conflict_naming_it_and_force_conflicts_takes_it
         "{err}"
     );
     assert!(err.contains("--force-conflicts"), "{err}");
+    assert!(text(&out.stdout).contains("  help: another tool set these fields"), "the summary keeps the help");
     assert_eq!(fake.object("deployments", "api")["spec"]["replicas"], 5, "nothing was taken");
 
     // --force-conflicts takes it: the replicas are pipeline's again, and kubectl-scale owns nothing.

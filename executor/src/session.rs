@@ -164,11 +164,11 @@ pub trait ApplyUi {
     fn warn(&self, message: &str);
 }
 
-/// What an apply needs besides the definitions.
+/// What an apply needs besides the target.
 pub struct ApplyRequest<'a> {
-    pub env: &'a Environment,
+    /// The definitions' folder: `.pipeline/` (logs, task durations) goes there.
+    pub base_dir: PathBuf,
     pub registry: Arc<RegistryClient>,
-    pub target: TargetOptions,
     /// Secret values, for the services' environment and build secrets.
     pub secrets: &'a Secrets,
     /// How long a deploy may wait for its service.
@@ -202,8 +202,13 @@ pub struct Ran {
     pub log_dir: PathBuf,
 }
 
-/// Apply the environment's definitions to its target.
-pub async fn apply(request: ApplyRequest<'_>, ui: &dyn ApplyUi) -> Result<Applied, Report> {
+/// Apply the environment's definitions to the target they name.
+pub async fn apply(
+    env: &Environment,
+    options: &TargetOptions,
+    request: ApplyRequest<'_>,
+    ui: &dyn ApplyUi,
+) -> Result<Applied, Report> {
     struct Apply<'a, 'u> {
         request: ApplyRequest<'a>,
         ui: &'u dyn ApplyUi,
@@ -212,14 +217,16 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &dyn ApplyUi) -> Result<Applie
         type Output = Result<Applied, Report>;
 
         async fn run<T: Target>(self, target: T) -> Self::Output {
-            apply_to(Arc::new(target), self.request, self.ui).await
+            apply_to(target, self.request, self.ui).await
         }
     }
-    let (env, registry, options) = (request.env, Arc::clone(&request.registry), request.target.clone());
-    connect(env, registry, &options, Apply { request, ui }).await?
+    let registry = Arc::clone(&request.registry);
+    connect(env, registry, options, Apply { request, ui }).await?
 }
 
-async fn apply_to<T: Target>(target: Arc<T>, request: ApplyRequest<'_>, ui: &dyn ApplyUi) -> Result<Applied, Report> {
+/// Apply to a given target: what [`apply`] does once connected.
+pub async fn apply_to<T: Target>(target: T, request: ApplyRequest<'_>, ui: &dyn ApplyUi) -> Result<Applied, Report> {
+    let target = Arc::new(target);
     let guard = Guard { lock: Some(target.lock(&request.holder).await.map_err(boxed)?) };
     // From here on Ctrl-C is ours: before the run it releases the lock and the binary exits; during the
     // run the first press cancels and a second one stops at once.
@@ -265,8 +272,7 @@ async fn run_locked<T: Target>(
         return Ok(Applied::Declined(plan));
     }
 
-    let env = request.env;
-    let pipeline_dir = env.base_dir().join(".pipeline");
+    let pipeline_dir = request.base_dir.join(".pipeline");
     let durations_file = pipeline_dir.join("durations.json");
     let mut durations = Durations::load(&durations_file);
     let slots = |n: usize| request.parallelism.unwrap_or(n);
@@ -380,7 +386,8 @@ pub enum Destroyed {
     Removed(Inventory, Removed),
 }
 
-/// Remove everything of the environment from its target; volumes only when `volumes`.
+/// Remove everything of the environment from the target the definitions name; volumes only when
+/// `volumes`.
 pub async fn destroy(
     env: &Environment,
     registry: Arc<RegistryClient>,
@@ -399,21 +406,32 @@ pub async fn destroy(
         type Output = Result<Destroyed, Report>;
 
         async fn run<T: Target>(self, target: T) -> Self::Output {
-            let guard = Guard { lock: Some(target.lock(self.holder).await.map_err(boxed)?) };
-            locked(guard, |w| self.ui.warn(w), async {
-                let inventory = target.inventory().await.map_err(boxed)?;
-                if inventory.items.is_empty() && (inventory.volumes.is_empty() || !self.volumes) {
-                    return Ok(Destroyed::Nothing(inventory));
-                }
-                if !self.ui.confirm(&inventory, self.volumes)? {
-                    return Ok(Destroyed::Declined(inventory));
-                }
-                let on = |what: &str| self.ui.removing(what);
-                let removed = target.destroy(self.stages, self.volumes, &on).await.map_err(boxed)?;
-                Ok(Destroyed::Removed(inventory, removed))
-            })
-            .await
+            destroy_with(&target, self.stages, self.holder, self.volumes, self.ui).await
         }
     }
     connect(env, registry, options, Destroy { stages: &env.stages, holder, volumes, ui }).await?
+}
+
+/// Destroy on a given target (`stages` in execution order): what [`destroy`] does once connected.
+pub async fn destroy_with<T: Target>(
+    target: &T,
+    stages: &[String],
+    holder: &str,
+    volumes: bool,
+    ui: &dyn DestroyUi,
+) -> Result<Destroyed, Report> {
+    let guard = Guard { lock: Some(target.lock(holder).await.map_err(boxed)?) };
+    locked(guard, |w| ui.warn(w), async {
+        let inventory = target.inventory().await.map_err(boxed)?;
+        if inventory.items.is_empty() && (inventory.volumes.is_empty() || !volumes) {
+            return Ok(Destroyed::Nothing(inventory));
+        }
+        if !ui.confirm(&inventory, volumes)? {
+            return Ok(Destroyed::Declined(inventory));
+        }
+        let on = |what: &str| ui.removing(what);
+        let removed = target.destroy(stages, volumes, &on).await.map_err(boxed)?;
+        Ok(Destroyed::Removed(inventory, removed))
+    })
+    .await
 }
