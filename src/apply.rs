@@ -169,7 +169,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
             base_dir: env.base_dir().to_path_buf(),
             registry: Arc::clone(&registry),
             secrets: &secrets,
-            timeout: Duration::from_secs(args.timeout),
+            timeout: args.timeout,
             parallelism: args.parallelism.map(usize::from),
             holder: holder(),
             on_interrupt: Arc::new(|running| {
@@ -519,7 +519,8 @@ fn summary_table(plan: &Plan, prepared: &Prepared, outcome: &Outcome, endpoints:
     }
     for Row { name, error, .. } in &rows {
         if let Some(e) = error {
-            let _ = writeln!(out, "\n{} {name}:", paint("31", "error in"));
+            let kept = if e.kept_previous { " (kept the previous version: it still serves)" } else { "" };
+            let _ = writeln!(out, "\n{} {name}{kept}:", paint("31", "error in"));
             for l in e.message.lines().take(16) {
                 let _ = writeln!(out, "  {l}");
             }
@@ -616,6 +617,7 @@ fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_js
                 "error": row.error.map(|e| &e.message),
                 "error_code": row.error.and_then(|e| e.code.as_ref()),
                 "error_help": row.error.and_then(|e| e.help.as_ref()),
+                "kept_previous": row.error.is_some_and(|e| e.kept_previous),
             })
         })
         .collect();

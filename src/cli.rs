@@ -126,9 +126,10 @@ pub struct ApplyArgs {
     /// Run at most N builds and N deploys at once (overrides `parallelism` in the definitions)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
-    /// How long a deploy may wait for its service to be healthy, or a job to end, in seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub timeout: u64,
+    /// How long a deploy may wait for its service to be healthy, or a job to end: `90s`, `5m`, `1h`, or
+    /// seconds
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = timeout)]
+    pub timeout: std::time::Duration,
     /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
@@ -220,4 +221,33 @@ pub struct LockArgs {
 
 pub fn parse() -> Cli {
     Cli::parse()
+}
+
+/// A timeout as the definitions write durations (`90s`, `5m`, `1h`, `500ms`), or whole seconds; from
+/// 1 second to 24 hours.
+fn timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => pipeline_planner::spec::parse_duration(s)
+            .ok_or_else(|| format!("`{s}` is not a duration: write it as `90s`, `5m`, `1h` or a number of seconds"))?,
+    };
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("`{s}` is out of range: a timeout is from 1s to 24h"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_read_as_the_definitions_write_durations() {
+        assert_eq!(super::timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::timeout("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(super::timeout("120"), Ok(Duration::from_secs(120)));
+        assert!(super::timeout("20 s").unwrap_err().contains("not a duration"));
+        assert!(super::timeout("0").unwrap_err().contains("out of range"));
+        assert!(super::timeout("2d").is_err());
+    }
 }

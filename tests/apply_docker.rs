@@ -435,7 +435,8 @@ fn an_unhealthy_service_fails_and_is_deployed_again() {
     assert!(api["error"].as_str().expect("error").contains("is unhealthy"), "{out:#}");
     // The failure keeps its diagnostic: code and help reach the JSON.
     assert_eq!(api["error_code"], "pipeline::docker::not_ready", "{out:#}");
-    assert_eq!(api["error_help"], format!("its whole output: `docker logs {}`", f.container("staging", "api", 1)));
+    let help = api["error_help"].as_str().expect("help");
+    assert!(help.starts_with(&format!("its whole output: `docker logs {}-staging-api-", f.project)), "{help}");
     assert_eq!(service(&out, "web")["deploy"], "not started");
     let api1 = f.container("staging", "api", 1);
     assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &api1]), "false", "left running");
@@ -450,6 +451,109 @@ fn an_unhealthy_service_fails_and_is_deployed_again() {
     assert_eq!(code, 0, "{out:#}\n{stderr}");
     assert_eq!(service(&out, "api")["deploy"], "updated");
     assert!(fetch(&api1, 8080).contains("hello from staging"));
+}
+
+/// Containers on the environment's network asking `api` by name every 100 ms, as the services do; each
+/// answer is a line `ok` or `fail` in its log.
+struct Poller {
+    name: String,
+}
+
+impl Poller {
+    fn start(f: &Fixture, env: &str) -> Poller {
+        let name = format!("{}-{env}-poller", f.project);
+        let script = "while true; do if wget -q -O /dev/null http://api:8080/index.html; then echo ok; else echo fail; fi; sleep 0.1; done";
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &format!("{}-{env}", f.project),
+            "127.0.0.1:5000/pipeline-examples/busybox:1",
+            "sh",
+            "-c",
+            script,
+        ]);
+        Poller { name }
+    }
+
+    /// (answers, failures) so far.
+    fn counts(&self) -> (usize, usize) {
+        let out = Command::new("docker").args(["logs", &self.name]).output().expect("docker logs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        (text.lines().filter(|l| *l == "ok").count(), text.lines().filter(|l| *l == "fail").count())
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).output();
+    }
+}
+
+/// Updates replace a serving service safely: a broken release (its process exits 3) fails within seconds,
+/// with its exit code, and the old containers keep serving untouched; a good release takes over only once
+/// healthy; an earlier revision applied again builds nothing and restores it (rollback).
+#[test]
+fn updates_keep_the_previous_version_serving_and_rollback_is_a_reapply() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("safe");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    let (api1, api2) = (f.container("staging", "api", 1), f.container("staging", "api", 2));
+    let old = (container_id(&api1), container_id(&api2));
+    let poller = Poller::start(&f, "staging");
+
+    // A broken release: the process exits 3 at once.
+    let serve = std::fs::read_to_string(f.path().join("api/serve")).expect("read serve");
+    f.write("api/serve", "#!/bin/sh\necho the broken release starts and gives up\nexit 3\n");
+    make_executable(&f.path().join("api/serve"));
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 1, "{out:#}\n{stderr}");
+    let api = service(&out, "api");
+    assert_eq!(api["deploy"], "failed", "{out:#}");
+    assert_eq!(api["kept_previous"], true, "{out:#}");
+    assert_eq!(api["error_code"], "pipeline::docker::kept_previous", "{out:#}");
+    let error = api["error"].as_str().expect("error");
+    assert!(error.contains("exited with code 3"), "{error}");
+    assert!(error.contains("the broken release starts and gives up"), "its last lines: {error}");
+    assert!(error.ends_with("the previous version keeps serving"), "{error}");
+    let took = api["ended_ms"].as_f64().unwrap() - api["started_ms"].as_f64().unwrap();
+    assert!(took < 15_000.0, "failed after {took} ms, not at once");
+    assert_eq!((container_id(&api1), container_id(&api2)), old, "the old containers were not touched");
+    assert!(fetch(&api1, 8080).contains("api v1"));
+    let names = docker(&["ps", "-a", "--filter", &format!("name={}-staging-api", f.project), "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, [api1.as_str(), api2.as_str()], "the new containers are gone");
+
+    // A good release takes over once healthy.
+    f.write("api/serve", &serve);
+    f.write("api/www/version.txt", "api v2\n");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(service(&out, "api")["deploy"], "updated");
+    assert_ne!(container_id(&api1), old.0);
+    assert!(fetch(&api1, 8080).contains("api v2"));
+    assert!(fetch(&api2, 8080).contains("api v2"));
+    let restart = docker(&["inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", &api1]);
+    assert_eq!(restart, "unless-stopped", "restarts once it is up");
+
+    // Rollback: the first revision again builds nothing and serves again.
+    f.write("api/www/version.txt", "api v1\n");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert!(built(&out).is_empty(), "a rollback builds nothing: {out:#}");
+    assert_eq!(service(&out, "api")["deploy"], "updated");
+    assert!(fetch(&api1, 8080).contains("api v1"));
+
+    let (ok, failed) = poller.counts();
+    eprintln!("the poller saw {ok} answers and {failed} failures through three updates");
+    assert!(ok > 20, "the poller ran: {ok} answers");
+    assert_eq!(failed, 0, "requests to `api` failed during the updates");
 }
 
 /// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;

@@ -40,12 +40,14 @@ pub struct TaskError {
     pub message: String,
     pub code: Option<String>,
     pub help: Option<String>,
+    /// A failed deploy that left the previous version of the service serving.
+    pub kept_previous: bool,
 }
 
 impl TaskError {
     /// A failure with no code or help.
     pub fn new(message: impl Into<String>) -> TaskError {
-        TaskError { message: message.into(), code: None, help: None }
+        TaskError { message: message.into(), code: None, help: None, kept_previous: false }
     }
 
     /// What a diagnostic says, kept.
@@ -54,6 +56,7 @@ impl TaskError {
             message: d.to_string(),
             code: d.code().map(|c| c.to_string()),
             help: d.help().map(|h| h.to_string()),
+            kept_previous: false,
         }
     }
 }

@@ -348,7 +348,7 @@ impl<T: Target> Deployer for Deploying<T> {
         } else {
             self.target.deploy(s, &run).await
         };
-        result.map_err(|e| TaskError::from_diagnostic(&e))
+        result.map_err(|e| TaskError { kept_previous: T::kept_previous(&e), ..TaskError::from_diagnostic(&e) })
     }
 }
 

@@ -55,6 +55,11 @@ pub trait Target: Send + Sync + Sized + 'static {
 
     /// Where the services answer (published ports).
     fn endpoints(&self) -> impl Future<Output = Result<Vec<Endpoint>, Self::Error>> + Send;
+
+    /// Whether a failed deploy left the previous version serving (the summary says so).
+    fn kept_previous(_error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// A held environment lock. Released by the session on every path; a second release does nothing.

@@ -18,14 +18,26 @@ pub(crate) fn name(network: &str, service: &str, replica: u32) -> String {
     format!("{network}-{service}-{replica}")
 }
 
+/// A new container started beside the one it replaces, until it is healthy: the replica's name and this
+/// suffix. Renamed to the replica's name once the old one is retired.
+pub(crate) const CANDIDATE: &str = "-next";
+
+/// The restart policy of a service's containers once they are up (jobs never restart).
+pub(crate) fn restart_policy(spec: &DeploySpec) -> RestartPolicy {
+    let name = if spec.is_job() { RestartPolicyNameEnum::NO } else { RestartPolicyNameEnum::UNLESS_STOPPED };
+    RestartPolicy { name: Some(name), maximum_retry_count: None }
+}
+
+/// The create body of one container. `named`: whether it answers to the service's name on the network
+/// from the start (a candidate beside serving containers joins the name only once healthy).
 pub(crate) fn body(
     network: &str,
     s: &ServiceDeploy,
     spec: &DeploySpec,
     labels: HashMap<String, String>,
     volume: Option<&(String, String)>,
+    named: bool,
 ) -> Result<ContainerCreateBody, DockerError> {
-    let is_job = spec.is_job();
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for var in spec.secrets.keys() {
         let value = s
@@ -70,16 +82,18 @@ pub(crate) fn body(
             mounts,
             nano_cpus,
             memory,
-            restart_policy: (!is_job).then_some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            // No restarts until the deploy has seen the container healthy: an exit is then final, with
+            // its real exit code. The deploy sets [`restart_policy`] once it is ready.
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+            // An init process as PID 1 (`docker run --init`): SIGTERM stops a process that does not handle
+            // it itself, so a stop takes moments, not the whole grace period.
+            init: Some(true),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 network,
-                EndpointSettings { aliases: Some(vec![s.name.clone()]), ..Default::default() },
+                EndpointSettings { aliases: named.then(|| vec![s.name.clone()]), ..Default::default() },
             )])),
         }),
         ..Default::default()

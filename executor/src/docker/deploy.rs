@@ -16,64 +16,175 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt as _;
 use pipeline_planner::DeploySpec;
+use pipeline_planner::model::ServiceType;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 impl DockerTarget {
-    /// Bring one service to its spec: replace its containers with new ones and wait for them.
+    /// Bring one service to its spec. A service that serves is replaced safely: the new containers start
+    /// beside the old ones, and only once all are healthy (or up) are the old ones taken out of the
+    /// network and stopped, all at once; if any new one fails, the new ones go and the old ones keep
+    /// serving. A database (one writer on its volume), a job (a new run) and a service with nothing
+    /// running are stopped first, then started.
     pub(crate) async fn deploy_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
-        let existing = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await?;
         let Some(spec) = &s.spec else { return Err(DockerError::spec(&s.name, "it has no spec to deploy")) };
         self.ensure_network().await?;
         run.note(format!("image {}", spec.image));
         self.ensure_image(&spec.image).await?;
-        if !existing.is_empty() {
-            run.note("replacing the old containers");
-            remove_all(&self.docker, &existing).await?;
-        }
+        let current = self.recover(&s.name).await?;
         let volume = spec.volume.as_ref().map(|path| (self.volume_name(&s.name), path.clone()));
         if let Some((name, _)) = &volume {
             self.ensure_volume(name, &s.name).await?;
         }
-        let names = self.create_containers(s, spec, volume.as_ref()).await?;
-        if spec.is_job() && spec.is_scheduled() {
-            run.note("created, not started: the docker target does not schedule jobs");
-            return Ok(());
+        let serving = current.iter().any(|c| c.state == "running");
+        if spec.kind == ServiceType::Database || spec.is_job() || !serving {
+            if !current.is_empty() {
+                run.note("replacing the old containers");
+                remove_all(&self.docker, &current).await?;
+            }
+            let names = self.create_containers(s, spec, volume.as_ref(), "").await?;
+            if spec.is_job() && spec.is_scheduled() {
+                run.note("created, not started: the docker target does not schedule jobs");
+                return Ok(());
+            }
+            self.start(&names).await?;
+            if spec.is_job() {
+                run.note("running to completion");
+                return self.wait_job(&names[0], run.timeout).await;
+            }
+            if let Err(e) = self.wait_all(&names, spec, run).await {
+                // Stopped, not removed: its logs stay readable, and the next plan sees it is not up.
+                stop_all(&self.docker, &names).await;
+                return Err(e);
+            }
+            return self.set_restart_policy(&names, spec).await;
         }
+
+        run.note("starting the new containers beside the old ones");
+        let names = self.create_containers(s, spec, volume.as_ref(), container::CANDIDATE).await?;
+        let ready = match self.start(&names).await {
+            Ok(()) => self.wait_all(&names, spec, run).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ready {
+            run.note("removing the new containers; the previous version keeps serving");
+            let listed: Vec<Listed> = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name))
+                .await?
+                .into_iter()
+                .filter(|c| names.contains(&c.name))
+                .collect();
+            remove_all(&self.docker, &listed).await?;
+            return Err(DockerError::KeptPrevious(Box::new(e)));
+        }
+        // The new containers answer to the service's name, beside the old ones; then the old ones leave.
+        run.note("switching to the new containers");
         for name in &names {
+            self.join_name(name, &s.name).await?;
+        }
+        run.note("retiring the old containers");
+        retire(&self.docker, &self.network_name(), &current).await?;
+        for name in &names {
+            let to = name.trim_end_matches(container::CANDIDATE);
+            self.docker
+                .rename_container(name, bollard::query_parameters::RenameContainerOptions { name: to.to_string() })
+                .await
+                .map_err(|e| DockerError::request(&format!("rename {name} to {to}"), &e))?;
+        }
+        let names: Vec<String> = names.iter().map(|n| n.trim_end_matches(container::CANDIDATE).to_string()).collect();
+        self.set_restart_policy(&names, spec).await
+    }
+
+    /// The service's containers after a run that stopped half-way (killed during a replacement): a
+    /// candidate whose replica is gone was past its health gate and is promoted; one beside its replica
+    /// never finished the gate and is removed.
+    async fn recover(&self, service: &str) -> Result<Vec<Listed>, DockerError> {
+        let all = containers_of(&self.docker, &self.project, &self.environment, Some(service)).await?;
+        let (candidates, mut current): (Vec<Listed>, Vec<Listed>) =
+            all.into_iter().partition(|c| c.name.ends_with(container::CANDIDATE));
+        for c in candidates {
+            let replica = c.name.trim_end_matches(container::CANDIDATE).to_string();
+            if current.iter().any(|x| x.name == replica) {
+                remove_all(&self.docker, std::slice::from_ref(&c)).await?;
+            } else {
+                self.docker
+                    .rename_container(
+                        &c.name,
+                        bollard::query_parameters::RenameContainerOptions { name: replica.clone() },
+                    )
+                    .await
+                    .map_err(|e| DockerError::request(&format!("rename {} to {replica}", c.name), &e))?;
+                current.push(Listed { name: replica, ..c });
+            }
+        }
+        Ok(current)
+    }
+
+    /// Give a container the service's name on the environment's network (Docker sets aliases when a
+    /// container joins a network: it joins again).
+    async fn join_name(&self, container: &str, service: &str) -> Result<(), DockerError> {
+        let network = self.network_name();
+        let leave = bollard::models::NetworkDisconnectRequest { container: container.to_string(), force: Some(true) };
+        self.docker
+            .disconnect_network(&network, leave)
+            .await
+            .map_err(|e| DockerError::request(&format!("take {container} off {network}"), &e))?;
+        let join = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: Some(vec![service.to_string()]),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(&network, join)
+            .await
+            .map_err(|e| DockerError::request(&format!("connect {container} to {network} as `{service}`"), &e))
+    }
+
+    async fn start(&self, names: &[String]) -> Result<(), DockerError> {
+        for name in names {
             self.docker
                 .start_container(name, None::<bollard::query_parameters::StartContainerOptions>)
                 .await
                 .map_err(|e| DockerError::request(&format!("start {name}"), &e))?;
         }
-        if spec.is_job() {
-            run.note("running to completion");
-            return self.wait_job(&names[0], run.timeout).await;
-        }
+        Ok(())
+    }
+
+    /// Wait until every container is healthy (or up); the first that fails fails them all at once.
+    async fn wait_all(&self, names: &[String], spec: &DeploySpec, run: &Run) -> Result<(), DockerError> {
         let deadline = tokio::time::Instant::now().checked_add(run.timeout).unwrap_or_else(far_future);
-        for name in &names {
-            run.note(if spec.healthcheck.is_some() {
-                format!("waiting for {name} to be healthy")
-            } else {
-                format!("waiting for {name}")
-            });
-            if let Err(e) = self.wait_ready(name, spec.healthcheck.is_some(), deadline, run.timeout).await {
-                // Stopped, not removed: its logs stay readable, and the next plan sees it is not up.
-                for n in &names {
-                    let _ =
-                        self.docker.stop_container(n, Some(StopContainerOptions { t: Some(10), signal: None })).await;
-                }
-                return Err(e);
-            }
+        let health = spec.healthcheck.is_some();
+        run.note(if health {
+            format!("waiting for {} to be healthy", names.join(", "))
+        } else {
+            format!("waiting for {}", names.join(", "))
+        });
+        let waits = names.iter().map(|name| Box::pin(self.wait_ready(name, health, deadline, run.timeout)));
+        futures_util::future::try_join_all(waits).await.map(|_| ())
+    }
+
+    /// Restart the containers when they stop (not when stopped on purpose) from now on.
+    async fn set_restart_policy(&self, names: &[String], spec: &DeploySpec) -> Result<(), DockerError> {
+        for name in names {
+            let update = bollard::models::ContainerUpdateBody {
+                restart_policy: Some(container::restart_policy(spec)),
+                ..Default::default()
+            };
+            self.docker
+                .update_container(name, update)
+                .await
+                .map_err(|e| DockerError::request(&format!("set the restart policy of {name}"), &e))?;
         }
         Ok(())
     }
 
-    /// Remove the containers of a service the definitions no longer have.
+    /// Remove the containers of a service the definitions no longer have: out of the network first,
+    /// then stopped, all at once.
     pub(crate) async fn retire_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
         let existing = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await?;
         run.note("removing");
-        remove_all(&self.docker, &existing).await
+        retire(&self.docker, &self.network_name(), &existing).await
     }
 
     fn volume_name(&self, service: &str) -> String {
@@ -135,18 +246,20 @@ impl DockerTarget {
         Ok(())
     }
 
+    /// Create the service's containers, named after their replica with `suffix`.
     async fn create_containers(
         &self,
         s: &ServiceDeploy,
         spec: &DeploySpec,
         volume: Option<&(String, String)>,
+        suffix: &str,
     ) -> Result<Vec<String>, DockerError> {
         let hash = spec.hash();
         let spec_text = serde_json::to_string(&spec.to_json()).unwrap_or_default();
         let replicas = if spec.is_job() { 1 } else { spec.replicas.max(1) };
         let mut names = Vec::new();
         for r in 1..=replicas {
-            let name = container::name(&self.network_name(), &s.name, r);
+            let name = format!("{}{suffix}", container::name(&self.network_name(), &s.name, r));
             let mut labels = self.labels(&s.name);
             labels.insert(SPEC.into(), spec_text.clone());
             labels.insert(SPEC_HASH.into(), hash.clone());
@@ -154,7 +267,7 @@ impl DockerTarget {
             if let Some(k) = &s.key {
                 labels.insert(KEY.into(), k.clone());
             }
-            let body = container::body(&self.network_name(), s, spec, labels, volume)?;
+            let body = container::body(&self.network_name(), s, spec, labels, volume, suffix.is_empty())?;
             self.docker
                 .create_container(
                     Some(CreateContainerOptions { name: Some(name.clone()), platform: String::new() }),
@@ -211,9 +324,10 @@ impl DockerTarget {
             let state = c.state.unwrap_or_default();
             if state.running != Some(true) || state.restarting == Some(true) || c.restart_count.unwrap_or(0) > 0 {
                 let code = state.exit_code.unwrap_or(0);
+                let oom = if state.oom_killed == Some(true) { ", killed for lack of memory" } else { "" };
                 return Err(DockerError::not_ready(
                     name,
-                    format!("{name} stopped (exit code {code}){}", last_lines(&self.docker, name).await),
+                    format!("{name} exited with code {code}{oom}{}", last_lines(&self.docker, name).await),
                 ));
             }
             if healthcheck {
@@ -318,12 +432,29 @@ async fn ensure_network(docker: &Docker, project: &str, environment: &str) -> Re
     }
 }
 
+/// Take containers out of the environment's network (no new connection reaches them), then stop and
+/// remove them, all at once.
+async fn retire(docker: &Docker, network: &str, containers: &[Listed]) -> Result<(), DockerError> {
+    for c in containers.iter().filter(|c| c.state == "running") {
+        let options = bollard::models::NetworkDisconnectRequest { container: c.id.clone(), force: Some(false) };
+        // Already gone from the network is what was wanted.
+        let _ = docker.disconnect_network(network, options).await;
+    }
+    remove_all(docker, containers).await
+}
+
+/// Stop containers (all at once, each with the ten seconds `docker stop` gives), keeping them.
+async fn stop_all(docker: &Docker, names: &[String]) {
+    let stops =
+        names.iter().map(|n| docker.stop_container(n, Some(StopContainerOptions { t: Some(10), signal: None })));
+    let _ = futures_util::future::join_all(stops).await;
+}
+
+/// Stop (all at once) and remove containers.
 async fn remove_all(docker: &Docker, containers: &[Listed]) -> Result<(), DockerError> {
+    let running: Vec<String> = containers.iter().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
+    stop_all(docker, &running).await;
     for c in containers {
-        if c.state == "running" {
-            // Ten seconds to stop cleanly, as `docker stop`.
-            let _ = docker.stop_container(&c.id, Some(StopContainerOptions { t: Some(10), signal: None })).await;
-        }
         match docker.remove_container(&c.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await {
             Ok(()) => {}
             Err(e) if status(&e) == Some(404) => {}

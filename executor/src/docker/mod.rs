@@ -195,9 +195,19 @@ pub enum DockerError {
     #[diagnostic(code(pipeline::docker::not_ready), help("its whole output: `docker logs {container}`"))]
     NotReady { container: String, message: String },
 
+    /// The new containers did not come up; they were removed and the old ones keep serving.
+    #[error("{0}; the previous version keeps serving")]
+    #[diagnostic(code(pipeline::docker::kept_previous), help("{}", kept_help(.0)))]
+    KeptPrevious(Box<DockerError>),
+
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] lock::LockError),
+}
+
+fn kept_help(e: &DockerError) -> String {
+    use miette::Diagnostic as _;
+    e.help().map_or_else(|| "fix the release and apply again".to_string(), |h| h.to_string())
 }
 
 impl DockerError {
@@ -301,6 +311,10 @@ impl Target for DockerTarget {
         on: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Removed, DockerError> {
         deploy::destroy(&self.docker, &self.project, &self.environment, stages, volumes, on).await
+    }
+
+    fn kept_previous(e: &DockerError) -> bool {
+        matches!(e, DockerError::KeptPrevious(_))
     }
 
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DockerError> {
