@@ -556,6 +556,55 @@ fn updates_keep_the_previous_version_serving_and_rollback_is_a_reapply() {
     assert_eq!(failed, 0, "requests to `api` failed during the updates");
 }
 
+/// `kill -9` of `pipeline` in the middle of a replacement (the new containers started, not healthy yet)
+/// leaves the old version serving, and the next apply converges: the half-started containers go, the
+/// update is made, the killed run's lock is taken over.
+#[test]
+fn a_killed_update_leaves_the_old_version_serving_and_the_next_apply_converges() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("kill");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    let api1 = f.container("staging", "api", 1);
+    let old = container_id(&api1);
+
+    // A new release; the run is killed as soon as its first new container exists (its healthcheck needs
+    // a second at least).
+    f.write("api/www/version.txt", "api v2\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes"])
+        .arg(f.path().join("pipeline.nix"))
+        .args(["--argstr", "project", &f.project, "--argstr", "env", "staging"])
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let candidate = format!("{api1}-next");
+    let started = std::time::Instant::now();
+    loop {
+        let exists = Command::new("docker").args(["inspect", "--format", "{{.State.Status}}", &candidate]).output();
+        if exists.is_ok_and(|o| o.status.success()) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the new container never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert_eq!(container_id(&api1), old, "the old container was not touched");
+    assert!(fetch(&api1, 8080).contains("api v1"), "the old version serves");
+
+    let (code, out, stderr) = f.apply("staging", &["--timeout", "90s"]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(service(&out, "api")["deploy"], "updated", "{out:#}");
+    assert!(fetch(&api1, 8080).contains("api v2"));
+    let names = docker(&["ps", "-a", "--filter", &format!("name={}-staging-api", f.project), "--format", "{{.Names}}"]);
+    assert!(!names.contains("-next"), "nothing half-started is left: {names}");
+}
+
 /// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;
 /// `destroy` removes everything but the data volume.
 #[test]
