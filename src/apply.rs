@@ -4,7 +4,7 @@
 use crate::cli::{ApplyArgs, DestroyArgs, EvalInput};
 use crate::commands::Report;
 use crate::output;
-use crate::planning::{make_plan, plain, read_secrets, report, with_environment};
+use crate::planning::{How, make_plan, plain, read_secrets, report, with_environment};
 use crate::progress::Progress;
 use pipeline_executor::build::{Note, Notify};
 use pipeline_executor::buildkit::BuilderKind;
@@ -50,6 +50,7 @@ struct Terminal<'a> {
     registry: &'a RegistryClient,
     locked: bool,
     saved: Option<&'a Plan>,
+    only: Option<pipeline_planner::plan::Only>,
     json: bool,
     yes: bool,
     progress: OnceLock<Arc<Progress>>,
@@ -58,7 +59,15 @@ struct Terminal<'a> {
 impl ApplyUi for Terminal<'_> {
     fn plan(&self, live: &dyn LiveState) -> Result<Planned, Report> {
         let mode = crate::planning::lock_mode(self.locked, false);
-        let (plan, keyed) = make_plan(self.env, self.graph, self.sources, self.secrets, self.registry, live, mode)?;
+        let (plan, keyed) = make_plan(
+            self.env,
+            self.graph,
+            self.sources,
+            self.secrets,
+            self.registry,
+            live,
+            How { mode, only: self.only.as_ref() },
+        )?;
         let keyed =
             self.env.services.iter().zip(keyed.keyed).filter_map(|(s, k)| Some((s.name.clone(), k?.ok()?))).collect();
         if let Some(saved) = self.saved {
@@ -124,6 +133,15 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
     }
     // A saved plan: plan again from the same definitions and refuse it if anything changed.
     let saved = if args.input.file.extension().is_some_and(|e| e == "json") {
+        if !args.only.only.is_empty() {
+            return Err(report(
+                pipeline_planner::Diag::new(
+                    "pipeline::apply::only_saved",
+                    "`--only` cannot change what a saved plan covers".to_string(),
+                )
+                .help("make the partial plan with `pipeline plan --only … --out plan.json`, and apply that"),
+            ));
+        }
         let p = read_saved_plan(&args.input.file)?;
         let Some(origin) = p.origin.clone() else {
             return Err(plain(
@@ -160,6 +178,8 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
             registry: registry.as_ref(),
             locked: args.locked,
             saved: saved.as_ref(),
+            // A saved partial plan is applied with its own selection, never a wider one.
+            only: saved.as_ref().map_or_else(|| args.only.selection(), |p| p.selection.as_ref().map(|s| s.only())),
             json: args.json,
             yes: args.yes,
             progress: OnceLock::new(),
@@ -234,6 +254,8 @@ struct DestroyTerminal<'a> {
     project: &'a str,
     environment: &'a str,
     yes: bool,
+    /// `--only`: the services to remove.
+    only: &'a [String],
 }
 
 impl DestroyUi for DestroyTerminal<'_> {
@@ -264,7 +286,8 @@ impl DestroyUi for DestroyTerminal<'_> {
         if self.yes {
             return Ok(true);
         }
-        confirm(&format!("Remove every service of {project}/{environment}?"), Confirm::Destroy)
+        let what = if self.only.is_empty() { "every service".to_string() } else { self.only.join(", ") };
+        confirm(&format!("Remove {what} of {project}/{environment}?"), Confirm::Destroy)
     }
 
     fn removing(&self, what: &str) {
@@ -280,9 +303,10 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     let rt = runtime()?;
     let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
     let (project, environment, destroyed) = with_environment(&args.input, |env, _| {
-        let ui = DestroyTerminal { project: &env.project, environment: &env.name, yes: args.yes };
+        let ui = DestroyTerminal { project: &env.project, environment: &env.name, yes: args.yes, only: &args.only };
         let options = TargetOptions { context: args.context.clone(), force_conflicts: false };
-        let destroyed = rt.block_on(session::destroy(env, registry, &options, &holder(), args.volumes, &ui))?;
+        let destroyed =
+            rt.block_on(session::destroy(env, registry, &options, &holder(), args.volumes, &args.only, &ui))?;
         Ok((env.project.clone(), env.name.clone(), destroyed))
     })?;
     match destroyed {

@@ -107,6 +107,8 @@ pub struct PlanArgs {
     /// Compare with live state recorded in this JSON file instead of asking the target (for tests)
     #[arg(long, value_name = "FILE", hide = true)]
     pub live_state: Option<PathBuf>,
+    #[command(flatten)]
+    pub only: OnlyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +116,8 @@ pub struct ApplyArgs {
     /// The definition file, or a plan saved with `pipeline plan --out plan.json`
     #[command(flatten)]
     pub input: EvalInput,
+    #[command(flatten)]
+    pub only: OnlyArgs,
     /// Read secret values from this dotenv file (else from PIPELINE_SECRET_<NAME> variables)
     #[arg(long, value_name = "FILE")]
     pub secrets: Option<PathBuf>,
@@ -145,6 +149,9 @@ pub struct ApplyArgs {
 pub struct DestroyArgs {
     #[command(flatten)]
     pub input: EvalInput,
+    /// Remove only these services (comma-separated names), in reverse stage order; the others keep running
+    #[arg(long, value_name = "SERVICES", value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -249,5 +256,23 @@ mod tests {
         assert!(super::timeout("20 s").unwrap_err().contains("not a duration"));
         assert!(super::timeout("0").unwrap_err().contains("out of range"));
         assert!(super::timeout("2d").is_err());
+    }
+}
+
+/// Part of an environment: `--only api,web` and `--no-deps`.
+#[derive(Args, Debug, Default)]
+pub struct OnlyArgs {
+    /// Plan and apply only these services (comma-separated names) and the services they depend on
+    #[arg(long, value_name = "SERVICES", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// With --only: leave out the services the named ones depend on
+    #[arg(long, requires = "only")]
+    pub no_deps: bool,
+}
+
+impl OnlyArgs {
+    pub fn selection(&self) -> Option<pipeline_planner::plan::Only> {
+        (!self.only.is_empty())
+            .then(|| pipeline_planner::plan::Only { names: self.only.clone(), no_deps: self.no_deps })
     }
 }

@@ -73,7 +73,16 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode, Report> {
             (None, _) => crate::apply::live_state(env, args.context.as_deref())?,
         };
         let mode = lock_mode(args.locked, args.offline);
-        let (mut plan, _) = make_plan(env, &graph, sources, &secrets, registry.as_ref(), live.as_ref(), mode)?;
+        let only = args.only.selection();
+        let (mut plan, _) = make_plan(
+            env,
+            &graph,
+            sources,
+            &secrets,
+            registry.as_ref(),
+            live.as_ref(),
+            How { mode, only: only.as_ref() },
+        )?;
         plan.warnings.extend(live_warning.map(str::to_string));
         Ok(plan)
     })?;
@@ -148,18 +157,26 @@ pub(crate) fn make_plan(
     secrets: &Secrets,
     registry: &dyn ImageCache,
     live: &dyn LiveState,
-    mode: LockMode,
+    how: How<'_>,
 ) -> Result<(pipeline_planner::Plan, KeyedEnvironment), Report> {
+    let How { mode, only } = how;
     let cache = stat_cache(env);
     let (lock, lock_path, lock_name) = read_lock(env)?;
     let pinning = Pinning { lock: &lock, mode, lock_name: &lock_name };
-    let input = PlanInput { env, graph, sources, secrets, registry, live, stat_cache: &cache, pinning };
+    let input = PlanInput { env, graph, sources, secrets, registry, live, stat_cache: &cache, pinning, only };
     let planned = pipeline_planner::plan::plan_keyed(&input).map_err(report)?;
     if let Err(e) = cache.save() {
         output::warn(&format!("could not save the stat cache in {}: {e}", env.base_dir().join(".pipeline").display()));
     }
     save_pins(&planned.1.pins, &lock_path, &lock_name)?;
     Ok(planned)
+}
+
+/// How to plan: whether the lock file may grow, and which services (`--only`).
+#[derive(Clone, Copy)]
+pub(crate) struct How<'a> {
+    pub mode: LockMode,
+    pub only: Option<&'a pipeline_planner::plan::Only>,
 }
 
 /// How `plan` and `apply` may change the lock file.

@@ -2,7 +2,7 @@
 
 use crate::cli::RenderArgs;
 use crate::commands::Report;
-use crate::planning::{make_plan, read_secrets, report, with_environment};
+use crate::planning::{How, make_plan, read_secrets, report, with_environment};
 use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues};
 use pipeline_planner::cache::Offline;
 use pipeline_planner::graph::Graph;
@@ -64,7 +64,15 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
             Secrets::names_only(&names)
         };
         // Image references come from the build keys, computed here: no registry or cluster is asked.
-        let (mut plan, _) = make_plan(env, &graph, sources, &secrets, &Offline, &NothingDeployed, LockMode::Offline)?;
+        let (mut plan, _) = make_plan(
+            env,
+            &graph,
+            sources,
+            &secrets,
+            &Offline,
+            &NothingDeployed,
+            How { mode: LockMode::Offline, only: None },
+        )?;
         without_fingerprints(&mut plan);
         let scope = Scope::of(env);
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());

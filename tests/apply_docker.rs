@@ -605,6 +605,69 @@ fn a_killed_update_leaves_the_old_version_serving_and_the_next_apply_converges()
     assert!(!names.contains("-next"), "nothing half-started is left: {names}");
 }
 
+/// `apply --only` deploys the named services and, unless `--no-deps`, what they depend on; a saved
+/// partial plan keeps its selection; `destroy --only` removes just the named services.
+#[test]
+fn only_applies_and_destroys_part_of_an_environment() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("only");
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    let api_id = container_id(&f.container("staging", "api", 1));
+
+    // Both api and web change; only web is asked for, without its dependencies.
+    f.write("api/www/version.txt", "api v2\n");
+    f.write(
+        "web/serve",
+        &std::fs::read_to_string(f.path().join("web/serve")).unwrap().replace("echo web", "echo web v2"),
+    );
+    make_executable(&f.path().join("web/serve"));
+    let (code, out, stderr) = f.apply("staging", &["--only", "web", "--no-deps"]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(built(&out), ["web"], "{out:#}");
+    let names: Vec<String> = services(&out).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(names, ["web"], "only web is in the run: {out:#}");
+    assert!(fetch(&f.container("staging", "web", 1), 80).contains("web v2"));
+    assert_eq!(container_id(&f.container("staging", "api", 1)), api_id, "api was left as it is");
+
+    // With its dependencies, the plan says it is partial and takes api (changed) and db (unchanged) along.
+    let plan = f.run(&["plan", "--only", "web"], "staging");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("Partial plan: only web, and what they depend on: db, api"), "{text}");
+    assert!(text.contains("~ api (application)") && !text.contains("cache (container)"), "{text}");
+
+    // A saved partial plan applies what it covers, and no more.
+    let saved = f.path().join("api-plan.json");
+    let out = f.run(&["plan", "--only", "api", "--no-deps", "--out", saved.to_str().unwrap()], "staging");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let widen = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["apply", "--yes", "--only", "web"])
+        .arg(&saved)
+        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+        .output()
+        .expect("run");
+    assert_eq!(widen.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&widen.stderr).contains("`--only` cannot change what a saved plan covers"));
+    let applied = apply_saved(&saved);
+    let outcome = String::from_utf8_lossy(&applied.stdout);
+    assert!(applied.status.success(), "{outcome}\n{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(outcome.contains("api ") && !outcome.contains("\nweb ") && !outcome.contains("\ndb "), "{outcome}");
+    assert!(fetch(&f.container("staging", "api", 1), 8080).contains("api v2"));
+
+    // destroy --only: an unknown name is refused with a suggestion; the named service goes, the others keep
+    // running.
+    let out = f.run(&["destroy", "--yes", "--only", "wbe"], "staging");
+    let err = flat(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no service `wbe` runs") && err.contains("did you mean `web`?"), "{err}");
+    let out = f.run(&["destroy", "--yes", "--only", "web"], "staging");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left = docker(&["ps", "--filter", &format!("label=pipeline.project={}", f.project), "--format", "{{.Names}}"]);
+    assert!(!left.contains("-web-") && left.contains("-api-1") && left.contains("-db-1"), "{left}");
+}
+
 /// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;
 /// `destroy` removes everything but the data volume.
 #[test]

@@ -394,35 +394,51 @@ pub async fn destroy(
     options: &TargetOptions,
     holder: &str,
     volumes: bool,
+    only: &[String],
     ui: &dyn DestroyUi,
 ) -> Result<Destroyed, Report> {
     struct Destroy<'a> {
         stages: &'a [String],
         holder: &'a str,
         volumes: bool,
+        only: &'a [String],
         ui: &'a dyn DestroyUi,
     }
     impl WithTarget for Destroy<'_> {
         type Output = Result<Destroyed, Report>;
 
         async fn run<T: Target>(self, target: T) -> Self::Output {
-            destroy_with(&target, self.stages, self.holder, self.volumes, self.ui).await
+            destroy_with(&target, self.stages, self.holder, self.volumes, self.only, self.ui).await
         }
     }
-    connect(env, registry, options, Destroy { stages: &env.stages, holder, volumes, ui }).await?
+    connect(env, registry, options, Destroy { stages: &env.stages, holder, volumes, only, ui }).await?
 }
 
-/// Destroy on a given target (`stages` in execution order): what [`destroy`] does once connected.
+/// Destroy on a given target (`stages` in execution order): what [`destroy`] does once connected. With
+/// `only`, just those services are removed (retired, later stages first); the rest keeps running.
 pub async fn destroy_with<T: Target>(
     target: &T,
     stages: &[String],
     holder: &str,
     volumes: bool,
+    only: &[String],
     ui: &dyn DestroyUi,
 ) -> Result<Destroyed, Report> {
+    if !only.is_empty() && volumes {
+        return Err(boxed(
+            pipeline_planner::Diag::new(
+                "pipeline::destroy::only_volumes",
+                "`--volumes` with `--only` is not supported: a volume outlives its service".to_string(),
+            )
+            .help("remove the services with `destroy --only`, then the volume with `docker volume rm` or `kubectl delete pvc`"),
+        ));
+    }
     let guard = Guard { lock: Some(target.lock(holder).await.map_err(boxed)?) };
     locked(guard, |w| ui.warn(w), async {
         let inventory = target.inventory().await.map_err(boxed)?;
+        if !only.is_empty() {
+            return destroy_only(target, stages, only, inventory, ui).await;
+        }
         if inventory.items.is_empty() && (inventory.volumes.is_empty() || !volumes) {
             return Ok(Destroyed::Nothing(inventory));
         }
@@ -434,4 +450,58 @@ pub async fn destroy_with<T: Target>(
         Ok(Destroyed::Removed(inventory, removed))
     })
     .await
+}
+
+/// Remove only the services `only` names: each retired, later stages first.
+async fn destroy_only<T: Target>(
+    target: &T,
+    stages: &[String],
+    only: &[String],
+    mut inventory: Inventory,
+    ui: &dyn DestroyUi,
+) -> Result<Destroyed, Report> {
+    let running = inventory.services().into_iter().map(str::to_string).collect::<Vec<_>>();
+    if let Some(name) = only.iter().find(|n| !running.contains(n)) {
+        let help = pipeline_planner::error::suggest(name, running.iter().map(String::as_str), |all| {
+            if all.is_empty() { "nothing of this environment runs".to_string() } else { format!("running: {all}") }
+        });
+        return Err(boxed(
+            pipeline_planner::Diag::new(
+                "pipeline::destroy::only_unknown",
+                format!("`--only {name}`: no service `{name}` runs"),
+            )
+            .help(help),
+        ));
+    }
+    inventory.items.retain(|i| only.contains(&i.service));
+    inventory.volumes.clear();
+    if !ui.confirm(&inventory, false)? {
+        return Ok(Destroyed::Declined(inventory));
+    }
+    let live = target.observe().await.map_err(boxed)?;
+    let deployed =
+        live.observe("", "").map_err(|e| boxed(pipeline_planner::Diag::new("pipeline::destroy::live_state", e)))?;
+    let stage_of = |name: &str| {
+        deployed.iter().find(|l| l.name == name).and_then(|l| stages.iter().position(|s| *s == l.spec.stage))
+    };
+    let mut order: Vec<&String> = only.iter().collect();
+    // Later stages first; unknown stages before all.
+    order.sort_by_key(|n| std::cmp::Reverse(stage_of(n).map_or(usize::MAX, |i| i)));
+    let mut removed = Removed::default();
+    let notify: Notify = Arc::new(|_| {});
+    for (i, name) in order.into_iter().enumerate() {
+        ui.removing(name);
+        let service = ServiceDeploy {
+            name: name.clone(),
+            action: DeployAction::Delete,
+            spec: None,
+            key: None,
+            secrets: Default::default(),
+        };
+        let run = Run { service: i, notify: Arc::clone(&notify), timeout: Duration::from_secs(300) };
+        target.retire(&service, &run).await.map_err(boxed)?;
+        removed.items += inventory.items.iter().filter(|it| it.service == *name).count();
+        removed.services.push(name.clone());
+    }
+    Ok(Destroyed::Removed(inventory, removed))
 }

@@ -311,7 +311,7 @@ async fn destroy_lists_confirms_removes_and_releases_and_does_nothing_when_decli
     let stages = vec!["0".to_string(), "1".to_string()];
     let c = Calls::default();
     let ui = DestroyAnswers { calls: Arc::clone(&c), yes: true };
-    let done = session::destroy_with(&target(&c), &stages, "me", true, &ui).await.unwrap();
+    let done = session::destroy_with(&target(&c), &stages, "me", true, &[], &ui).await.unwrap();
     assert!(matches!(done, Destroyed::Removed(_, r) if r.items == 2));
     assert_eq!(
         calls(&c),
@@ -328,7 +328,7 @@ async fn destroy_lists_confirms_removes_and_releases_and_does_nothing_when_decli
 
     let c = Calls::default();
     let ui = DestroyAnswers { calls: Arc::clone(&c), yes: false };
-    let done = session::destroy_with(&target(&c), &stages, "me", false, &ui).await.unwrap();
+    let done = session::destroy_with(&target(&c), &stages, "me", false, &[], &ui).await.unwrap();
     assert!(matches!(done, Destroyed::Declined(_)));
     assert_eq!(calls(&c), ["lock me", "inventory", "confirm 2 items, volumes false", "release"]);
 
@@ -336,7 +336,28 @@ async fn destroy_lists_confirms_removes_and_releases_and_does_nothing_when_decli
     let c = Calls::default();
     let ui = DestroyAnswers { calls: Arc::clone(&c), yes: true };
     let empty = FakeTarget { items: vec![], ..target(&c) };
-    let done = session::destroy_with(&empty, &stages, "me", false, &ui).await.unwrap();
+    let done = session::destroy_with(&empty, &stages, "me", false, &[], &ui).await.unwrap();
     assert!(matches!(done, Destroyed::Nothing(i) if i.volumes == ["data"]));
     assert_eq!(calls(&c), ["lock me", "inventory", "release"]);
+}
+
+#[tokio::test]
+async fn destroy_only_retires_the_named_services_and_refuses_unknown_names() {
+    let stages = vec!["2.DEFAULT CONTAINER".to_string()];
+    let c = Calls::default();
+    let ui = DestroyAnswers { calls: Arc::clone(&c), yes: true };
+    let only = ["old".to_string()];
+    let done = session::destroy_with(&target(&c), &stages, "me", false, &only, &ui).await.unwrap();
+    assert!(matches!(done, Destroyed::Removed(_, r) if r.services == ["old"] && r.items == 1));
+    assert_eq!(
+        calls(&c),
+        ["lock me", "inventory", "confirm 1 items, volumes false", "observe", "removing old", "retire old", "release"]
+    );
+
+    let c = Calls::default();
+    let ui = DestroyAnswers { calls: Arc::clone(&c), yes: true };
+    let err = session::destroy_with(&target(&c), &stages, "me", false, &["apii".to_string()], &ui).await.err().unwrap();
+    assert_eq!(err.to_string(), "`--only apii`: no service `apii` runs");
+    assert_eq!(err.help().map(|h| h.to_string()).as_deref(), Some("did you mean `api`?"));
+    assert_eq!(calls(&c), ["lock me", "inventory", "release"], "nothing removed, the lock released");
 }

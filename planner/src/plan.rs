@@ -44,6 +44,9 @@ pub struct Plan {
     /// What the plan was made from, in a saved plan (`plan --out`), so `apply plan.json` can make it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// A partial plan (`--only`): what it covers. Absent: the whole environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
 }
 
 /// The definitions file and the arguments a saved plan was made with.
@@ -621,6 +624,53 @@ pub struct PlanInput<'a> {
     pub live: &'a dyn LiveState,
     pub stat_cache: &'a StatCache,
     pub pinning: Pinning<'a>,
+    /// Plan only these services (`--only`); `None`: the whole environment.
+    pub only: Option<&'a Only>,
+}
+
+/// The services asked for (`apply --only api,web`), and whether the services they depend on come too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Only {
+    pub names: Vec<String>,
+    /// Leave out what the named services depend on (`--no-deps`).
+    pub no_deps: bool,
+}
+
+/// What a partial plan covers, as the plan records it (a saved partial plan is applied with the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The services asked for.
+    pub asked: Vec<String>,
+    pub no_deps: bool,
+    /// Every service the plan covers: the asked ones and, unless `no_deps`, those they depend on,
+    /// transitively.
+    pub services: Vec<String>,
+}
+
+impl Selection {
+    pub fn only(&self) -> Only {
+        Only { names: self.asked.clone(), no_deps: self.no_deps }
+    }
+}
+
+/// The services of the definitions `only` covers (indexes), and the names it asks for that the
+/// definitions do not have (services that may run still, to be removed).
+fn select(env: &Environment, graph: &Graph, only: &Only) -> (BTreeSet<usize>, Vec<String>) {
+    let mut chosen = BTreeSet::new();
+    let mut unknown = Vec::new();
+    let mut todo: Vec<usize> = Vec::new();
+    for name in &only.names {
+        match env.services.iter().position(|s| &s.name == name) {
+            Some(i) => todo.push(i),
+            None => unknown.push(name.clone()),
+        }
+    }
+    while let Some(i) = todo.pop() {
+        if chosen.insert(i) && !only.no_deps {
+            todo.extend(graph.dependencies(i));
+        }
+    }
+    (chosen, unknown)
 }
 
 /// Make the plan.
@@ -632,14 +682,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
 /// (the lock to write when entries were added) for `apply`.
 pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
     let env = input.env;
-    let mut keyed_env = key_builds(env, input.sources, input.stat_cache, input.registry, input.pinning, |_| true)?;
+    let selected = input.only.map(|o| select(env, input.graph, o));
+    let chosen = |i: usize| selected.as_ref().is_none_or(|(c, _)| c.contains(&i));
+    let wanted = |s: &Service| env.services.iter().position(|x| x.name == s.name).is_some_and(chosen);
+    let mut keyed_env = key_builds(env, input.sources, input.stat_cache, input.registry, input.pinning, wanted)?;
     let keyed = &keyed_env.keyed;
     let mut warnings = std::mem::take(&mut keyed_env.warnings);
 
     // Who builds each image: the first service in execution order; the others share.
     let order = execution_order(env, input.graph);
     let mut builder_of: BTreeMap<&ImageRef, usize> = BTreeMap::new();
-    for &i in order.iter().flatten() {
+    for &i in order.iter().flatten().filter(|&&i| chosen(i)) {
         if let Some(Ok(k)) = &keyed[i] {
             builder_of.entry(&k.image).or_insert(i);
         }
@@ -662,6 +715,18 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
             .help("check that the target is reachable; the plan compares the definitions with what runs")
     })?;
     let live_by_name: BTreeMap<&str, &LiveService> = live.iter().map(|l| (l.name.as_str(), l)).collect();
+    // A name `--only` asks for must be a service of the definitions, or one that runs still (to remove).
+    if let Some((_, unknown)) = &selected
+        && let Some(name) = unknown.iter().find(|n| !live_by_name.contains_key(n.as_str()))
+    {
+        let known = env.services.iter().map(|s| s.name.as_str()).chain(live.iter().map(|l| l.name.as_str()));
+        return Err(Diag::new(
+            "pipeline::plan::only_unknown",
+            format!("`--only {name}`: there is no service `{name}`"),
+        )
+        .help(crate::error::suggest(name, known, |all| format!("the services are: {all}")))
+        .into());
+    }
 
     if env.target == Target::Docker {
         for s in env.services.iter().filter(|s| s.schedule.is_some()) {
@@ -676,7 +741,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
     let mut stages: Vec<StagePlan> = Vec::with_capacity(env.stages.len());
     for (si, members) in order.iter().enumerate() {
         let mut services = Vec::with_capacity(members.len());
-        for &i in members {
+        for &i in members.iter().filter(|&&i| chosen(i)) {
             let s = &env.services[i];
             let build = match &keyed[i] {
                 None => BuildPlan::none(s.image.as_deref().map(|w| pinned_image(w, &keyed_env.pins))),
@@ -785,6 +850,9 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
         if env.service(&l.name).is_some() {
             continue;
         }
+        if input.only.is_some_and(|o| !o.names.contains(&l.name)) {
+            continue;
+        }
         let stage = l.spec.stage.clone();
         let kind = l.spec.kind.as_str().to_string();
         let sp = ServicePlan {
@@ -820,7 +888,13 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
         let bytes = serde_json::to_vec(&desired).unwrap_or_default();
         blake3::hash(&bytes).to_hex()[..32].to_string()
     };
+    let selection = input.only.map(|o| Selection {
+        asked: o.names.clone(),
+        no_deps: o.no_deps,
+        services: stages.iter().flat_map(|st| st.services.iter().map(|s| s.name.clone())).collect(),
+    });
     let plan = Plan {
+        selection,
         format_version: PLAN_FORMAT_VERSION,
         project: env.project.clone(),
         environment: env.name.clone(),

@@ -32,6 +32,16 @@ pub fn render(plan: &Plan, style: Style) -> String {
         plan.target.describe(),
         plan.registry
     );
+    if let Some(sel) = &plan.selection {
+        let deps: Vec<&str> = sel.services.iter().filter(|s| !sel.asked.contains(s)).map(String::as_str).collect();
+        let _ = write!(out, "Partial plan: only {}", sel.asked.join(", "));
+        if sel.no_deps {
+            out.push_str(" (without the services they depend on)");
+        } else if !deps.is_empty() {
+            let _ = write!(out, ", and what they depend on: {}", deps.join(", "));
+        }
+        out.push_str("; every other service is left as it is\n");
+    }
     for stage in &plan.stages {
         let _ = writeln!(out, "\n{}", style.paint("1", &format!("stage {}", stage.name)));
         if stage.services.is_empty() {
