@@ -36,6 +36,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Remove an environment's services in reverse stage order
     Destroy(DestroyArgs),
+    /// Per service, what runs now compared with the definitions; exit 0 all healthy and at their
+    /// definitions, 2 something differs or is unhealthy, 1 an error
+    Status(StatusArgs),
     /// Print the Kubernetes manifests of an environment as YAML (for kubectl, review or GitOps)
     Render(RenderArgs),
     /// Show the stages and services, with dependencies as edges
@@ -161,6 +164,25 @@ pub struct DestroyArgs {
     /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Read secret values from this dotenv file (else from PIPELINE_SECRET_<NAME> variables); without
+    /// them, secrets are not compared
+    #[arg(long, value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+    /// Print the status as JSON (docs/status-format.md)
+    #[arg(long)]
+    pub json: bool,
+    /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Read what runs from this JSON file (a list of service statuses) instead of asking the target (for tests)
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub live_status: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

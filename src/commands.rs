@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
         Command::Plan(args) => crate::planning::plan(args),
         Command::Apply(args) => crate::apply::apply(args),
         Command::Destroy(args) => crate::apply::destroy(args),
+        Command::Status(args) => crate::status::status(args),
         Command::Render(args) => crate::render::render(args),
         Command::Graph(args) => crate::planning::graph(args),
         Command::Hash(args) => crate::planning::hash(args),

@@ -7,6 +7,7 @@ mod output;
 mod planning;
 mod progress;
 mod render;
+mod status;
 
 use std::process::ExitCode;
 

@@ -616,6 +616,19 @@ fn only_applies_and_destroys_part_of_an_environment() {
     let (code, out, stderr) = f.apply("staging", &[]);
     assert_eq!(code, 0, "{out:#}\n{stderr}");
     let api_id = container_id(&f.container("staging", "api", 1));
+    let status = |f: &Fixture| {
+        let out = f.run(&["status", "--json"], "staging");
+        let v: Json = serde_json::from_slice(&out.stdout).expect("status json");
+        let api = v["services"].as_array().unwrap().iter().find(|s| s["name"] == "api").cloned().unwrap();
+        (out.status.code(), api)
+    };
+    let (code, api) = status(&f);
+    assert_eq!(code, Some(0), "{api:#}");
+    assert_eq!(
+        (api["health"].as_str(), api["ready"].as_u64(), api["desired"].as_u64()),
+        (Some("healthy"), Some(2), Some(2))
+    );
+    assert_eq!(api["endpoints"].as_array().map(Vec::len), Some(2), "{api:#}");
 
     // Both api and web change; only web is asked for, without its dependencies.
     f.write("api/www/version.txt", "api v2\n");
@@ -631,6 +644,11 @@ fn only_applies_and_destroys_part_of_an_environment() {
     assert_eq!(names, ["web"], "only web is in the run: {out:#}");
     assert!(fetch(&f.container("staging", "web", 1), 80).contains("web v2"));
     assert_eq!(container_id(&f.container("staging", "api", 1)), api_id, "api was left as it is");
+    // `status` says api differs (its file changed) and exits 2.
+    let (code, api) = status(&f);
+    assert_eq!(code, Some(2), "{api:#}");
+    assert_eq!(api["definitions"], "differs", "{api:#}");
+    assert!(api["reason"].as_str().unwrap().starts_with("~ image: "), "{api:#}");
 
     // With its dependencies, the plan says it is partial and takes api (changed) and db (unchanged) along.
     let plan = f.run(&["plan", "--only", "web"], "staging");

@@ -232,6 +232,18 @@ fn apply_replans_to_nothing_with_the_servers_defaults_present_prunes_and_destroy
     assert_eq!(api["status"]["observedGeneration"], api["metadata"]["generation"]);
     assert!(fake.object("services", "api")["spec"]["clusterIP"].is_string(), "a cluster IP was allocated");
 
+    // `status` reads the same: every service healthy, completed or scheduled, and at its definitions.
+    let out = fake.pipeline(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let status: Json = serde_json::from_slice(&out.stdout).expect("status json");
+    let health = |name: &str| {
+        let s = status["services"].as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap();
+        (s["health"].as_str().unwrap().to_string(), s["ready"].as_u64().unwrap(), s["definitions"].clone())
+    };
+    assert_eq!(health("api"), ("healthy".into(), 2, json!("at definitions")), "{status:#}");
+    assert_eq!(health("migrate").0, "completed");
+    assert_eq!(health("nightly").0, "scheduled");
+
     let requests = fake.requests();
     let applies: Vec<&Json> = requests.iter().filter(|r| r["contentType"] == "application/apply-patch+yaml").collect();
     assert!(applies.len() >= 10, "{applies:?}");

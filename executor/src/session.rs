@@ -90,6 +90,25 @@ pub async fn observe(
     connect(env, registry, options, Observe).await?
 }
 
+/// What runs for the environment (for the planner) and how each service is doing (for `status`).
+pub async fn status(
+    env: &Environment,
+    registry: Arc<RegistryClient>,
+    options: &TargetOptions,
+) -> Result<(Box<dyn LiveState + Send + Sync>, Vec<crate::target::ServiceStatus>), Report> {
+    struct Status;
+    impl WithTarget for Status {
+        type Output = Result<(Box<dyn LiveState + Send + Sync>, Vec<crate::target::ServiceStatus>), Report>;
+
+        async fn run<T: Target>(self, target: T) -> Self::Output {
+            let live = target.observe().await.map_err(boxed)?;
+            let services = target.status().await.map_err(boxed)?;
+            Ok((live, services))
+        }
+    }
+    connect(env, registry, options, Status).await?
+}
+
 /// The environment's lock while a session holds it: released by [`Guard::release`] on every path the
 /// session takes. Dropped unreleased (the session's future itself was dropped), it releases in the
 /// background on the runtime that is still running, if any.

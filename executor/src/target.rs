@@ -56,6 +56,9 @@ pub trait Target: Send + Sync + Sized + 'static {
     /// Where the services answer (published ports).
     fn endpoints(&self) -> impl Future<Output = Result<Vec<Endpoint>, Self::Error>> + Send;
 
+    /// Per deployed service: how its containers or pods are doing (for `pipeline status`).
+    fn status(&self) -> impl Future<Output = Result<Vec<ServiceStatus>, Self::Error>> + Send;
+
     /// Whether a failed deploy left the previous version serving (the summary says so).
     fn kept_previous(_error: &Self::Error) -> bool {
         false
@@ -159,6 +162,66 @@ pub struct Endpoint {
     pub name: String,
     /// `127.0.0.1:49153->8080`, …
     pub ports: Vec<String>,
+}
+
+/// How one deployed service is doing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// The spec it was deployed with.
+    pub spec: DeploySpec,
+    /// The build key of its image, when built.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Replicas up (healthy, where there is a healthcheck) and wanted.
+    pub ready: u32,
+    pub desired: u32,
+    pub health: Health,
+    /// Restarts of its containers or pods since they were created.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When its oldest replica of the deployed spec started (RFC 3339), if known.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Where it answers (published ports).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+}
+
+/// A service's health, from its replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Every replica up, and healthy where there is a healthcheck.
+    Healthy,
+    /// Replicas starting (a healthcheck not passed yet, pods not ready yet).
+    Starting,
+    /// Replicas missing, stopped, restarting or failing their healthcheck.
+    Unhealthy,
+    /// A job whose last run ended well.
+    Completed,
+    /// A job whose last run failed.
+    Failed,
+    /// A scheduled job: it runs on its schedule.
+    Scheduled,
+}
+
+impl Health {
+    /// Whether this is what the service should be.
+    pub fn is_good(self) -> bool {
+        matches!(self, Health::Healthy | Health::Completed | Health::Scheduled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Starting => "starting",
+            Health::Unhealthy => "unhealthy",
+            Health::Completed => "completed",
+            Health::Failed => "failed",
+            Health::Scheduled => "scheduled",
+        }
+    }
 }
 
 /// Who takes a lock: `user@host pid N`.

@@ -115,6 +115,10 @@ impl Target for FakeTarget {
         })
     }
 
+    async fn status(&self) -> Result<Vec<pipeline_executor::target::ServiceStatus>, Broken> {
+        Ok(vec![])
+    }
+
     async fn endpoints(&self) -> Result<Vec<Endpoint>, Broken> {
         Ok(vec![Endpoint { service: "api".into(), name: "api-1".into(), ports: vec!["127.0.0.1:1->80".into()] }])
     }

@@ -152,3 +152,93 @@ pub(crate) fn describe_owner(labels: &HashMap<String, String>) -> String {
         _ => "something not made by pipeline".into(),
     }
 }
+
+/// How each deployed service is doing, from its containers at the deployed spec (a replacement's
+/// candidates, `…-next`, are not the service yet).
+pub async fn status(
+    docker: &Docker,
+    project: &str,
+    environment: &str,
+) -> Result<Vec<crate::target::ServiceStatus>, DockerError> {
+    use crate::target::{Health, ServiceStatus};
+    use bollard::models::HealthStatusEnum;
+    let list = containers_of(docker, project, environment, None).await?;
+    let mut by_service: BTreeMap<&str, Vec<&Listed>> = BTreeMap::new();
+    for c in list.iter().filter(|c| !c.name.ends_with(super::container::CANDIDATE)) {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (name, cs) in by_service {
+        let Some(first) = cs.iter().min_by_key(|c| c.labels.get(REPLICA).and_then(|r| r.parse::<u32>().ok())) else {
+            continue;
+        };
+        let Some(spec) = first
+            .labels
+            .get(SPEC)
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|j| DeploySpec::from_json(&j))
+        else {
+            continue;
+        };
+        let hash = first.labels.get(SPEC_HASH).cloned().unwrap_or_default();
+        let at_spec: Vec<&&Listed> = cs.iter().filter(|c| c.labels.get(SPEC_HASH) == Some(&hash)).collect();
+        let (mut ready, mut starting, mut restarts, mut since, mut exit) = (0u32, 0u32, 0u32, None::<String>, None);
+        let mut endpoints = Vec::new();
+        for c in &at_spec {
+            let inspected = docker
+                .inspect_container(&c.id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+                .map_err(|e| DockerError::request(&format!("inspect {}", c.name), &e))?;
+            let state = inspected.state.unwrap_or_default();
+            restarts += u32::try_from(inspected.restart_count.unwrap_or(0)).unwrap_or(0);
+            if let Some(t) = state.started_at.filter(|t| !t.starts_with("0001")) {
+                since = Some(since.map_or(t.clone(), |s: String| s.min(t)));
+            }
+            let health = state.health.and_then(|h| h.status);
+            match (state.running == Some(true) && state.restarting != Some(true), health) {
+                (
+                    true,
+                    Some(HealthStatusEnum::HEALTHY)
+                    | Some(HealthStatusEnum::NONE)
+                    | Some(HealthStatusEnum::EMPTY)
+                    | None,
+                ) => ready += 1,
+                (true, Some(HealthStatusEnum::STARTING)) => starting += 1,
+                _ => {}
+            }
+            if state.running != Some(true) {
+                exit = state.exit_code;
+            }
+            endpoints.extend(c.ports.iter().cloned());
+        }
+        let desired = if spec.is_job() { 1 } else { spec.replicas };
+        let health = if spec.is_job() && spec.is_scheduled() {
+            Health::Scheduled
+        } else if spec.is_job() {
+            match (ready, exit) {
+                (0, Some(0)) => Health::Completed,
+                (0, _) => Health::Failed,
+                _ => Health::Starting,
+            }
+        } else if ready >= desired {
+            Health::Healthy
+        } else if ready + starting >= desired {
+            Health::Starting
+        } else {
+            Health::Unhealthy
+        };
+        let key = first.labels.get(super::labels::KEY).cloned();
+        out.push(ServiceStatus {
+            name: name.to_string(),
+            spec,
+            key,
+            ready,
+            desired,
+            health,
+            restarts,
+            since,
+            endpoints,
+        });
+    }
+    Ok(out)
+}

@@ -313,6 +313,10 @@ impl Target for DockerTarget {
         deploy::destroy(&self.docker, &self.project, &self.environment, stages, volumes, on).await
     }
 
+    async fn status(&self) -> Result<Vec<crate::target::ServiceStatus>, DockerError> {
+        live::status(&self.docker, &self.project, &self.environment).await
+    }
+
     fn kept_previous(e: &DockerError) -> bool {
         matches!(e, DockerError::KeptPrevious(_))
     }

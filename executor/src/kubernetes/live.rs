@@ -269,3 +269,78 @@ pub fn quantity_value(q: &str) -> Option<f64> {
         .or_else(|| q.strip_suffix('E').filter(|n| !n.contains(['e', 'E'])).map(|n| (n, 1e18)))
         .map_or_else(|| q.parse::<f64>().ok(), |(n, f)| n.parse::<f64>().ok().map(|n| n * f))
 }
+
+/// How each deployed service is doing, from its workload's status and its pods' restarts.
+pub fn status(
+    objects: &[LiveObject],
+    pods: &[kube::api::DynamicObject],
+    scope: &Scope,
+) -> Vec<crate::target::ServiceStatus> {
+    use super::wait::State;
+    use crate::target::{Health, ServiceStatus};
+    let mut out: Vec<ServiceStatus> = Vec::new();
+    for o in objects.iter().filter(|o| matches!(o.kind.as_str(), "Deployment" | "StatefulSet" | "Job" | "CronJob")) {
+        let annotations = at(&o.json, "metadata.annotations");
+        let Some(spec) = annotations
+            .and_then(|a| a.get(SPEC))
+            .and_then(Json::as_str)
+            .and_then(|s| serde_json::from_str::<Json>(s).ok())
+            .and_then(|j| DeploySpec::from_json(&j))
+        else {
+            continue;
+        };
+        if out.iter().any(|s| s.name == o.service) {
+            continue;
+        }
+        let key = annotations.and_then(|a| a.get(manifest::labels::KEY)).and_then(Json::as_str).map(str::to_string);
+        let number = |path: &str| at(&o.json, path).and_then(Json::as_u64).and_then(|n| u32::try_from(n).ok());
+        let (ready, desired, health) = match o.kind.as_str() {
+            "CronJob" => (0, 0, Health::Scheduled),
+            "Job" => {
+                let state = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(o.json.clone())
+                    .map(|j| super::wait::job_state(&j));
+                match state {
+                    Ok(State::Done) => (1, 1, Health::Completed),
+                    Ok(State::Failed(_)) => (0, 1, Health::Failed),
+                    _ => (0, 1, Health::Starting),
+                }
+            }
+            _ => {
+                let desired = number("spec.replicas").unwrap_or(1);
+                let ready = number("status.readyReplicas").unwrap_or(0);
+                let state = match o.kind.as_str() {
+                    "Deployment" => serde_json::from_value(o.json.clone()).map(|d| super::wait::deployment_state(&d)),
+                    _ => serde_json::from_value(o.json.clone()).map(|s| super::wait::statefulset_state(&s)),
+                };
+                let health = match state {
+                    _ if ready >= desired => Health::Healthy,
+                    Ok(State::Waiting(_)) => Health::Starting,
+                    _ => Health::Unhealthy,
+                };
+                (ready, desired, health)
+            }
+        };
+        let restarts = pods
+            .iter()
+            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(SERVICE)) == Some(&o.service))
+            .flat_map(|p| p.data["status"]["containerStatuses"].as_array().cloned().unwrap_or_default().into_iter())
+            .filter_map(|c| c["restartCount"].as_u64())
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .sum();
+        let since = at(&o.json, "metadata.creationTimestamp").and_then(Json::as_str).map(str::to_string);
+        let endpoints = spec.ports.iter().map(|p| format!("{}.{}:{p}", o.service, scope.namespace)).collect();
+        out.push(ServiceStatus {
+            name: o.service.clone(),
+            spec,
+            key,
+            ready,
+            desired,
+            health,
+            restarts,
+            since,
+            endpoints,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -112,6 +112,7 @@ pub fn resource(kind: &str) -> Option<ApiResource> {
         "CronJob" => ApiResource::erase::<CronJob>(&()),
         "Lease" => ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&()),
         "PersistentVolumeClaim" => ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(&()),
+        "Pod" => ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
         _ => return None,
     })
 }
@@ -331,6 +332,12 @@ impl Target for KubernetesTarget {
             removed.volumes_kept = names;
         }
         Ok(removed)
+    }
+
+    async fn status(&self) -> Result<Vec<crate::target::ServiceStatus>, DeployError> {
+        let objects = live::observe(&self.cluster, &self.scope).await?;
+        let pods = self.cluster.list("Pod", &self.scope.selector()).await?;
+        Ok(live::status(&objects, &pods, &self.scope))
     }
 
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DeployError> {
