@@ -39,6 +39,8 @@ pub enum Command {
     /// Per service, what runs now compared with the definitions; exit 0 all healthy and at their
     /// definitions, 2 something differs or is unhealthy, 1 an error
     Status(StatusArgs),
+    /// The logs of the environment's services, merged in time order (`-f` to follow)
+    Logs(LogsArgs),
     /// Print the Kubernetes manifests of an environment as YAML (for kubectl, review or GitOps)
     Render(RenderArgs),
     /// Show the stages and services, with dependencies as edges
@@ -161,6 +163,34 @@ pub struct DestroyArgs {
     /// Also remove the databases' data volumes (kept otherwise)
     #[arg(long)]
     pub volumes: bool,
+    /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The definition file
+    #[command(flatten)]
+    pub input: EvalInput,
+    /// Only these services (all when none is named)
+    #[arg(value_name = "SERVICE", last = false, num_args = 0..)]
+    pub services: Vec<String>,
+    /// Keep streaming new lines, also from replicas a concurrent apply starts (Ctrl-C ends)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines since then: a duration (`10m`, `2h`) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only the last N lines of each replica
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Show the time of each line
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Print the latest build log of SERVICE (`.pipeline/logs/<run>/<service>.log`) instead
+    #[arg(long, value_name = "SERVICE")]
+    pub build: Option<String>,
     /// The kubeconfig context to use (Kubernetes targets; overrides the definition's `context`)
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,

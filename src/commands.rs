@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Report> {
         Command::Apply(args) => crate::apply::apply(args),
         Command::Destroy(args) => crate::apply::destroy(args),
         Command::Status(args) => crate::status::status(args),
+        Command::Logs(args) => crate::logs::logs(args),
         Command::Render(args) => crate::render::render(args),
         Command::Graph(args) => crate::planning::graph(args),
         Command::Hash(args) => crate::planning::hash(args),

@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod commands;
+mod logs;
 mod output;
 mod planning;
 mod progress;

@@ -686,6 +686,98 @@ fn only_applies_and_destroys_part_of_an_environment() {
     assert!(!left.contains("-web-") && left.contains("-api-1") && left.contains("-db-1"), "{left}");
 }
 
+/// `pipeline logs`: replicas merged in time order with prefixes, `--tail`, `--since`, a job's last run,
+/// `| head` ends cleanly, and `--follow` picks up the containers a concurrent apply starts.
+#[test]
+fn logs_merge_replicas_follow_replacements_and_end_cleanly() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::shop("logs");
+    let defs = std::fs::read_to_string(f.path().join("pipeline.nix")).expect("read");
+    let ticking = |word: &str| {
+        defs.replace(
+            r#"command = "mkdir -p /w; echo cache >/w/index.html; trap 'exit 0' TERM; httpd -f -p 6379 -h /w & wait";"#,
+            &format!(
+                r#"replicas = 2; command = "i=0; trap 'exit 0' TERM; while true; do i=$((i+1)); echo {word} $i; sleep 0.2; done";"#
+            ),
+        )
+    };
+    assert_ne!(ticking("tick"), defs);
+    f.write("pipeline.nix", &ticking("tick"));
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs"];
+        all.extend_from_slice(args);
+        let out = f.run(&all, "staging");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // Two replicas, two lines each, merged in time order.
+    let text = logs(&["cache", "--tail", "2", "--timestamps"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("cache-1 | ")).count(), 2, "{text}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("cache-2 | ")).count(), 2, "{text}");
+    let times: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(2).unwrap_or_default()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "in time order: {text}");
+    // A job's last run; nothing after a time to come.
+    assert!(logs(&["seed"]).contains("seed | seeded"));
+    assert_eq!(logs(&["cache", "--since", "2099-01-01T00:00:00Z"]), "");
+
+    // `| head -n 3` ends at once, exit 0.
+    let script = format!(
+        "{} logs -f cache {} --argstr project {} --argstr env staging | head -n 3",
+        env!("CARGO_BIN_EXE_pipeline"),
+        f.path().join("pipeline.nix").display(),
+        f.project
+    );
+    let out = Command::new("bash").args(["-c", &format!("set -o pipefail; {script}")]).output().expect("bash");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    // Following while an apply replaces the replicas: the new ones' lines arrive.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["logs", "-f", "cache", "--tail", "0"])
+        .arg(f.path().join("pipeline.nix"))
+        .args(["--argstr", "project", &f.project, "--argstr", "env", "staging"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("follow");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    f.write("pipeline.nix", &ticking("tock"));
+    let (code, out, stderr) = f.apply("staging", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            let done = line.contains("| tock ");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(seen.iter().any(|l| l.contains("| tock ")), "the new replicas were not followed: {seen:?}");
+}
+
 /// Removed services are shown and pruned; a saved plan is refused once stale; the lock names its holder;
 /// `destroy` removes everything but the data volume.
 #[test]

@@ -383,6 +383,13 @@ fn a_job_that_fails_fails_its_stage_with_its_exit_code_and_log() {
     assert!(err.contains("| ERROR: relation \"users\" does not exist"), "the last log lines: {err}");
     let objects = fake.objects();
     assert!(!objects.contains(&("deployments".into(), "api".into())), "the next stage did not run: {objects:?}");
+    // `pipeline logs` reads the job's pod log through the API server, prefixed with the service.
+    let out = fake.pipeline(&["logs", "migrate", "--tail", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert_eq!(text(&out.stdout), "migrate | ERROR: relation \"users\" does not exist\n");
+    let out = fake.pipeline(&["logs", "migrat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(all(&out).contains("did you mean `migrate`?"), "{}", all(&out));
 
     // A second apply runs the job again (a failed job is not taken for done) and, now passing, goes on.
     fake.config(json!({ "behaviour": [] }));

@@ -53,7 +53,9 @@ enum Failure {
 
 impl Out {
     fn nix_failure(&self) -> Failure {
-        if self.stderr.contains("error: syntax error") { Failure::Syntax } else { Failure::Evaluation }
+        // Nix's parser also rejects duplicate formals (parser.y, `addFormal`), without saying "syntax error".
+        let parser = ["error: syntax error", "error: duplicate formal function argument"];
+        if parser.iter().any(|m| self.stderr.contains(m)) { Failure::Syntax } else { Failure::Evaluation }
     }
     fn our_failure(&self) -> Failure {
         if self.stderr.contains("pipeline::syntax") { Failure::Syntax } else { Failure::Evaluation }

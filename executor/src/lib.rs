@@ -10,6 +10,7 @@ pub mod claim;
 pub mod docker;
 pub mod docker_config;
 pub mod kubernetes;
+pub mod logs;
 pub mod prepare;
 pub mod registry;
 pub mod schedule;

@@ -109,6 +109,28 @@ pub async fn status(
     connect(env, registry, options, Status).await?
 }
 
+/// The logs of the environment's services (all when `services` is empty).
+pub async fn logs(
+    env: &Environment,
+    registry: Arc<RegistryClient>,
+    options: &TargetOptions,
+    services: &[String],
+    log: &crate::logs::LogOptions,
+) -> Result<crate::logs::LogStream, Report> {
+    struct Logs<'a> {
+        services: &'a [String],
+        log: &'a crate::logs::LogOptions,
+    }
+    impl WithTarget for Logs<'_> {
+        type Output = Result<crate::logs::LogStream, Report>;
+
+        async fn run<T: Target>(self, target: T) -> Self::Output {
+            target.logs(self.services, self.log).await.map_err(boxed)
+        }
+    }
+    connect(env, registry, options, Logs { services, log }).await?
+}
+
 /// The environment's lock while a session holds it: released by [`Guard::release`] on every path the
 /// session takes. Dropped unreleased (the session's future itself was dropped), it releases in the
 /// background on the runtime that is still running, if any.

@@ -59,6 +59,14 @@ pub trait Target: Send + Sync + Sized + 'static {
     /// Per deployed service: how its containers or pods are doing (for `pipeline status`).
     fn status(&self) -> impl Future<Output = Result<Vec<ServiceStatus>, Self::Error>> + Send;
 
+    /// The logs of `services` (every service when empty): history merged in time order, then, when
+    /// following, new lines, also from replicas that appear later.
+    fn logs(
+        &self,
+        services: &[String],
+        options: &crate::logs::LogOptions,
+    ) -> impl Future<Output = Result<crate::logs::LogStream, Self::Error>> + Send;
+
     /// Whether a failed deploy left the previous version serving (the summary says so).
     fn kept_previous(_error: &Self::Error) -> bool {
         false

@@ -119,6 +119,14 @@ impl Target for FakeTarget {
         Ok(vec![])
     }
 
+    async fn logs(
+        &self,
+        _: &[String],
+        _: &pipeline_executor::logs::LogOptions,
+    ) -> Result<pipeline_executor::logs::LogStream, Broken> {
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+
     async fn endpoints(&self) -> Result<Vec<Endpoint>, Broken> {
         Ok(vec![Endpoint { service: "api".into(), name: "api-1".into(), ports: vec!["127.0.0.1:1->80".into()] }])
     }

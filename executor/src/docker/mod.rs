@@ -15,6 +15,7 @@ pub mod container;
 pub mod deploy;
 pub mod live;
 pub mod lock;
+pub mod logs;
 
 use crate::registry::RegistryClient;
 use crate::target::{Endpoint, Inventory, Item, Removed, Run, ServiceDeploy, Target};
@@ -315,6 +316,14 @@ impl Target for DockerTarget {
 
     async fn status(&self) -> Result<Vec<crate::target::ServiceStatus>, DockerError> {
         live::status(&self.docker, &self.project, &self.environment).await
+    }
+
+    async fn logs(
+        &self,
+        services: &[String],
+        options: &crate::logs::LogOptions,
+    ) -> Result<crate::logs::LogStream, DockerError> {
+        logs::logs(&self.docker, &self.project, &self.environment, services, options).await
     }
 
     fn kept_previous(e: &DockerError) -> bool {

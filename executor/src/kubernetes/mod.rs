@@ -9,6 +9,7 @@
 pub mod deploy;
 pub mod lease;
 pub mod live;
+pub mod logs;
 pub mod manifest;
 pub mod wait;
 
@@ -338,6 +339,14 @@ impl Target for KubernetesTarget {
         let objects = live::observe(&self.cluster, &self.scope).await?;
         let pods = self.cluster.list("Pod", &self.scope.selector()).await?;
         Ok(live::status(&objects, &pods, &self.scope))
+    }
+
+    async fn logs(
+        &self,
+        services: &[String],
+        options: &crate::logs::LogOptions,
+    ) -> Result<crate::logs::LogStream, DeployError> {
+        Ok(logs::logs(&self.cluster, &self.scope, services, options).await?)
     }
 
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DeployError> {
