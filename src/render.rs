@@ -74,9 +74,20 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
             How { mode: LockMode::Offline, only: None },
         )?;
         without_fingerprints(&mut plan);
-        let scope = Scope::of(env);
+        let mut scope = Scope::of(env);
+        // With credentials for the mirror, workloads pull with a Secret made from them, as apply keeps it.
+        let registry = pipeline_executor::registry::RegistryClient::new(Default::default()).map_err(report)?;
+        let login = registry
+            .credentials_for(&env.registry.host)
+            .map_err(report)?
+            .and_then(|c| Some((c.username?, c.password?)));
+        scope.pull_secret = login.is_some();
         let value = |name: &str| secrets.get(name).map(|v| v.expose().to_string());
-        let objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;
+        let mut objects = objects(&scope, &plan, args.show_secrets.then_some(&value as SecretLookup<'_>))?;
+        if let Some((user, password)) = &login {
+            let shown = args.show_secrets.then_some((user.as_str(), password.as_str()));
+            objects.insert(1, manifest::pull_secret(&scope, &env.registry.host, shown));
+        }
         let yaml = manifest::to_yaml(&objects).map_err(report)?;
         let mut note: Vec<String> = plan.warnings.iter().filter(|w| w.contains("not pinned")).cloned().collect();
         if env.target == Target::Docker {

@@ -86,6 +86,8 @@ impl Fake {
             .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
             .env("NO_COLOR", "1")
             .env("DOCKER_HOST", "tcp://127.0.0.1:9") // no engine is needed: every image is prebuilt
+            // No registry login unless a test gives one: the machine's Docker config changes nothing.
+            .env("DOCKER_CONFIG", self.dir.path().join("no-docker-config"))
             .env("PIPELINE_SECRET_DB_PASSWORD", "fake-cluster-password");
         cmd
     }
@@ -509,4 +511,50 @@ fn a_rollout_outlives_watches_the_server_ends_and_expires() {
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     let expired = fake.requests().iter().filter(|r| r["query"]["watch"] == "true").count();
     assert!(expired > 5, "the waits watched again and again ({expired} watches)");
+}
+
+#[test]
+fn the_mirror_login_becomes_the_pull_secret_every_workload_pulls_with() {
+    let fake = start();
+    // The Docker config holds a login for the mirror's host (registry.example.com).
+    let config = fake.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(
+        config.join("config.json"),
+        r#"{ "auths": { "registry.example.com": { "auth": "Y2ktYm90OnMzY3JldA==" } } }"#,
+    )
+    .expect("write config");
+    let run = |args: &[&str]| {
+        let out = fake.command(args).env("DOCKER_CONFIG", &config).output().expect("run pipeline");
+        show(args, &out);
+        out
+    };
+    let out = run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let secret = fake.object("secrets", "pipeline-registry");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let data = secret["data"][".dockerconfigjson"].as_str().expect("data");
+    let decoded = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().expect("stdin").write_all(data.as_bytes())?;
+            c.wait_with_output()
+        });
+    let decoded: Json = serde_json::from_slice(&decoded.expect("base64").stdout).expect("dockerconfigjson");
+    assert_eq!(decoded["auths"]["registry.example.com"]["username"], "ci-bot");
+    assert_eq!(decoded["auths"]["registry.example.com"]["password"], "s3cret");
+    for (kind, name) in [("deployments", "api"), ("statefulsets", "db")] {
+        let pull = &fake.object(kind, name)["spec"]["template"]["spec"]["imagePullSecrets"];
+        assert_eq!(pull, &json!([{ "name": "pipeline-registry" }]), "{kind}/{name}");
+    }
+    // Applied as planned: nothing left to do; destroy removes it with the rest.
+    let plan = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", all(&plan));
+    let out = run(&["destroy", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(!fake.objects().contains(&("secrets".into(), "pipeline-registry".into())));
 }

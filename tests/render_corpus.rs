@@ -28,6 +28,9 @@ fn render(dir: &Path, extra: &[&str]) -> (i32, String, String) {
 fn render_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipeline"));
     cmd.arg("render").args(args).current_dir(dir).env("NO_COLOR", "1");
+    // Registry credentials only from the case's own `docker-config/` (a folder that does not exist reads
+    // as none): the machine's `~/.docker/config.json` never changes what is rendered.
+    cmd.env("DOCKER_CONFIG", dir.join("docker-config"));
     for (k, _) in std::env::vars() {
         if k.starts_with("PIPELINE_SECRET_") {
             cmd.env_remove(k);
@@ -181,4 +184,22 @@ fn render_of_a_docker_environment_names_the_namespace_it_uses() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("these manifests use the namespace `shop-staging`"), "{stderr}");
     assert!(stdout.starts_with("---\napiVersion: v1\nkind: Namespace\n"), "{stdout}");
+}
+
+#[test]
+fn the_mirror_login_reaches_the_pull_secret_only_with_show_secrets() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render/pull-secret");
+    let (_, hidden, _) = render(&dir, &[]);
+    let (code, shown, _) = render(&dir, &["--show-secrets"]);
+    assert_eq!(code, 0);
+    for out in [&hidden, &shown] {
+        assert_eq!(out.matches("- name: pipeline-registry").count(), 2, "both workloads pull with it: {out}");
+    }
+    // `.dockerconfigjson` is base64 of `{"auths":{"registry.example.com":{"auth":…,"password":…,"username":…}}}`.
+    assert!(!hidden.contains("s3cret-pull-token") && !hidden.contains(&base64("s3cret-pull-token")), "{hidden}");
+    let config = r#"{"auths":{"registry.example.com":{"auth":"Y2ktYm90OnMzY3JldC1wdWxsLXRva2Vu","password":"s3cret-pull-token","username":"ci-bot"}}}"#;
+    assert!(shown.contains(&format!(".dockerconfigjson: {}", base64(config))), "{shown}");
+    // Without credentials for the mirror, no case gets it.
+    let (_, plain, _) = render(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/render/container"), &[]);
+    assert!(!plain.contains("pipeline-registry"));
 }

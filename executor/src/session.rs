@@ -67,10 +67,22 @@ pub async fn connect<W: WithTarget>(
         }
         model::Target::Kubernetes { context, .. } => {
             let context = options.context.as_deref().or(context.as_deref());
-            let target = KubernetesTarget::connect(Scope::of(env), context, options.force_conflicts).await;
+            let pull = pull_login(registry, &env.registry.host).await?;
+            let target = KubernetesTarget::connect(Scope::of(env), context, options.force_conflicts, pull).await;
             work.run(target.map_err(boxed)?).await
         }
     })
+}
+
+/// The user name and password `~/.docker/config.json` holds for the mirror `host`, which a cluster
+/// pulls with (none: it pulls anonymously).
+pub async fn pull_login(registry: Arc<RegistryClient>, host: &str) -> Result<Option<(String, String, String)>, Report> {
+    let h = host.to_string();
+    let found = tokio::task::spawn_blocking(move || registry.credentials_for(&h))
+        .await
+        .map_err(|e| boxed(crate::RegistryError::Runtime { error: std::io::Error::other(e) }))?
+        .map_err(boxed)?;
+    Ok(found.and_then(|c| Some((host.to_string(), c.username?, c.password?))))
 }
 
 /// What runs for the environment now (for `plan`).

@@ -10,7 +10,12 @@ use pipeline_planner::plan::{ObjectAction, ObjectDiff};
 use serde_json::{Value as Json, json};
 
 fn scope() -> Scope {
-    Scope { project: "shop".into(), environment: "staging".into(), namespace: "shop-staging".into() }
+    Scope {
+        project: "shop".into(),
+        environment: "staging".into(),
+        namespace: "shop-staging".into(),
+        pull_secret: false,
+    }
 }
 
 fn spec() -> Json {

@@ -120,7 +120,7 @@ fn list(kind: &str, items: Vec<Json>) -> Reply {
 }
 
 fn scope() -> Scope {
-    Scope { project: "shop".into(), environment: "staging".into(), namespace: NS.into() }
+    Scope { project: "shop".into(), environment: "staging".into(), namespace: NS.into(), pull_secret: false }
 }
 
 fn api_spec() -> Json {
@@ -447,7 +447,7 @@ fn typed(spec: &Json) -> DeploySpec {
 
 /// Deploy the service `api` at `spec` with the target's own code.
 async fn deploy(cluster: Cluster, spec: Json) -> Result<(), DeployError> {
-    let target = KubernetesTarget { cluster, scope: scope(), force_conflicts: false };
+    let target = KubernetesTarget { cluster, scope: scope(), force_conflicts: false, pull: None };
     let service = ServiceDeploy {
         name: "api".into(),
         action: DeployAction::Update,

@@ -17,9 +17,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, ExecAction, HTTPGetAction, Namespace,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret,
-    SecretEnvSource, Service, ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, ExecAction, HTTPGetAction,
+    LocalObjectReference, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Secret, SecretEnvSource, Service, ServicePort, ServiceSpec, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -46,6 +47,8 @@ pub mod labels {
 use labels::*;
 
 pub const MANAGER: &str = "pipeline";
+/// The `kubernetes.io/dockerconfigjson` Secret workloads pull the mirror's images with.
+pub const PULL_SECRET: &str = "pipeline-registry";
 /// Size of a database's volume claim (the definitions have no size yet).
 pub const VOLUME_SIZE: &str = "1Gi";
 
@@ -55,6 +58,8 @@ pub struct Scope {
     pub project: String,
     pub environment: String,
     pub namespace: String,
+    /// Workloads pull with the Secret [`PULL_SECRET`] (the mirror needs credentials).
+    pub pull_secret: bool,
 }
 
 impl Scope {
@@ -65,7 +70,7 @@ impl Scope {
             pipeline_planner::model::Target::Kubernetes { namespace, .. } => namespace.clone(),
             pipeline_planner::model::Target::Docker => format!("{}-{}", env.project, env.name),
         };
-        Scope { project: env.project.clone(), environment: env.name.clone(), namespace }
+        Scope { project: env.project.clone(), environment: env.name.clone(), namespace, pull_secret: false }
     }
 
     /// `managed-by=pipeline,pipeline.dev/project=…,pipeline.dev/environment=…`: every object of the environment.
@@ -204,6 +209,44 @@ pub fn namespace(scope: &Scope) -> Object {
     })
 }
 
+/// The Secret that lets the cluster pull from the mirror `host` with the credentials that pushed there
+/// (`None`: shown without its value, for `render`).
+pub fn pull_secret(scope: &Scope, host: &str, login: Option<(&str, &str)>) -> Object {
+    let mut labels = BTreeMap::from([
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+        (PROJECT.to_string(), scope.project.clone()),
+        (ENVIRONMENT.to_string(), scope.environment.clone()),
+    ]);
+    labels.insert(NAME.into(), PULL_SECRET.into());
+    let mut meta = ObjectMeta {
+        name: Some(PULL_SECRET.into()),
+        namespace: Some(scope.namespace.clone()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    let config = match login {
+        Some((user, password)) => {
+            use base64::Engine as _;
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            serde_json::json!({ "auths": { host: { "username": user, "password": password, "auth": auth } } })
+                .to_string()
+        }
+        None => {
+            meta.annotations = Some(BTreeMap::from([(
+                VALUES_HIDDEN.into(),
+                "hidden (render with --show-secrets to include them)".into(),
+            )]));
+            String::new()
+        }
+    };
+    Object::Secret(Secret {
+        metadata: meta,
+        data: Some(BTreeMap::from([(".dockerconfigjson".to_string(), ByteString(config.into_bytes()))])),
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        ..Default::default()
+    })
+}
+
 /// What a rendered Secret holds.
 #[derive(Debug, Clone, Copy)]
 pub enum SecretValues<'a> {
@@ -315,6 +358,7 @@ fn objects_of(
             containers: vec![container.clone()],
             restart_policy: restart.map(String::from),
             enable_service_links: Some(false),
+            image_pull_secrets: scope.pull_secret.then(|| vec![LocalObjectReference { name: PULL_SECRET.into() }]),
             ..Default::default()
         }),
     };

@@ -248,17 +248,22 @@ pub struct KubernetesTarget {
     pub scope: Scope,
     /// Take fields another field manager owns (`--force-conflicts`).
     pub force_conflicts: bool,
+    /// The mirror's host and the user name and password that push there: kept in the namespace as the
+    /// Secret [`manifest::PULL_SECRET`], which the workloads pull with.
+    pub pull: Option<(String, String, String)>,
 }
 
 impl KubernetesTarget {
     /// Connect with `context` (else the kubeconfig's current one).
     pub async fn connect(
-        scope: Scope,
+        mut scope: Scope,
         context: Option<&str>,
         force_conflicts: bool,
+        pull: Option<(String, String, String)>,
     ) -> Result<KubernetesTarget, KubernetesError> {
         let cluster = connect(context, &scope.namespace).await?;
-        Ok(KubernetesTarget { cluster, scope, force_conflicts })
+        scope.pull_secret = pull.is_some();
+        Ok(KubernetesTarget { cluster, scope, force_conflicts, pull })
     }
 }
 
@@ -284,7 +289,16 @@ impl Target for KubernetesTarget {
 
     async fn lock(&self, holder: &str) -> Result<lease::Held, DeployError> {
         self.cluster.ensure_namespace(&manifest::namespace(&self.scope)).await?;
-        Ok(lease::acquire(&self.cluster, &self.scope, holder).await?)
+        let held = lease::acquire(&self.cluster, &self.scope, holder).await?;
+        // The workloads about to be deployed pull with it: keep it current, under the lease.
+        if let Some((host, user, password)) = &self.pull {
+            let secret = manifest::pull_secret(&self.scope, host, Some((user, password)));
+            if let Err(e) = self.cluster.apply(&secret, self.force_conflicts).await {
+                let _ = held.release().await;
+                return Err(e.into());
+            }
+        }
+        Ok(held)
     }
 
     async fn observe(&self) -> Result<Box<dyn LiveState + Send + Sync>, DeployError> {
