@@ -558,3 +558,50 @@ fn the_mirror_login_becomes_the_pull_secret_every_workload_pulls_with() {
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert!(!fake.objects().contains(&("secrets".into(), "pipeline-registry".into())));
 }
+
+#[test]
+fn logs_of_several_pods_merge_with_their_prefixes_tail_since_and_follow() {
+    let fake = start();
+    fake.config(json!({ "behaviour": [{ "match": "shop/api:1.4", "log": "api started\napi ready" }] }));
+    applied(&fake, &["apply", "--yes"]);
+    let logs = |args: &[&str]| {
+        let mut all_args = vec!["logs", "api"];
+        all_args.extend_from_slice(args);
+        let out = fake.pipeline(&all_args);
+        assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+        text(&out.stdout)
+    };
+    // Two pods, two lines each, merged in time order (sinceSeconds, tailLines and timestamps as asked).
+    let both = logs(&[]);
+    let lines: Vec<&str> = both.lines().collect();
+    assert_eq!(lines.len(), 4, "{both}");
+    for prefix in ["api-1 | ", "api-2 | "] {
+        assert_eq!(lines.iter().filter(|l| l.starts_with(prefix)).count(), 2, "{both}");
+    }
+    let last = logs(&["--tail", "1"]);
+    assert_eq!(last.lines().filter(|l| l.ends_with("| api ready")).count(), 2, "{last}");
+    assert_eq!(last.lines().count(), 2, "{last}");
+    assert_eq!(logs(&["--since", "1h"]).lines().count(), 4);
+    assert_eq!(logs(&["--since", "2099-01-01T00:00:00Z"]), "");
+    let stamped = logs(&["--timestamps"]);
+    let times: Vec<&str> = stamped.lines().map(|l| l.split(' ').nth(2).unwrap_or_default()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "{stamped}");
+
+    // Following: what there is, then it keeps going until stopped.
+    let mut child =
+        fake.command(&["logs", "-f", "api"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        seen.push(line);
+        if seen.len() == 4 {
+            break;
+        }
+    }
+    assert!(child.try_wait().expect("wait").is_none(), "it keeps following");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}

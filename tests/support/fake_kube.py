@@ -1075,6 +1075,9 @@ def step_pod(pod, ns, run_to_end):
         st["containerStatuses"] = [{"name": c["name"], "image": c.get("image"), "imageID": "", "ready": True,
                                     "restartCount": 0, "started": True, "state": {"running": {"startedAt": now_time()}}}]
         st["conditions"] = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]
+        # What a running container has written so far (the behaviour's `log`), stamped as it started.
+        meta["_log"] = b.get("log", "")
+        meta["_log_time"] = time.time()
         store("pods", ns, pod)
         event(ns, pod, "Started", f"Started container {c['name']}")
 
@@ -1447,9 +1450,23 @@ class Handler(BaseHTTPRequestHandler):
             pod = OBJECTS.get(("pods", ns, name))
             if pod is None:
                 raise not_found("pods", name)
-            lines = (pod["metadata"].get("_log") or "").splitlines()
-            tail = int(query.get("tailLines") or len(lines) or 1)
-            return 200, "\n".join(lines[-tail:]) + ("\n" if lines else "")
+            # https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#read-log-read-log-of-the-specified-pod
+            # Line i was written i ms after the container started; `timestamps` prefixes each line with
+            # that time (RFC 3339, nanoseconds), `sinceSeconds` keeps the lines of the last N seconds,
+            # `tailLines` the last N of those. `follow` answers what there is and ends (the stand-in's
+            # containers write nothing more).
+            start = pod["metadata"].get("_log_time") or time.time()
+            lines = [(start + i / 1000, l) for i, l in enumerate((pod["metadata"].get("_log") or "").splitlines())]
+            if query.get("sinceSeconds"):
+                lines = [(t, l) for t, l in lines if t >= time.time() - int(query["sinceSeconds"])]
+            if query.get("tailLines"):
+                lines = lines[-int(query["tailLines"]):] if int(query["tailLines"]) > 0 else []
+            def stamp(t):
+                d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+                return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond:06d}000Z"
+            timestamps = query.get("timestamps") == "true"
+            text = "".join((f"{stamp(t)} {l}" if timestamps else l) + "\n" for t, l in lines)
+            return 200, text
         if method == "GET" and name is None:
             # Items of a list carry no apiVersion and kind: the list says them.
             # https://kubernetes.io/docs/reference/using-api/api-concepts/#collections
