@@ -303,10 +303,10 @@ pub fn destroy(args: DestroyArgs) -> Result<ExitCode, Report> {
     let rt = runtime()?;
     let registry = Arc::new(RegistryClient::new(Default::default()).map_err(report)?);
     let (project, environment, destroyed) = with_environment(&args.input, |env, _| {
-        let ui = DestroyTerminal { project: &env.project, environment: &env.name, yes: args.yes, only: &args.only };
+        let only = crate::cli::trimmed(&args.only);
+        let ui = DestroyTerminal { project: &env.project, environment: &env.name, yes: args.yes, only: &only };
         let options = TargetOptions { context: args.context.clone(), force_conflicts: false };
-        let destroyed =
-            rt.block_on(session::destroy(env, registry, &options, &holder(), args.volumes, &args.only, &ui))?;
+        let destroyed = rt.block_on(session::destroy(env, registry, &options, &holder(), args.volumes, &only, &ui))?;
         Ok((env.project.clone(), env.name.clone(), destroyed))
     })?;
     match destroyed {

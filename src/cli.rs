@@ -324,7 +324,12 @@ pub struct OnlyArgs {
 
 impl OnlyArgs {
     pub fn selection(&self) -> Option<pipeline_planner::plan::Only> {
-        (!self.only.is_empty())
-            .then(|| pipeline_planner::plan::Only { names: self.only.clone(), no_deps: self.no_deps })
+        let names = trimmed(&self.only);
+        (!names.is_empty()).then_some(pipeline_planner::plan::Only { names, no_deps: self.no_deps })
     }
+}
+
+/// `--only "api, web,"`: the names without spaces, and no empty one.
+pub fn trimmed(names: &[String]) -> Vec<String> {
+    names.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
 }

@@ -39,16 +39,21 @@ pub fn logs(mut args: LogsArgs) -> Result<ExitCode, Report> {
     rt.block_on(async move {
         let mut stream = stream;
         let mut stdout = std::io::stdout().lock();
+        // One listener for the whole run: a Ctrl-C while a line is written is not lost.
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        let mut failed = 0usize;
         loop {
             let next = tokio::select! {
                 next = stream.next() => next,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut interrupted => break,
             };
             let line = match next {
                 None => break,
                 Some(Ok(l)) => l,
                 Some(Err(e)) => {
-                    crate::output::warn(&e.to_string());
+                    failed += 1;
+                    crate::output::print_error(&e);
                     continue;
                 }
             };
@@ -59,7 +64,8 @@ pub fn logs(mut args: LogsArgs) -> Result<ExitCode, Report> {
             }
         }
         let _ = stdout.flush();
-        Ok(ExitCode::SUCCESS)
+        // Logs that could not be read make the exit code say so.
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 

@@ -67,7 +67,8 @@ pub async fn connect<W: WithTarget>(
         }
         model::Target::Kubernetes { context, .. } => {
             let context = options.context.as_deref().or(context.as_deref());
-            let pull = pull_login(registry, &env.registry.host).await?;
+            // A Docker config that cannot be read is no reason to stop: the cluster then pulls as it can.
+            let pull = pull_login(registry, &env.registry.host).await.ok().flatten();
             let target = KubernetesTarget::connect(Scope::of(env), context, options.force_conflicts, pull).await;
             work.run(target.map_err(boxed)?).await
         }

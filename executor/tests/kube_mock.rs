@@ -447,7 +447,13 @@ fn typed(spec: &Json) -> DeploySpec {
 
 /// Deploy the service `api` at `spec` with the target's own code.
 async fn deploy(cluster: Cluster, spec: Json) -> Result<(), DeployError> {
-    let target = KubernetesTarget { cluster, scope: scope(), force_conflicts: false, pull: None };
+    let target = KubernetesTarget {
+        cluster,
+        scope: scope(),
+        force_conflicts: false,
+        pull: None,
+        pull_applied: Default::default(),
+    };
     let service = ServiceDeploy {
         name: "api".into(),
         action: DeployAction::Update,

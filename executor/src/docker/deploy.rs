@@ -24,8 +24,8 @@ impl DockerTarget {
     /// Bring one service to its spec. A service that serves is replaced safely: the new containers start
     /// beside the old ones, and only once all are healthy (or up) are the old ones taken out of the
     /// network and stopped, all at once; if any new one fails, the new ones go and the old ones keep
-    /// serving. A database (one writer on its volume), a job (a new run) and a service with nothing
-    /// running are stopped first, then started.
+    /// serving. A service with a volume (one writer on it: a database, say), a job (a new run) and a
+    /// service with nothing running are stopped first, then started.
     pub(crate) async fn deploy_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
         let Some(spec) = &s.spec else { return Err(DockerError::spec(&s.name, "it has no spec to deploy")) };
         self.ensure_network().await?;
@@ -37,7 +37,7 @@ impl DockerTarget {
             self.ensure_volume(name, &s.name).await?;
         }
         let serving = current.iter().any(|c| c.state == "running");
-        if spec.kind == ServiceType::Database || spec.is_job() || !serving {
+        if spec.kind == ServiceType::Database || spec.volume.is_some() || spec.is_job() || !serving {
             if !current.is_empty() {
                 run.note("replacing the old containers");
                 remove_all(&self.docker, &current).await?;
@@ -61,21 +61,29 @@ impl DockerTarget {
         }
 
         run.note("starting the new containers beside the old ones");
-        let names = self.create_containers(s, spec, volume.as_ref(), container::CANDIDATE).await?;
-        let ready = match self.start(&names).await {
-            Ok(()) => self.wait_all(&names, spec, run).await,
+        let ready = match self.create_containers(s, spec, volume.as_ref(), container::CANDIDATE).await {
+            Ok(names) => match self.start(&names).await {
+                Ok(()) => self.wait_all(&names, spec, run).await.map(|()| names),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        if let Err(e) = ready {
-            run.note("removing the new containers; the previous version keeps serving");
-            let listed: Vec<Listed> = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name))
-                .await?
-                .into_iter()
-                .filter(|c| names.contains(&c.name))
-                .collect();
-            remove_all(&self.docker, &listed).await?;
-            return Err(DockerError::KeptPrevious(Box::new(e)));
-        }
+        let names = match ready {
+            Ok(names) => names,
+            Err(e) => {
+                run.note("removing the new containers; the previous version keeps serving");
+                // Every candidate of the service, also those created before a failure; the cause stays the
+                // error (a failed removal is left for the next apply's recovery).
+                if let Ok(all) = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await {
+                    let candidates: Vec<Listed> =
+                        all.into_iter().filter(|c| c.name.ends_with(container::CANDIDATE)).collect();
+                    let _ = remove_all(&self.docker, &candidates).await;
+                }
+                return Err(DockerError::KeptPrevious(Box::new(e)));
+            }
+        };
+        // Up: from now on they restart if they stop, whatever happens to this run.
+        self.set_restart_policy(&names, spec).await?;
         // The new containers answer to the service's name, beside the old ones; then the old ones leave.
         run.note("switching to the new containers");
         for name in &names {
@@ -90,33 +98,64 @@ impl DockerTarget {
                 .await
                 .map_err(|e| DockerError::request(&format!("rename {name} to {to}"), &e))?;
         }
-        let names: Vec<String> = names.iter().map(|n| n.trim_end_matches(container::CANDIDATE).to_string()).collect();
-        self.set_restart_policy(&names, spec).await
+        Ok(())
     }
 
-    /// The service's containers after a run that stopped half-way (killed during a replacement): a
-    /// candidate whose replica is gone was past its health gate and is promoted; one beside its replica
-    /// never finished the gate and is removed.
+    /// The service's containers after a run that stopped half-way (killed during a replacement). A
+    /// candidate beside a running replica never finished the switch: it goes, the replica keeps serving.
+    /// A running, healthy candidate whose replica is stopped or gone was past its health gate: it takes the
+    /// replica's place (its name, the service's name on the network, restarts). Any other candidate goes.
     async fn recover(&self, service: &str) -> Result<Vec<Listed>, DockerError> {
         let all = containers_of(&self.docker, &self.project, &self.environment, Some(service)).await?;
         let (candidates, mut current): (Vec<Listed>, Vec<Listed>) =
             all.into_iter().partition(|c| c.name.ends_with(container::CANDIDATE));
         for c in candidates {
             let replica = c.name.trim_end_matches(container::CANDIDATE).to_string();
-            if current.iter().any(|x| x.name == replica) {
+            let beside = current.iter().position(|x| x.name == replica);
+            let replica_serves = beside.is_some_and(|i| current[i].state == "running");
+            let healthy =
+                c.state == "running" && !c.status.contains("(unhealthy)") && !c.status.contains("(health: starting)");
+            if replica_serves || !healthy {
                 remove_all(&self.docker, std::slice::from_ref(&c)).await?;
-            } else {
-                self.docker
-                    .rename_container(
-                        &c.name,
-                        bollard::query_parameters::RenameContainerOptions { name: replica.clone() },
-                    )
-                    .await
-                    .map_err(|e| DockerError::request(&format!("rename {} to {replica}", c.name), &e))?;
-                current.push(Listed { name: replica, ..c });
+                continue;
             }
+            if let Some(i) = beside {
+                let old = current.remove(i);
+                retire(&self.docker, &self.network_name(), std::slice::from_ref(&old)).await?;
+            }
+            self.docker
+                .rename_container(&c.name, bollard::query_parameters::RenameContainerOptions { name: replica.clone() })
+                .await
+                .map_err(|e| DockerError::request(&format!("rename {} to {replica}", c.name), &e))?;
+            if !self.has_name(&replica, service).await? {
+                self.join_name(&replica, service).await?;
+            }
+            let update = bollard::models::ContainerUpdateBody {
+                restart_policy: Some(bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            };
+            let _ = self.docker.update_container(&replica, update).await;
+            current.push(Listed { name: replica, ..c });
         }
         Ok(current)
+    }
+
+    /// Whether a container answers to `service` on the environment's network.
+    async fn has_name(&self, container: &str, service: &str) -> Result<bool, DockerError> {
+        let c = self
+            .docker
+            .inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(|e| DockerError::request(&format!("inspect {container}"), &e))?;
+        let network = self.network_name();
+        Ok(c.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(&network))
+            .and_then(|e| e.aliases)
+            .is_some_and(|a| a.iter().any(|x| x == service)))
     }
 
     /// Give a container the service's name on the environment's network (Docker sets aliases when a

@@ -7,7 +7,7 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptions;
 use pipeline_planner::DeploySpec;
 use pipeline_planner::live::LiveService;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One container of ours, as listed.
 #[derive(Debug, Clone)]
@@ -83,7 +83,14 @@ pub async fn containers_of(
 pub async fn observe(docker: &Docker, project: &str, environment: &str) -> Result<Vec<LiveService>, DockerError> {
     let list = containers_of(docker, project, environment, None).await?;
     let mut by_service: BTreeMap<&str, Vec<&Listed>> = BTreeMap::new();
+    // A replacement's candidates (`…-next`) are not the service yet; one left by a run that stopped
+    // half-way makes the service count as not up, so the next apply recovers it.
+    let mut unfinished: BTreeSet<&str> = BTreeSet::new();
     for c in &list {
+        if c.name.ends_with(super::container::CANDIDATE) {
+            unfinished.insert(c.service.as_str());
+            continue;
+        }
         by_service.entry(c.service.as_str()).or_default().push(c);
     }
     let mut out = Vec::new();
@@ -119,6 +126,8 @@ pub async fn observe(docker: &Docker, project: &str, environment: &str) -> Resul
             if good == 0 {
                 continue;
             }
+        } else if unfinished.contains(name) {
+            spec.replicas = 0;
         } else {
             spec.replicas = u32::try_from(good).unwrap_or(u32::MAX);
         }

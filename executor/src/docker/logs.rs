@@ -40,28 +40,45 @@ pub(crate) async fn logs(
     let (docker, project, environment, services) =
         (docker.clone(), project.to_string(), environment.to_string(), services.to_vec());
     let since = options.since.unwrap_or(0);
+    let history_start = now_secs();
     let live = futures_util::stream::once(async move {
         channel_stream(move |tx| {
             Box::pin(async move {
-                let mut followed: BTreeSet<String> = BTreeSet::new();
+                // Containers followed now; a stream that ends (a stopped container, a restart) is followed
+                // again at the next look, from its last line.
+                let followed: Arc<Mutex<BTreeSet<String>>> = Arc::default();
                 let mut tasks = tokio::task::JoinSet::new();
                 while !tx.is_closed() {
-                    let Ok(now) = of_services(&docker, &project, &environment, &services).await else { break };
-                    for c in now.into_iter().filter(|c| followed.insert(c.id.clone())) {
-                        // A container seen before follows on from its last line; a new one from its start.
-                        let last = if known.contains(&c.id) {
-                            seen.lock().ok().and_then(|s| s.get(&c.name).cloned())
-                        } else {
-                            None
+                    let Ok(now) = of_services(&docker, &project, &environment, &services).await else {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    };
+                    for c in now {
+                        if !followed.lock().is_ok_and(|mut f| f.insert(c.id.clone())) {
+                            continue;
+                        }
+                        // From its last line shown; a container shown before without lines, from when the
+                        // history was read; a new one, from its start.
+                        let last = seen.lock().ok().and_then(|s| s.get(&c.name).cloned());
+                        let from = match &last {
+                            Some(t) => jiff_seconds(t).unwrap_or(history_start),
+                            None if known.contains(&c.id) => history_start.max(since),
+                            None => since,
                         };
-                        let from = if known.contains(&c.id) { since_of(last.as_deref(), since) } else { 0 };
                         let mut lines = container_lines(docker.clone(), &c, true, from, None, last);
-                        let tx = tx.clone();
+                        let (tx, followed, seen, id) =
+                            (tx.clone(), Arc::clone(&followed), Arc::clone(&seen), c.id.clone());
                         tasks.spawn(async move {
                             while let Some(l) = lines.next().await {
+                                if let (Ok(l), Ok(mut seen)) = (&l, seen.lock()) {
+                                    seen.insert(l.replica.clone(), l.time.clone());
+                                }
                                 if tx.send(l).await.is_err() {
                                     return;
                                 }
+                            }
+                            if let Ok(mut f) = followed.lock() {
+                                f.remove(&id);
                             }
                         });
                     }
@@ -73,12 +90,6 @@ pub(crate) async fn logs(
     })
     .flatten();
     Ok(Box::pin(history.chain(live)))
-}
-
-/// Seconds to follow from: the second of the last line shown (lines up to it are skipped), else `since`.
-fn since_of(last: Option<&str>, since: i64) -> i64 {
-    let Some(t) = last else { return since.max(now_secs()) };
-    jiff_seconds(t).unwrap_or_else(now_secs)
 }
 
 fn now_secs() -> i64 {

@@ -312,9 +312,11 @@ pub fn status(
                     "Deployment" => serde_json::from_value(o.json.clone()).map(|d| super::wait::deployment_state(&d)),
                     _ => serde_json::from_value(o.json.clone()).map(|s| super::wait::statefulset_state(&s)),
                 };
+                // The rollout first: old pods may still be ready while the new ones fail.
                 let health = match state {
-                    _ if ready >= desired => Health::Healthy,
+                    Ok(State::Failed(_)) => Health::Unhealthy,
                     Ok(State::Waiting(_)) => Health::Starting,
+                    Ok(State::Done) if ready >= desired => Health::Healthy,
                     _ => Health::Unhealthy,
                 };
                 (ready, desired, health)

@@ -8,7 +8,8 @@ use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_strea
 use futures_util::{AsyncReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, LogParams};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The logs of `services` (every service when empty).
@@ -22,35 +23,62 @@ pub(crate) async fn logs(
     let since = options.since.map(|s| (now_secs() - s).max(1));
     let history: Vec<LogStream> =
         pods.iter().map(|p| pod_lines(cluster.clone(), p, numbering(&pods, p), false, since, options.tail)).collect();
-    let history = merge_by_time(history);
+    let seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let recorded = Arc::clone(&seen);
+    let history = merge_by_time(history).inspect(move |l| {
+        if let (Ok(l), Ok(mut seen)) = (l, recorded.lock()) {
+            seen.insert(l.replica.clone(), l.time.clone());
+        }
+    });
     if !options.follow {
-        return Ok(history);
+        return Ok(Box::pin(history));
     }
-    let known: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    let known: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
     let (cluster, scope, services) = (cluster.clone(), scope.clone(), services.to_vec());
+    let history_start = now_secs();
     let live = futures_util::stream::once(async move {
         channel_stream(move |tx| {
             Box::pin(async move {
-                let mut followed: BTreeSet<String> = BTreeSet::new();
+                // Pods followed now; a stream that ends or fails (a pod still starting, a restart) is
+                // followed again at the next look, from its last line.
+                let followed: Arc<Mutex<BTreeSet<String>>> = Arc::default();
                 let mut tasks = tokio::task::JoinSet::new();
-                let started = now_secs();
                 while !tx.is_closed() {
-                    let Ok(now) = pods_of(&cluster, &scope, &services).await else { break };
+                    let Ok(now) = pods_of(&cluster, &scope, &services).await else {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        continue;
+                    };
                     for p in &now {
-                        let Some(uid) = p.metadata.uid.clone() else { continue };
-                        if !followed.insert(uid.clone()) {
+                        let Some(name) = p.metadata.name.clone() else { continue };
+                        if !followed.lock().is_ok_and(|mut f| f.insert(name.clone())) {
                             continue;
                         }
-                        // A pod shown before follows on from now; a new one from its start.
-                        let from = known.contains(&uid).then(|| (now_secs() - started).max(1));
-                        let tail = Some(0).filter(|_| from.is_some());
-                        let mut lines = pod_lines(cluster.clone(), p, numbering(&now, p), true, from, tail);
-                        let tx = tx.clone();
+                        // From its last line shown; a pod shown before without lines, from when the history
+                        // was read; a new one, from its start.
+                        let last = seen.lock().ok().and_then(|s| s.get(&name).cloned());
+                        let from = match &last {
+                            Some(t) => crate::logs::parse_time(t).map(|t| (now_secs() - t + 1).max(1)),
+                            None if known.contains(&name) => Some((now_secs() - history_start + 1).max(1)),
+                            None => None,
+                        };
+                        let mut lines = pod_lines(cluster.clone(), p, numbering(&now, p), true, from, None);
+                        let (tx, followed, seen) = (tx.clone(), Arc::clone(&followed), Arc::clone(&seen));
                         tasks.spawn(async move {
                             while let Some(l) = lines.next().await {
-                                if tx.send(l).await.is_err() {
+                                // A pod that cannot be read yet is tried again at the next look.
+                                let Ok(l) = l else { break };
+                                if last.as_ref().is_some_and(|t| l.time <= *t) {
+                                    continue;
+                                }
+                                if let Ok(mut seen) = seen.lock() {
+                                    seen.insert(l.replica.clone(), l.time.clone());
+                                }
+                                if tx.send(Ok(l)).await.is_err() {
                                     return;
                                 }
+                            }
+                            if let Ok(mut f) = followed.lock() {
+                                f.remove(&name);
                             }
                         });
                     }

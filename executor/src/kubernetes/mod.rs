@@ -251,6 +251,8 @@ pub struct KubernetesTarget {
     /// The mirror's host and the user name and password that push there: kept in the namespace as the
     /// Secret [`manifest::PULL_SECRET`], which the workloads pull with.
     pub pull: Option<(String, String, String)>,
+    /// The pull Secret was applied in this run.
+    pub pull_applied: tokio::sync::OnceCell<()>,
 }
 
 impl KubernetesTarget {
@@ -262,8 +264,12 @@ impl KubernetesTarget {
         pull: Option<(String, String, String)>,
     ) -> Result<KubernetesTarget, KubernetesError> {
         let cluster = connect(context, &scope.namespace).await?;
-        scope.pull_secret = pull.is_some();
-        Ok(KubernetesTarget { cluster, scope, force_conflicts, pull })
+        // Without a login here, workloads keep pulling with the Secret another machine's apply left.
+        scope.pull_secret = match pull {
+            Some(_) => true,
+            None => cluster.get("Secret", manifest::PULL_SECRET).await.ok().flatten().is_some(),
+        };
+        Ok(KubernetesTarget { cluster, scope, force_conflicts, pull, pull_applied: Default::default() })
     }
 }
 
@@ -289,16 +295,7 @@ impl Target for KubernetesTarget {
 
     async fn lock(&self, holder: &str) -> Result<lease::Held, DeployError> {
         self.cluster.ensure_namespace(&manifest::namespace(&self.scope)).await?;
-        let held = lease::acquire(&self.cluster, &self.scope, holder).await?;
-        // The workloads about to be deployed pull with it: keep it current, under the lease.
-        if let Some((host, user, password)) = &self.pull {
-            let secret = manifest::pull_secret(&self.scope, host, Some((user, password)));
-            if let Err(e) = self.cluster.apply(&secret, self.force_conflicts).await {
-                let _ = held.release().await;
-                return Err(e.into());
-            }
-        }
-        Ok(held)
+        Ok(lease::acquire(&self.cluster, &self.scope, holder).await?)
     }
 
     async fn observe(&self) -> Result<Box<dyn LiveState + Send + Sync>, DeployError> {
@@ -307,6 +304,13 @@ impl Target for KubernetesTarget {
     }
 
     async fn deploy(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DeployError> {
+        // The workloads pull with it: keep it current, once per run, before the first of them.
+        if let Some((host, user, password)) = &self.pull {
+            let secret = manifest::pull_secret(&self.scope, host, Some((user, password)));
+            self.pull_applied
+                .get_or_try_init(|| async { self.cluster.apply(&secret, self.force_conflicts).await.map(|_| ()) })
+                .await?;
+        }
         self.deploy_service(service, run).await
     }
 
@@ -321,7 +325,15 @@ impl Target for KubernetesTarget {
         Ok(Inventory {
             place: Some(format!("namespace {}", self.scope.namespace)),
             unit: "object",
-            items: objects.iter().map(|o| Item { name: o.id(), service: o.service.clone(), state: None }).collect(),
+            items: objects
+                .iter()
+                .map(|o| Item {
+                    name: o.id(),
+                    // The environment's own objects (the pull Secret) belong to no service.
+                    service: if o.service.is_empty() { "(environment)".into() } else { o.service.clone() },
+                    state: None,
+                })
+                .collect(),
             volumes: claims.iter().filter_map(|c| c.metadata.name.clone()).collect(),
         })
     }
