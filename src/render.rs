@@ -7,7 +7,6 @@ use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues}
 use pipeline_planner::cache::Offline;
 use pipeline_planner::graph::Graph;
 use pipeline_planner::live::NothingDeployed;
-use pipeline_planner::model::Target;
 use pipeline_planner::pins::LockMode;
 use pipeline_planner::secrets::Secrets;
 use std::collections::BTreeMap;
@@ -90,12 +89,7 @@ pub fn render(args: RenderArgs) -> Result<ExitCode, Report> {
         }
         let yaml = manifest::to_yaml(&objects).map_err(report)?;
         let mut note: Vec<String> = plan.warnings.iter().filter(|w| w.contains("not pinned")).cloned().collect();
-        if env.target == Target::Docker {
-            note.push(format!(
-                "the definitions deploy to Docker; these manifests use the namespace `{}`",
-                scope.namespace
-            ));
-        }
+        note.extend(Scope::borrowed_namespace(env));
         if !args.show_secrets && objects.iter().any(|o| matches!(o, Object::Secret(_))) {
             note.push("Secret values are left empty: pass --show-secrets to include them".to_string());
         }

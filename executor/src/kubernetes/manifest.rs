@@ -63,6 +63,17 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// When the definitions deploy elsewhere (Docker), `render` says which namespace it made up.
+    pub fn borrowed_namespace(env: &pipeline_planner::Environment) -> Option<String> {
+        match env.target {
+            pipeline_planner::model::Target::Kubernetes { .. } => None,
+            pipeline_planner::model::Target::Docker => Some(format!(
+                "the definitions deploy to Docker; these manifests use the namespace `{}`",
+                Scope::of(env).namespace
+            )),
+        }
+    }
+
     /// The namespace and labels of an environment: its target's namespace, or `<project>-<env>` when the
     /// definitions deploy to Docker (for `render`).
     pub fn of(env: &pipeline_planner::Environment) -> Scope {
