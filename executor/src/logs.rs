@@ -49,12 +49,27 @@ pub fn parse_time(s: &str) -> Option<i64> {
     s.parse::<k8s_openapi::jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-/// Split a line the target stamped (`2026-12-02T06:00:00.123456789Z text`) into time and text.
+/// Split a line the target stamped (`2026-12-02T06:00:00.123456789Z text`) into time and text, the time
+/// with nine fraction digits (kubelets drop trailing zeros), so times compare as text.
 pub fn stamped(line: &str) -> (String, String) {
     match line.split_once(' ') {
-        Some((t, rest)) if t.len() >= 20 && t.as_bytes().get(4) == Some(&b'-') => (t.to_string(), rest.to_string()),
+        Some((t, rest)) if t.len() >= 20 && t.as_bytes().get(4) == Some(&b'-') => (normal_time(t), rest.to_string()),
         _ => (String::new(), line.to_string()),
     }
+}
+
+/// `2026-12-02T06:00:00.5Z` as `2026-12-02T06:00:00.500000000Z`.
+fn normal_time(t: &str) -> String {
+    let Some(body) = t.strip_suffix('Z') else { return t.to_string() };
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    format!("{whole}.{fraction:0<9}Z")
+}
+
+/// Seconds since the epoch as a time of [`stamped`]'s form.
+pub fn time_of(seconds: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(seconds)
+        .map(|t| format!("{}.000000000Z", t.strftime("%Y-%m-%dT%H:%M:%S")))
+        .unwrap_or_default()
 }
 
 /// Merge streams that are each in time order into one in time order, holding one line per stream.
@@ -162,7 +177,13 @@ mod tests {
         assert_eq!(l.push(b"2026-12-02T06:00:00.1Z one\n2026-12-02T06:00"), ["2026-12-02T06:00:00.1Z one"]);
         assert_eq!(l.push(b":01.2Z two\r\n"), ["2026-12-02T06:00:01.2Z two"]);
         assert_eq!(l.finish(), None);
-        assert_eq!(stamped("2026-12-02T06:00:01.2Z two words"), ("2026-12-02T06:00:01.2Z".into(), "two words".into()));
+        assert_eq!(
+            stamped("2026-12-02T06:00:01.2Z two words"),
+            ("2026-12-02T06:00:01.200000000Z".into(), "two words".into())
+        );
         assert_eq!(stamped("no stamp"), (String::new(), "no stamp".into()));
+        assert_eq!(stamped("2026-12-02T06:00:01.5Z x").0, "2026-12-02T06:00:01.500000000Z");
+        assert_eq!(stamped("2026-12-02T06:00:01Z x").0, "2026-12-02T06:00:01.000000000Z");
+        assert_eq!(time_of(0), "1970-01-01T00:00:00.000000000Z");
     }
 }
