@@ -21,8 +21,26 @@ pub(crate) async fn logs(
 ) -> Result<LogStream, KubernetesError> {
     let pods = pods_of(cluster, scope, services).await?;
     let since = options.since.map(|s| (now_secs() - s).max(1));
-    let history: Vec<LogStream> =
-        pods.iter().map(|p| pod_lines(cluster.clone(), p, numbering(&pods, p), false, since, options.tail)).collect();
+    // `sinceSeconds` counts back from the server's now: a time to come asks for nothing, and only lines
+    // from `since` on are kept.
+    let not_before = options.since.map(crate::logs::time_of);
+    let history: Vec<LogStream> = if options.since.is_some_and(|s| s > now_secs()) {
+        vec![]
+    } else {
+        pods.iter()
+            .map(|p| {
+                let lines = pod_lines(cluster.clone(), p, numbering(&pods, p), false, since, options.tail);
+                let not_before = not_before.clone();
+                Box::pin(lines.filter(move |l| {
+                    let keep = match (l, &not_before) {
+                        (Ok(l), Some(t)) => l.time.is_empty() || l.time >= *t,
+                        _ => true,
+                    };
+                    futures_util::future::ready(keep)
+                })) as LogStream
+            })
+            .collect()
+    };
     let seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
     let recorded = Arc::clone(&seen);
     let history = merge_by_time(history).inspect(move |l| {
