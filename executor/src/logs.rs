@@ -44,6 +44,13 @@ pub struct LogError {
 /// Lines, in the order to print them.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, LogError>> + Send>>;
 
+/// Now, in seconds since the epoch.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// An RFC 3339 time as seconds since the epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
     s.parse::<k8s_openapi::jiff::Timestamp>().ok().map(|t| t.as_second())

@@ -5,7 +5,7 @@
 use super::DockerError;
 use super::labels::{REPLICA, SPEC};
 use super::live::{Listed, containers_of};
-use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, stamped};
+use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, now_secs, stamped};
 use bollard::Docker;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt as _;
@@ -90,12 +90,6 @@ pub(crate) async fn logs(
     })
     .flatten();
     Ok(Box::pin(history.chain(live)))
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Whole seconds of an RFC 3339 time.

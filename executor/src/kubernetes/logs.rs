@@ -4,7 +4,7 @@
 use super::manifest::Scope;
 use super::manifest::labels::SERVICE;
 use super::{Cluster, KubernetesError};
-use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, stamped};
+use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, now_secs, stamped};
 use futures_util::{AsyncReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, LogParams};
@@ -108,12 +108,6 @@ pub(crate) async fn logs(
     })
     .flatten();
     Ok(Box::pin(history.chain(live)))
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The pods of the services (all when empty), sorted by service then name.
