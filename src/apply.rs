@@ -487,6 +487,9 @@ struct Row<'a> {
     deploy: &'static str,
     took: Option<Duration>,
     error: Option<&'a TaskError>,
+    spec: Option<&'a pipeline_planner::DeploySpec>,
+    /// Deployed now or already at its spec.
+    serves: bool,
 }
 
 fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec<Row<'a>> {
@@ -518,6 +521,8 @@ fn rows<'a>(plan: &'a Plan, prepared: &'a Prepared, outcome: &'a Outcome) -> Vec
                 deploy: deploy_word(s.action, r, s.spec.as_ref().is_some_and(|sp| sp.is_scheduled())),
                 took,
                 error,
+                spec: s.spec.as_ref(),
+                serves: matches!(r.status, Status::Done | Status::Unchanged),
             }
         })
         .collect()
@@ -584,6 +589,19 @@ fn summary_table(plan: &Plan, prepared: &Prepared, outcome: &Outcome, endpoints:
             plan.environment
         );
     }
+    let public: Vec<(&str, Vec<String>)> = rows
+        .iter()
+        .filter(|r| r.serves)
+        .filter_map(|r| Some((r.name, public_urls(plan, r.spec?))))
+        .filter(|(_, urls)| !urls.is_empty())
+        .collect();
+    if !public.is_empty() {
+        let _ = writeln!(out, "Public endpoints:");
+        let w = public.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (name, urls) in public {
+            let _ = writeln!(out, "  {name:<w$}  {}", urls.join(", "));
+        }
+    }
     let published: Vec<&Endpoint> = endpoints.iter().filter(|c| !c.ports.is_empty()).collect();
     if !published.is_empty() {
         let _ = writeln!(out, "Published ports:");
@@ -598,6 +616,11 @@ fn summary_table(plan: &Plan, prepared: &Prepared, outcome: &Outcome, endpoints:
         }
     }
     out
+}
+
+/// Where a service answers from outside, as the target serves its public endpoints.
+fn public_urls(plan: &Plan, spec: &pipeline_planner::DeploySpec) -> Vec<String> {
+    spec.endpoints.iter().map(|e| plan.target.url(e)).collect()
 }
 
 fn ms(d: Option<Duration>) -> serde_json::Value {
@@ -642,6 +665,7 @@ fn outcome_json(plan: &Plan, prepared: &Prepared, outcome: &Outcome) -> serde_js
                 "error_code": row.error.and_then(|e| e.code.as_ref()),
                 "error_help": row.error.and_then(|e| e.help.as_ref()),
                 "kept_previous": row.error.is_some_and(|e| e.kept_previous),
+                "endpoints": row.spec.map(|sp| public_urls(plan, sp)).unwrap_or_default(),
             })
         })
         .collect();

@@ -152,7 +152,13 @@ fn rows(plan: &Plan, statuses: &[ServiceStatus], secrets_compared: bool) -> Vec<
                 restarts: st.map_or(0, |x| x.restarts),
                 since: st.and_then(|x| x.since.clone()),
                 key: st.and_then(|x| x.key.clone()),
-                endpoints: st.map(|x| x.endpoints.clone()).unwrap_or_default(),
+                // The public addresses of the deployed spec first, then what each replica publishes.
+                endpoints: st
+                    .map(|x| {
+                        let public = x.spec.endpoints.iter().map(|e| plan.target.url(e));
+                        public.chain(x.endpoints.iter().cloned()).collect()
+                    })
+                    .unwrap_or_default(),
                 definitions,
                 reason,
             }

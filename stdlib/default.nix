@@ -17,12 +17,14 @@ let
     env = { };
     secrets = { };
     ports = [ ];
+    endpoints = [ ];
     replicas = 1;
     dependsOn = [ ];
     command = null;
     args = null;
     resources = null;
     healthcheck = null;
+    stopGracePeriod = null;
     volume = null;
     schedule = null;
     image = null;

@@ -492,6 +492,65 @@ impl Drop for Poller {
     }
 }
 
+/// The proxy's plain-HTTP port in the fixtures (`std.docker { proxy.http = 18080; }`).
+const PROXY: &str = "127.0.0.1:18080";
+
+/// GET `path` through the engine's proxy with `host`: the status code and the body.
+fn through_proxy(host: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(PROXY).map_err(|e| format!("connect {PROXY}: {e}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("send: {e}"))?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).map_err(|e| format!("read: {e}"))?;
+    let code =
+        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(format!("no status line: {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A client outside the engine asking a public endpoint through the proxy, one request after the other
+/// (each on a new connection), until dropped: (answers, failures, the first failures).
+struct PublicPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(usize, usize, Vec<String>)>>,
+}
+
+impl PublicPoller {
+    fn start(host: &str, expect: &'static str) -> PublicPoller {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (host, flag) = (host.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed, mut why) = (0, 0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match through_proxy(&host, "/index.html") {
+                    Ok((200, body)) if body.contains(expect) => ok += 1,
+                    other => {
+                        failed += 1;
+                        if why.len() < 5 {
+                            why.push(format!("{other:?}"));
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (ok, failed, why)
+        });
+        PublicPoller { stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for PublicPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Updates replace a serving service safely: a broken release (its process exits 3) fails within seconds,
 /// with its exit code, and the old containers keep serving untouched; a good release takes over only once
 /// healthy; an earlier revision applied again builds nothing and restores it (rollback).
@@ -506,6 +565,11 @@ fn updates_keep_the_previous_version_serving_and_rollback_is_a_reapply() {
     let (api1, api2) = (f.container("staging", "api", 1), f.container("staging", "api", 2));
     let old = (container_id(&api1), container_id(&api2));
     let poller = Poller::start(&f, "staging");
+    // From outside, through the engine's proxy, at the address the summary gives.
+    let host = format!("api.staging.{}.localhost", f.project);
+    let url = format!("http://{host}:18080/");
+    assert_eq!(service(&out, "api")["endpoints"], serde_json::json!([url]), "{out:#}");
+    let public = PublicPoller::start(&host, "hello from staging");
 
     // A broken release: the process exits 3 at once.
     let serve = std::fs::read_to_string(f.path().join("api/serve")).expect("read serve");
@@ -550,10 +614,93 @@ fn updates_keep_the_previous_version_serving_and_rollback_is_a_reapply() {
     assert_eq!(service(&out, "api")["deploy"], "updated");
     assert!(fetch(&api1, 8080).contains("api v1"));
 
+    assert_eq!(service(&out, "api")["endpoints"], serde_json::json!([url]), "the same address after three updates");
+
     let (ok, failed) = poller.counts();
     eprintln!("the poller saw {ok} answers and {failed} failures through three updates");
     assert!(ok > 20, "the poller ran: {ok} answers");
     assert_eq!(failed, 0, "requests to `api` failed during the updates");
+    let (ok, failed, why) = public.finish();
+    eprintln!("through the proxy: {ok} answers and {failed} failures through three updates");
+    assert!(ok > 20, "the public poller ran: {ok} answers");
+    assert_eq!(failed, 0, "requests through the proxy failed during the updates: {why:?}");
+}
+
+/// A public endpoint answers through the engine's proxy by host and path prefix (the longest prefix
+/// wins); a host no environment serves is a 404 from the proxy; a host another environment serves is
+/// refused before anything is deployed; destroy takes the routes away.
+#[test]
+fn public_endpoints_route_by_host_and_path_and_one_host_has_one_owner() {
+    if !services_up() {
+        return;
+    }
+    let f = Fixture::new("proxy");
+    let serve = |text: &str| {
+        format!(
+            "mkdir -p /w/v2; echo {text} >/w/index.html; echo {text}-v2 >/w/v2/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /w & wait"
+        )
+    };
+    let defs = |claim: &str| {
+        format!(
+            r#"{{ project, env }}:
+let std = import <std>; in
+std.environment {{
+  inherit project;
+  name = env;
+  registry = "127.0.0.1:5000/${{project}}";
+  target = std.docker {{ proxy = {{ http = 18080; https = 18443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }}; }};
+  services = {{
+    site = std.container {{
+      image = "127.0.0.1:5000/pipeline-examples/busybox:1";
+      ports = [ 8080 ];
+      command = "{site}";
+      endpoints = [ {{ host = "{claim}"; }} ];
+    }};
+    next = std.container {{
+      image = "127.0.0.1:5000/pipeline-examples/busybox:1";
+      ports = [ 8080 ];
+      command = "{next}";
+      endpoints = [ {{ host = "{claim}"; path = "/v2"; }} ];
+    }};
+  }};
+}}
+"#,
+            site = serve("site"),
+            next = serve("next"),
+        )
+    };
+    let host = format!("www.{}.localhost", f.project);
+    f.write("pipeline.nix", &defs(&host));
+    let (code, out, stderr) = f.apply("dev", &[]);
+    assert_eq!(code, 0, "{out:#}\n{stderr}");
+    assert_eq!(service(&out, "site")["endpoints"], serde_json::json!([format!("http://{host}:18080/")]));
+    assert_eq!(service(&out, "next")["endpoints"], serde_json::json!([format!("http://{host}:18080/v2")]));
+    assert_eq!(through_proxy(&host, "/index.html").expect("site"), (200, "site\n".to_string()));
+    assert_eq!(through_proxy(&host, "/v2/index.html").expect("next"), (200, "next-v2\n".to_string()));
+    let (code, body) = through_proxy(&format!("nothing.{}.localhost", f.project), "/").expect("proxy answers");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no public endpoint"), "{body}");
+    let status = f.run(&["status"], "dev");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains(&format!("http://{host}:18080/v2")), "{status}");
+
+    // Another environment claiming the same host is refused, and the first keeps it.
+    let (code, out, stderr) = f.apply("other", &[]);
+    assert_eq!(code, 1, "{out:#}\n{stderr}");
+    let next = service(&out, "next");
+    assert_eq!(next["error_code"], "pipeline::docker::endpoint_taken", "{out:#}");
+    let error = next["error"].as_str().expect("error");
+    assert!(error.contains(&format!("{}/dev service", f.project)), "names the owner: {error}");
+    assert_eq!(through_proxy(&host, "/index.html").expect("site"), (200, "site\n".to_string()));
+    let others = docker(&["ps", "-a", "--filter", &format!("name={}-other-", f.project), "--format", "{{.Names}}"]);
+    assert!(others.is_empty(), "nothing of the refused environment was deployed: {others}");
+
+    // Destroyed, its routes are gone.
+    let out = f.run(&["destroy", "--yes"], "dev");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if let Ok((code, _)) = through_proxy(&host, "/index.html") {
+        assert_eq!(code, 404, "the destroyed environment's host is no longer served");
+    }
 }
 
 /// `kill -9` of `pipeline` in the middle of a replacement (the new containers started, not healthy yet)
@@ -628,7 +775,10 @@ fn only_applies_and_destroys_part_of_an_environment() {
         (api["health"].as_str(), api["ready"].as_u64(), api["desired"].as_u64()),
         (Some("healthy"), Some(2), Some(2))
     );
-    assert_eq!(api["endpoints"].as_array().map(Vec::len), Some(2), "{api:#}");
+    // Its public address first, then each replica's published port.
+    let endpoints = api["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 3, "{api:#}");
+    assert_eq!(endpoints[0], format!("http://api.staging.{}.localhost:18080/", f.project), "{api:#}");
 
     // Both api and web change; only web is asked for, without its dependencies.
     f.write("api/www/version.txt", "api v2\n");

@@ -62,8 +62,9 @@ pub async fn connect<W: WithTarget>(
     work: W,
 ) -> Result<W::Output, Report> {
     Ok(match &env.target {
-        model::Target::Docker => {
-            work.run(DockerTarget::connect(&env.project, &env.name, registry).await.map_err(boxed)?).await
+        model::Target::Docker { proxy } => {
+            let target = DockerTarget::connect(&env.project, &env.name, registry).await.map_err(boxed)?;
+            work.run(target.with_proxy(proxy.clone())).await
         }
         model::Target::Kubernetes { context, .. } => {
             let context = options.context.as_deref().or(context.as_deref());

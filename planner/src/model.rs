@@ -61,14 +61,102 @@ impl ServiceType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Target {
-    Docker,
-    Kubernetes { namespace: String, context: Option<String> },
+    Docker {
+        /// The engine's reverse proxy, for services with public endpoints.
+        #[serde(default, skip_serializing_if = "Proxy::is_default")]
+        proxy: Proxy,
+    },
+    Kubernetes {
+        namespace: String,
+        context: Option<String>,
+        /// `ingressClassName` of the Ingresses made for public endpoints.
+        #[serde(default, rename = "ingressClassName", skip_serializing_if = "Option::is_none")]
+        ingress_class: Option<String>,
+        /// TLS for the public endpoints whose host is a real domain.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<IngressTls>,
+    },
+}
+
+/// `std.docker { proxy = { http; https; image; }; }`: the reverse proxy that serves public endpoints on a
+/// Docker engine (one per engine, shared by its environments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxy {
+    /// The host port plain HTTP is served on.
+    pub http: u16,
+    /// The host port HTTPS is served on (hosts that are real domains get certificates).
+    pub https: u16,
+    /// A Caddy 2 image.
+    pub image: String,
+}
+
+impl Default for Proxy {
+    fn default() -> Proxy {
+        Proxy { http: 80, https: 443, image: "caddy:2".into() }
+    }
+}
+
+impl Proxy {
+    pub fn is_default(&self) -> bool {
+        *self == Proxy::default()
+    }
+}
+
+/// `std.kubernetes { tls = { secretName; clusterIssuer; }; }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressTls {
+    /// The Secret holding the certificate; `<service>-tls` when not given.
+    #[serde(rename = "secretName", skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// The cert-manager ClusterIssuer that makes the certificate (an annotation on the Ingress).
+    #[serde(rename = "clusterIssuer", skip_serializing_if = "Option::is_none")]
+    pub cluster_issuer: Option<String>,
+}
+
+/// Where a service is reachable from outside: requests for `host` whose path is under `path` go to
+/// `port` of the service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicEndpoint {
+    pub host: String,
+    /// A path prefix (`/` for everything); requests keep their whole path.
+    pub path: String,
+    pub port: u16,
+}
+
+impl PublicEndpoint {
+    /// `shop.localhost` or `shop.localhost/api`.
+    pub fn address(&self) -> String {
+        if self.path == "/" { self.host.clone() } else { format!("{}{}", self.host, self.path) }
+    }
+
+    /// Served over plain HTTP only, with no certificate: `localhost`, `*.localhost` and IP addresses.
+    pub fn is_local(&self) -> bool {
+        let h = self.host.trim_start_matches("*.");
+        h == "localhost" || h.ends_with(".localhost") || h.parse::<std::net::IpAddr>().is_ok()
+    }
 }
 
 impl Target {
+    /// The address a public endpoint answers at on this target: plain HTTP for local hosts, HTTPS for
+    /// real domains (on Kubernetes only with `tls`), with the Docker proxy's port when not the usual one.
+    pub fn url(&self, e: &PublicEndpoint) -> String {
+        let secure = !e.is_local()
+            && match self {
+                Target::Docker { .. } => true,
+                Target::Kubernetes { tls, .. } => tls.is_some(),
+            };
+        let port = match self {
+            Target::Docker { proxy } if secure && proxy.https != 443 => format!(":{}", proxy.https),
+            Target::Docker { proxy } if !secure && proxy.http != 80 => format!(":{}", proxy.http),
+            _ => String::new(),
+        };
+        let path = if e.path == "/" { "/".to_string() } else { e.path.clone() };
+        format!("{}://{}{port}{path}", if secure { "https" } else { "http" }, e.host)
+    }
+
     pub fn describe(&self) -> String {
         match self {
-            Target::Docker => "docker".into(),
+            Target::Docker { .. } => "docker".into(),
             Target::Kubernetes { namespace, .. } => format!("kubernetes namespace {namespace}"),
         }
     }
@@ -170,9 +258,13 @@ pub struct Service {
     /// Environment variables whose value is a secret: variable name -> secret name.
     pub secrets: BTreeMap<String, String>,
     pub ports: Vec<u16>,
+    /// Where it is reachable from outside.
+    pub endpoints: Vec<PublicEndpoint>,
     pub replicas: u32,
     pub resources: Option<Resources>,
     pub healthcheck: Option<Healthcheck>,
+    /// How long a container or pod has to stop after SIGTERM before it is killed (`"30s"`).
+    pub stop_grace_period: Option<String>,
     pub volume: Option<String>,
     pub schedule: Option<String>,
     pub depends_on: Vec<String>,
@@ -191,6 +283,7 @@ pub struct ServiceSpans {
     pub depends_on: Option<Span>,
     pub env: BTreeMap<String, Span>,
     pub secrets: BTreeMap<String, Span>,
+    pub endpoints: Option<Span>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +316,7 @@ impl Environment {
 }
 
 /// A value with the place it was written (when written in a user file) and its path for messages.
+#[derive(Clone)]
 struct Node {
     value: Value,
     span: Option<Span>,
@@ -245,9 +339,11 @@ const SERVICE_FIELDS: &[&str] = &[
     "env",
     "secrets",
     "ports",
+    "endpoints",
     "replicas",
     "resources",
     "healthcheck",
+    "stopGracePeriod",
     "volume",
     "schedule",
     "stage",
@@ -499,6 +595,7 @@ impl Reader<'_, '_> {
                 services.extend(self.keep(s));
             }
         }
+        self.check_endpoints_unique(&services);
         let has_services = services_node.is_some();
         let given = |f: &str| present.iter().any(|p| &**p == f);
         let (Some(project), Some(name), Some(registry), Some(target), true) =
@@ -542,6 +639,33 @@ impl Reader<'_, '_> {
             stages_span,
             services,
         })
+    }
+
+    /// One service per host and path: the proxy (or the Ingress controller) could not choose.
+    fn check_endpoints_unique(&mut self, services: &[Service]) {
+        let mut seen: BTreeMap<(&str, &str), &Service> = BTreeMap::new();
+        for s in services {
+            for e in &s.endpoints {
+                match seen.get(&(e.host.as_str(), e.path.as_str())) {
+                    Some(first) if first.name != s.name => {
+                        let err = self
+                            .diag(
+                                "pipeline::plan::duplicate_endpoint",
+                                s.spans.endpoints,
+                                format!("{} is an endpoint of both `{}` and `{}`", e.address(), first.name, s.name),
+                                "here",
+                            )
+                            .also(&self.ev.sources, first.spans.endpoints, "and here")
+                            .help("a host and path go to one service: change the host or the path of one of them")
+                            .into();
+                        self.errors.push(err);
+                    }
+                    _ => {
+                        seen.insert((e.host.as_str(), e.path.as_str()), s);
+                    }
+                }
+            }
+        }
     }
 
     /// The `_kind` tag the stdlib puts on its values.
@@ -611,27 +735,32 @@ impl Reader<'_, '_> {
         };
         match ty.as_str() {
             "docker" => {
+                let mut proxy = Proxy::default();
                 for (k, v) in &fields {
-                    if &**k != "type" {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::unknown_field",
-                                v.span,
-                                format!("unknown field `{k}` in `std.docker`"),
-                                "unknown field",
-                            )
-                            .help("`std.docker { }` takes no options yet")
-                            .into());
+                    match &**k {
+                        "type" => {}
+                        "proxy" => proxy = self.proxy(v)?,
+                        _ => {
+                            let help = crate::error::suggest(k, ["proxy"], |all| format!("`std.docker` takes: {all}"));
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::unknown_field",
+                                    v.span,
+                                    format!("unknown field `{k}` in `std.docker`"),
+                                    "unknown field",
+                                )
+                                .help(help)
+                                .into());
+                        }
                     }
                 }
-                Ok(Target::Docker)
+                Ok(Target::Docker { proxy })
             }
             "kubernetes" => {
+                const FIELDS: [&str; 4] = ["namespace", "context", "ingressClassName", "tls"];
                 for (k, v) in &fields {
-                    if !["type", "namespace", "context"].contains(&&**k) {
-                        let help = crate::error::suggest(k, ["namespace", "context"], |all| {
-                            format!("`std.kubernetes` takes: {all}")
-                        });
+                    if k.as_ref() != "type" && !FIELDS.contains(&&**k) {
+                        let help = crate::error::suggest(k, FIELDS, |all| format!("`std.kubernetes` takes: {all}"));
                         return Err(self
                             .diag(
                                 "pipeline::plan::unknown_field",
@@ -661,7 +790,15 @@ impl Reader<'_, '_> {
                     Some(c) => self.opt_string(c)?,
                     None => None,
                 };
-                Ok(Target::Kubernetes { namespace, context })
+                let ingress_class = match get("ingressClassName") {
+                    Some(c) if !matches!(c.value, Value::Null) => Some(self.subdomain(c)?),
+                    _ => None,
+                };
+                let tls = match get("tls") {
+                    Some(t) if !matches!(t.value, Value::Null) => Some(self.ingress_tls(t)?),
+                    _ => None,
+                };
+                Ok(Target::Kubernetes { namespace, context, ingress_class, tls })
             }
             other => Err(self
                 .diag(
@@ -673,6 +810,75 @@ impl Reader<'_, '_> {
                 .help("use `std.docker { }` or `std.kubernetes { namespace = \"...\"; }`")
                 .into()),
         }
+    }
+
+    /// `std.docker { proxy = { http = 80; https = 443; image = "caddy:2"; }; }`.
+    fn proxy(&mut self, n: &Node) -> Result<Proxy> {
+        let mut p = Proxy::default();
+        for (k, v) in self.fields(n, &["http", "https", "image"], "`proxy`", ".")? {
+            match &*k {
+                "http" => p.http = self.int(&v, 1, 65535)? as u16,
+                "https" => p.https = self.int(&v, 1, 65535)? as u16,
+                _ => {
+                    let image = self.string(&v)?;
+                    if let Err(why) = crate::reference::Reference::parse(&image) {
+                        return Err(self
+                            .diag(
+                                "pipeline::plan::bad_image",
+                                v.span,
+                                format!("`{}` is not an image reference: {why}", v.path),
+                                "here",
+                            )
+                            .help("write a Caddy 2 image, e.g. \"caddy:2\"")
+                            .into());
+                    }
+                    p.image = image;
+                }
+            }
+        }
+        if p.http == p.https {
+            return Err(self
+                .diag(
+                    "pipeline::plan::bad_proxy",
+                    n.span,
+                    format!("`{}` serves HTTP and HTTPS on the same port {}", n.path, p.http),
+                    "here",
+                )
+                .help("give `http` and `https` different ports (80 and 443 by default)")
+                .into());
+        }
+        Ok(p)
+    }
+
+    /// A Kubernetes object name that may have dots (an IngressClass, a Secret, an Issuer).
+    fn subdomain(&self, n: &Node) -> Result<String> {
+        let s = self.string(n)?;
+        if s.len() > 253 || s.split('.').any(|l| check_dns_label(l).is_err()) {
+            return Err(self
+                .diag(
+                    "pipeline::plan::bad_name",
+                    n.span,
+                    format!("`{}` = \"{s}\" is not a Kubernetes name", n.path),
+                    "here",
+                )
+                .help("lowercase letters, digits, `-` and `.`, e.g. \"nginx\" or \"letsencrypt-prod\"")
+                .into());
+        }
+        Ok(s)
+    }
+
+    /// `std.kubernetes { tls = { secretName ? ; clusterIssuer ? ; }; }`.
+    fn ingress_tls(&mut self, n: &Node) -> Result<IngressTls> {
+        let mut t = IngressTls { secret_name: None, cluster_issuer: None };
+        for (k, v) in self.fields(n, &["secretName", "clusterIssuer"], "`tls`", ".")? {
+            let value = if matches!(v.value, Value::Null) { None } else { Some(self.subdomain(&v)?) };
+            if &*k == "secretName" {
+                t.secret_name = value;
+            } else {
+                t.cluster_issuer = value;
+            }
+        }
+        Ok(t)
     }
 
     fn parallelism(&mut self, n: &Node) -> Result<Parallelism> {
@@ -775,9 +981,11 @@ impl Reader<'_, '_> {
             env: BTreeMap::new(),
             secrets: BTreeMap::new(),
             ports: vec![],
+            endpoints: vec![],
             replicas: 1,
             resources: None,
             healthcheck: None,
+            stop_grace_period: None,
             volume: None,
             schedule: None,
             depends_on: vec![],
@@ -787,6 +995,8 @@ impl Reader<'_, '_> {
         let mut image_span = None;
         let mut build_span = None;
         let mut schedule_span = None;
+        // Read once `ports` is known (a single port is the endpoints' default).
+        let mut endpoints_node: Option<Node> = None;
         // A field that is wrong is reported, and the others are still read; the checks across
         // fields below skip what depends on a field that failed.
         let mut failed: Vec<Rc<str>> = Vec::new();
@@ -896,6 +1106,16 @@ impl Reader<'_, '_> {
                             s.ports.push(port);
                         }
                     }
+                    "endpoints" => {
+                        s.spans.endpoints = v.span;
+                        endpoints_node = Some(v.clone());
+                    }
+                    "stopGracePeriod" => {
+                        s.stop_grace_period = self.opt_string(&v)?;
+                        if let Some(d) = &s.stop_grace_period {
+                            self.duration(&v, d)?;
+                        }
+                    }
                     "replicas" => s.replicas = self.int(&v, 0, 10_000)? as u32,
                     "resources" if !matches!(v.value, Value::Null) => {
                         s.resources = Some(self.resources(&v)?);
@@ -994,6 +1214,14 @@ impl Reader<'_, '_> {
         if clean {
             let r = self.check_image_build(&s, service_span, image_span, build_span);
             self.keep(r);
+        }
+        if let Some(v) = endpoints_node
+            && !failed.iter().any(|f| &**f == "ports")
+        {
+            let r = self.endpoints(&v, &s);
+            if let Some(e) = self.keep(r) {
+                s.endpoints = e;
+            }
         }
         if s.schedule.is_some() && ty != ServiceType::Job {
             return Err(self
@@ -1124,6 +1352,124 @@ impl Reader<'_, '_> {
         Ok(r)
     }
 
+    /// A duration as the definitions write them (`"500ms"`, `"10s"`, `"2m"`, `"1h"`).
+    fn duration(&self, n: &Node, d: &str) -> Result<()> {
+        if valid_duration(d) {
+            return Ok(());
+        }
+        Err(self
+            .diag("pipeline::plan::bad_duration", n.span, format!("`{}` = \"{d}\" is not a duration", n.path), "here")
+            .help("write a number with a unit: \"500ms\", \"10s\", \"2m\", \"1h\"")
+            .into())
+    }
+
+    /// `endpoints = [ { host = "shop.example.com"; path = "/api"; port = 8080; } ]`; `port` may be left out
+    /// when the service has one port, `path` when it is everything (`/`).
+    fn endpoints(&mut self, n: &Node, s: &Service) -> Result<Vec<PublicEndpoint>> {
+        if matches!(n.value, Value::Null) {
+            return Ok(vec![]);
+        }
+        let items = self.list(n, "a list of endpoints")?;
+        if s.kind == ServiceType::Job && !items.is_empty() {
+            return Err(self
+                .diag(
+                    "pipeline::plan::bad_endpoint",
+                    n.span,
+                    format!("`{}`: a job has no public endpoints", n.path),
+                    "here",
+                )
+                .help("public endpoints are for long-running services: use `std.application` or `std.container`")
+                .into());
+        }
+        let mut out: Vec<PublicEndpoint> = Vec::new();
+        for item in items {
+            let mut host = None;
+            let mut path = "/".to_string();
+            let mut port = None;
+            for (k, v) in self.fields(&item, &["host", "path", "port"], "an endpoint", ".")? {
+                match &*k {
+                    "host" => {
+                        let h = self.string(&v)?;
+                        if let Err(why) = check_host(&h) {
+                            return Err(self
+                                .diag("pipeline::plan::bad_endpoint", v.span, format!("`{}` = \"{h}\" {why}", v.path), "not a host name")
+                                .help("write a host name such as \"shop.example.com\" or \"api.shop.localhost\" (no scheme, port or path; `*.` may start it)")
+                                .into());
+                        }
+                        host = Some(h);
+                    }
+                    "path" => {
+                        let p = self.string(&v)?;
+                        path = check_path_prefix(&p).map_err(|why| {
+                            self.diag("pipeline::plan::bad_endpoint", v.span, format!("`{}` = \"{p}\" {why}", v.path), "not a path prefix")
+                                .help("write a path prefix such as \"/\" or \"/api\"; requests under it keep their whole path")
+                                .into_error()
+                        })?;
+                    }
+                    _ => {
+                        let p = self.int(&v, 1, 65535)? as u16;
+                        if !s.ports.contains(&p) {
+                            return Err(self
+                                .diag(
+                                    "pipeline::plan::bad_endpoint",
+                                    v.span,
+                                    format!("`{}` is {p}, which service `{}` does not list in `ports`", v.path, s.name),
+                                    "not one of its ports",
+                                )
+                                .help(format!("add {p} to `ports`, or use one of: {}", list_ports(&s.ports)))
+                                .into());
+                        }
+                        port = Some(p);
+                    }
+                }
+            }
+            let Some(host) = host else {
+                return Err(self
+                    .diag("pipeline::plan::missing_field", item.span, format!("`{}` has no `host`", item.path), "here")
+                    .help("write `{ host = \"shop.example.com\"; }`")
+                    .into());
+            };
+            let port = match (port, s.ports.as_slice()) {
+                (Some(p), _) => p,
+                (None, [only]) => *only,
+                (None, ports) => {
+                    return Err(self
+                        .diag(
+                            "pipeline::plan::missing_field",
+                            item.span,
+                            format!(
+                                "`{}` has no `port`, and service `{}` has {} ports",
+                                item.path,
+                                s.name,
+                                ports.len()
+                            ),
+                            "here",
+                        )
+                        .help(if ports.is_empty() {
+                            "list the port the service listens on in `ports` (e.g. `ports = [ 8080 ];`)".to_string()
+                        } else {
+                            format!("say which: `port = {};` (its ports: {})", ports[0], list_ports(ports))
+                        })
+                        .into());
+                }
+            };
+            let e = PublicEndpoint { host, path, port };
+            if out.iter().any(|o| o.host == e.host && o.path == e.path) {
+                return Err(self
+                    .diag(
+                        "pipeline::plan::duplicate_endpoint",
+                        item.span,
+                        format!("`{}` repeats {} in `{}`", item.path, e.address(), n.path),
+                        "here",
+                    )
+                    .help("each host and path goes to one port")
+                    .into());
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
     fn healthcheck(&mut self, n: &Node) -> Result<Healthcheck> {
         let mut h = Healthcheck {
             command: None,
@@ -1156,17 +1502,7 @@ impl Reader<'_, '_> {
                 "retries" => h.retries = self.int(&v, 1, 1000)? as u32,
                 _ => {
                     let d = self.string(&v)?;
-                    if !valid_duration(&d) {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::bad_duration",
-                                v.span,
-                                format!("`{}` = \"{d}\" is not a duration", v.path),
-                                "here",
-                            )
-                            .help("write a number with a unit: \"500ms\", \"10s\", \"2m\", \"1h\"")
-                            .into());
-                    }
+                    self.duration(&v, &d)?;
                     match &*k {
                         "interval" => h.interval = d,
                         "timeout" => h.timeout = d,
@@ -1353,6 +1689,50 @@ pub fn check_dns_label(s: &str) -> std::result::Result<(), &'static str> {
 pub fn valid_repo_component(c: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$").expect("a valid regex")).is_match(c)
+}
+
+fn list_ports(ports: &[u16]) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A host name an endpoint answers for: DNS labels (lowercase), optionally after `*.`, or an IP address.
+pub fn check_host(h: &str) -> std::result::Result<(), &'static str> {
+    if h.contains("://") {
+        return Err("has a scheme; write the host alone");
+    }
+    if h.contains('/') {
+        return Err("has a path; write it in `path`");
+    }
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if h.contains(':') {
+        return Err("has a port; the proxy's ports are the target's (`std.docker { proxy.http = ...; }`)");
+    }
+    if h.len() > 253 {
+        return Err("is longer than 253 characters");
+    }
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    if name.split('.').any(|l| check_dns_label(l).is_err()) {
+        return Err("is not a host name (lowercase letters, digits and `-` between dots)");
+    }
+    Ok(())
+}
+
+/// A path prefix, normalised: starts with `/`, no trailing `/` (but `/` itself).
+pub fn check_path_prefix(p: &str) -> std::result::Result<String, &'static str> {
+    if !p.starts_with('/') {
+        return Err("does not start with `/`");
+    }
+    if p.contains("//") {
+        return Err("has an empty segment (`//`)");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-._~/%!$&'()+,;=:@".contains(c);
+    if !p.chars().all(ok) {
+        return Err("may hold only URL path characters (no `*`, `?`, `#` or spaces)");
+    }
+    let trimmed = p.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".into() } else { trimmed.to_string() })
 }
 
 fn valid_duration(s: &str) -> bool {

@@ -728,7 +728,7 @@ pub fn plan_keyed(input: &PlanInput<'_>) -> Result<(Plan, KeyedEnvironment)> {
         .into());
     }
 
-    if env.target == Target::Docker {
+    if matches!(env.target, Target::Docker { .. }) {
         for s in env.services.iter().filter(|s| s.schedule.is_some()) {
             warnings.push(format!(
                 "the docker target does not schedule jobs: `{}` is created but never started (run it with `docker start`, or deploy to std.kubernetes for a CronJob)",
@@ -1102,9 +1102,11 @@ pub fn deploy_spec(env: &Environment, s: &Service, image: &str, secrets: &Secret
         env: s.env.clone(),
         secrets: refs,
         ports: s.ports.clone(),
+        endpoints: s.endpoints.clone(),
         replicas: s.replicas,
         resources: s.resources.clone(),
         healthcheck: s.healthcheck.clone(),
+        stop_grace_period: s.stop_grace_period.clone(),
         volume: s.volume.clone(),
         schedule: s.schedule.clone(),
         depends_on: s.depends_on.clone(),

@@ -6,7 +6,7 @@
 //! fingerprint. [`DeploySpec::to_json`] gives it and [`DeploySpec::hash`] hashes it, so a spec stored by
 //! an earlier release reads back equal.
 
-use crate::model::{Healthcheck, Resources, ServiceType};
+use crate::model::{Healthcheck, PublicEndpoint, Resources, ServiceType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -32,12 +32,18 @@ pub struct DeploySpec {
     pub secrets: BTreeMap<String, SecretRef>,
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// Where it is reachable from outside (host, path prefix, port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<PublicEndpoint>,
     #[serde(default = "one")]
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// How long it has to stop after SIGTERM (`"30s"`); ten seconds when not given.
+    #[serde(default, rename = "stopGracePeriod", skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<String>,
     /// A database's data folder, kept on a volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
@@ -81,6 +87,11 @@ impl DeploySpec {
 
     pub fn is_job(&self) -> bool {
         self.kind == ServiceType::Job
+    }
+
+    /// How long a replica has to stop after SIGTERM before it is killed.
+    pub fn stop_grace(&self) -> Duration {
+        self.stop_grace_period.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(10))
     }
 
     pub fn is_scheduled(&self) -> bool {

@@ -18,8 +18,9 @@ pub fn services_up() -> bool {
     false
 }
 
-/// Whether the engine and registry are up (see [`services_up`]), with the examples' base image made and
-/// pushed to the mirror by `scripts/base-image` (once per test binary).
+/// Whether the engine and registry are up (see [`services_up`]), with the examples' base image and the
+/// proxy's image made and pushed to the mirror by `scripts/base-image` and `scripts/proxy-image` (once
+/// per test binary).
 #[allow(dead_code)]
 pub fn services_and_base_image_up() -> bool {
     if !services_up() {
@@ -28,8 +29,10 @@ pub fn services_and_base_image_up() -> bool {
     static BASE: std::sync::Once = std::sync::Once::new();
     BASE.call_once(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/base-image")).output().expect("run scripts/base-image");
-        assert!(out.status.success(), "scripts/base-image failed: {}", String::from_utf8_lossy(&out.stderr));
+        for script in ["scripts/base-image", "scripts/proxy-image"] {
+            let out = Command::new(root.join(script)).output().unwrap_or_else(|e| panic!("run {script}: {e}"));
+            assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
     });
     true
 }

@@ -70,6 +70,7 @@ pub(crate) fn body(
     let network = network.to_string();
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
+        stop_timeout: i64::try_from(spec.stop_grace().as_secs()).ok(),
         entrypoint: spec.command.clone(),
         cmd: spec.args.clone(),
         env: Some(env),
@@ -92,12 +93,18 @@ pub(crate) fn body(
         }),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
-                network,
-                EndpointSettings { aliases: named.then(|| vec![s.name.clone()]), ..Default::default() },
+                network.clone(),
+                EndpointSettings { aliases: named.then(|| aliases(&network, &s.name)), ..Default::default() },
             )])),
         }),
         ..Default::default()
     })
+}
+
+/// The names a serving container answers to on its environment's network: the service's (for the other
+/// services) and one unique on the engine (for the proxy, which is on every environment's network).
+pub(crate) fn aliases(network: &str, service: &str) -> Vec<String> {
+    vec![service.to_string(), super::proxy::upstream_name(network, service)]
 }
 
 fn health_config(h: &Healthcheck) -> Result<HealthConfig, String> {

@@ -6,7 +6,7 @@
 use super::container::{self, registry_host, split_image};
 use super::labels::{ENVIRONMENT, KEY, PROJECT, REPLICA, SERVICE, SPEC, SPEC_HASH};
 use super::live::{Listed, containers_of, describe_owner, volumes_of};
-use super::{DockerError, DockerTarget, status};
+use super::{DockerError, DockerTarget, proxy, status};
 use crate::target::{Removed, Run, ServiceDeploy};
 use bollard::Docker;
 use bollard::models::{HealthStatusEnum, NetworkCreateRequest, VolumeCreateRequest};
@@ -28,6 +28,13 @@ impl DockerTarget {
     /// service with nothing running are stopped first, then started.
     pub(crate) async fn deploy_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
         let Some(spec) = &s.spec else { return Err(DockerError::spec(&s.name, "it has no spec to deploy")) };
+        if !spec.endpoints.is_empty() {
+            let routes = proxy::routes(&self.docker).await?;
+            let me = format!("{}/{}", self.project, self.environment);
+            if let Some((address, owner)) = proxy::taken(&routes, spec, &me, &s.name) {
+                return Err(DockerError::EndpointTaken { address, owner });
+            }
+        }
         self.ensure_network().await?;
         run.note(format!("image {}", spec.image));
         self.ensure_image(&spec.image).await?;
@@ -37,6 +44,25 @@ impl DockerTarget {
             self.ensure_volume(name, &s.name).await?;
         }
         let serving = current.iter().any(|c| c.state == "running");
+        let had_endpoints = current.iter().any(|c| !endpoints_of(c).is_empty());
+        self.replace(s, spec, run, current, volume, serving).await?;
+        if had_endpoints || !spec.endpoints.is_empty() {
+            run.note("routing the public endpoints");
+            self.sync_proxy(run).await?;
+        }
+        Ok(())
+    }
+
+    /// Replace the service's containers (`current`) with new ones at `spec`.
+    async fn replace(
+        &self,
+        s: &ServiceDeploy,
+        spec: &DeploySpec,
+        run: &Run,
+        current: Vec<Listed>,
+        volume: Option<(String, String)>,
+        serving: bool,
+    ) -> Result<(), DockerError> {
         if spec.kind == ServiceType::Database || spec.volume.is_some() || spec.is_job() || !serving {
             if !current.is_empty() {
                 run.note("replacing the old containers");
@@ -54,7 +80,8 @@ impl DockerTarget {
             }
             if let Err(e) = self.wait_all(&names, spec, run).await {
                 // Stopped, not removed: its logs stay readable, and the next plan sees it is not up.
-                stop_all(&self.docker, &names).await;
+                let grace: Vec<(String, Duration)> = names.iter().map(|n| (n.clone(), spec.stop_grace())).collect();
+                stop_all(&self.docker, &grace).await;
                 return Err(e);
             }
             return self.set_restart_policy(&names, spec).await;
@@ -99,6 +126,11 @@ impl DockerTarget {
                 .map_err(|e| DockerError::request(&format!("rename {name} to {to}"), &e))?;
         }
         Ok(())
+    }
+
+    /// Bring the engine's proxy to what runs now (`apply` with this environment's proxy settings).
+    pub(crate) async fn sync_proxy(&self, run: &Run) -> Result<(), DockerError> {
+        proxy::sync(&self.docker, Some(&self.proxy), &self.registry, &|text| run.note(text)).await
     }
 
     /// The service's containers after a run that stopped half-way (killed during a replacement). A
@@ -170,7 +202,7 @@ impl DockerTarget {
         let join = bollard::models::NetworkConnectRequest {
             container: container.to_string(),
             endpoint_config: Some(bollard::models::EndpointSettings {
-                aliases: Some(vec![service.to_string()]),
+                aliases: Some(container::aliases(&network, service)),
                 ..Default::default()
             }),
         };
@@ -223,7 +255,11 @@ impl DockerTarget {
     pub(crate) async fn retire_service(&self, s: &ServiceDeploy, run: &Run) -> Result<(), DockerError> {
         let existing = containers_of(&self.docker, &self.project, &self.environment, Some(&s.name)).await?;
         run.note("removing");
-        retire(&self.docker, &self.network_name(), &existing).await
+        retire(&self.docker, &self.network_name(), &existing).await?;
+        if existing.iter().any(|c| !endpoints_of(c).is_empty()) {
+            proxy::sync(&self.docker, None, &self.registry, &|text| run.note(text)).await?;
+        }
+        Ok(())
     }
 
     fn volume_name(&self, service: &str) -> String {
@@ -245,20 +281,8 @@ impl DockerTarget {
             .map(|_| ())
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if status(&e) == Some(404) => {}
-            Err(e) => return Err(DockerError::request(&format!("inspect the image {image}"), &e)),
-        }
-        let (repo, tag) = split_image(image);
-        let host = registry_host(&repo);
-        // Unreadable credentials: try anonymously, and let the registry's answer explain.
-        let creds = super::credentials(&self.registry, &host).await.ok().flatten();
-        let options = CreateImageOptions { from_image: Some(repo.clone()), tag: Some(tag), ..Default::default() };
-        super::drain_create(&format!("pull {image}"), self.docker.create_image(Some(options), None, creds))
-            .await
-            .map_err(|e| DockerError::Image { image: image.to_string(), host, reason: e.reason().to_string() })
+    pub(crate) async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
+        ensure_image(&self.docker, &self.registry, image).await
     }
 
     /// The volume of a database; one that exists must be this service's.
@@ -410,13 +434,44 @@ impl DockerTarget {
     }
 }
 
+/// Pull an image the engine lacks, with the credentials `~/.docker/config.json` has for its registry.
+pub(crate) async fn ensure_image(
+    docker: &Docker,
+    registry: &std::sync::Arc<crate::registry::RegistryClient>,
+    image: &str,
+) -> Result<(), DockerError> {
+    match docker.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(e) if status(&e) == Some(404) => {}
+        Err(e) => return Err(DockerError::request(&format!("inspect the image {image}"), &e)),
+    }
+    let (repo, tag) = split_image(image);
+    let host = registry_host(&repo);
+    // Unreadable credentials: try anonymously, and let the registry's answer explain.
+    let creds = super::credentials(registry, &host).await.ok().flatten();
+    let options = CreateImageOptions { from_image: Some(repo.clone()), tag: Some(tag), ..Default::default() };
+    super::drain_create(&format!("pull {image}"), docker.create_image(Some(options), None, creds))
+        .await
+        .map_err(|e| DockerError::Image { image: image.to_string(), host, reason: e.reason().to_string() })
+}
+
+/// The public endpoints in the spec a container was deployed with.
+fn endpoints_of(c: &Listed) -> Vec<pipeline_planner::model::PublicEndpoint> {
+    c.labels
+        .get(SPEC)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|j| DeploySpec::from_json(&j))
+        .map(|spec| spec.endpoints)
+        .unwrap_or_default()
+}
+
 /// A deadline that never comes, for timeouts too large to add to now.
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// The last lines a container wrote, as a message tail.
-async fn last_lines(docker: &Docker, name: &str) -> String {
+pub(crate) async fn last_lines(docker: &Docker, name: &str) -> String {
     let options = LogsOptions { stdout: true, stderr: true, tail: "10".into(), ..Default::default() };
     let mut logs = docker.logs(name, Some(options));
     let mut text = String::new();
@@ -471,8 +526,9 @@ async fn ensure_network(docker: &Docker, project: &str, environment: &str) -> Re
     }
 }
 
-/// Take containers out of the environment's network (no new connection reaches them), then stop and
-/// remove them, all at once.
+/// Retire serving containers: taken out of the environment's network first (their names resolve to the
+/// new containers only, so no new connection, from another service or the proxy, reaches them), then
+/// stopped all at once, each with its service's grace period, and removed.
 async fn retire(docker: &Docker, network: &str, containers: &[Listed]) -> Result<(), DockerError> {
     for c in containers.iter().filter(|c| c.state == "running") {
         let options = bollard::models::NetworkDisconnectRequest { container: c.id.clone(), force: Some(false) };
@@ -482,16 +538,28 @@ async fn retire(docker: &Docker, network: &str, containers: &[Listed]) -> Result
     remove_all(docker, containers).await
 }
 
-/// Stop containers (all at once, each with the ten seconds `docker stop` gives), keeping them.
-async fn stop_all(docker: &Docker, names: &[String]) {
-    let stops =
-        names.iter().map(|n| docker.stop_container(n, Some(StopContainerOptions { t: Some(10), signal: None })));
+/// How long a container of ours has to stop: the grace period of the spec it was deployed with.
+fn grace_of(c: &Listed) -> Duration {
+    c.labels
+        .get(SPEC)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|j| DeploySpec::from_json(&j))
+        .map_or(Duration::from_secs(10), |spec| spec.stop_grace())
+}
+
+/// Stop containers, all at once, each with its grace period (SIGTERM, then SIGKILL), keeping them.
+async fn stop_all(docker: &Docker, stops: &[(String, Duration)]) {
+    let stops = stops.iter().map(|(n, grace)| {
+        let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        docker.stop_container(n, Some(StopContainerOptions { t: Some(t), signal: None }))
+    });
     let _ = futures_util::future::join_all(stops).await;
 }
 
 /// Stop (all at once) and remove containers.
 async fn remove_all(docker: &Docker, containers: &[Listed]) -> Result<(), DockerError> {
-    let running: Vec<String> = containers.iter().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
+    let running: Vec<(String, Duration)> =
+        containers.iter().filter(|c| c.state == "running").map(|c| (c.id.clone(), grace_of(c))).collect();
     stop_all(docker, &running).await;
     for c in containers {
         match docker.remove_container(&c.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await {
@@ -507,6 +575,7 @@ async fn remove_all(docker: &Docker, containers: &[Listed]) -> Result<(), Docker
 /// unknown stages go first), then its network; volumes only when asked.
 pub(crate) async fn destroy(
     docker: &Docker,
+    registry: &std::sync::Arc<crate::registry::RegistryClient>,
     project: &str,
     environment: &str,
     stages: &[String],
@@ -537,6 +606,9 @@ pub(crate) async fn destroy(
         done.services.push(name);
     }
     let network = format!("{project}-{environment}");
+    // The proxy leaves the network (it serves no route there any more), or goes when nothing is left.
+    proxy::leave(docker, &network).await?;
+    proxy::sync(docker, None, registry, &|_| {}).await?;
     match docker.remove_network(&network).await {
         Ok(()) => done.network = Some(network),
         Err(e) if status(&e) == Some(404) => {}

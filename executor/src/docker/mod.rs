@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod live;
 pub mod lock;
 pub mod logs;
+pub mod proxy;
 
 use crate::registry::RegistryClient;
 use crate::target::{Endpoint, Inventory, Item, Removed, Run, ServiceDeploy, Target};
@@ -204,6 +205,31 @@ pub enum DockerError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] lock::LockError),
+
+    #[error("the proxy (container {name}) failed: {reason}", name = proxy::NAME)]
+    #[diagnostic(
+        code(pipeline::docker::proxy),
+        help("its log: `docker logs {name}`; the proxy's image must be Caddy 2 (`std.docker {{ proxy.image = ...; }}`)", name = proxy::NAME)
+    )]
+    Proxy { reason: String },
+
+    #[error("the proxy cannot publish ports {http} and {https} on this engine: {reason}")]
+    #[diagnostic(
+        code(pipeline::docker::proxy_ports),
+        help(
+            "something else listens there: stop it, or choose other ports with `std.docker {{ proxy = {{ http = 8080; https = 8443; }}; }}`"
+        )
+    )]
+    ProxyPorts { http: u16, https: u16, reason: String },
+
+    #[error("{address} is already a public endpoint of {owner}")]
+    #[diagnostic(
+        code(pipeline::docker::endpoint_taken),
+        help(
+            "one proxy serves every environment on this engine: give this environment's endpoints other hosts (e.g. `staging.shop.localhost`), or destroy the other one"
+        )
+    )]
+    EndpointTaken { address: String, owner: String },
 }
 
 fn kept_help(e: &DockerError) -> String {
@@ -232,6 +258,8 @@ pub struct DockerTarget {
     pub environment: String,
     /// For pulls of images the engine lacks (credentials of `~/.docker/config.json`).
     pub registry: Arc<RegistryClient>,
+    /// The engine's reverse proxy, for public endpoints.
+    pub proxy: pipeline_planner::model::Proxy,
     network: OnceCell<()>,
 }
 
@@ -242,8 +270,14 @@ impl DockerTarget {
             project: project.into(),
             environment: environment.into(),
             registry,
+            proxy: Default::default(),
             network: OnceCell::new(),
         }
+    }
+
+    /// The same target, with the reverse proxy made as `proxy` says.
+    pub fn with_proxy(self, proxy: pipeline_planner::model::Proxy) -> DockerTarget {
+        DockerTarget { proxy, ..self }
     }
 
     /// Connect to the engine of DOCKER_HOST (or the local socket).
@@ -311,7 +345,7 @@ impl Target for DockerTarget {
         volumes: bool,
         on: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Removed, DockerError> {
-        deploy::destroy(&self.docker, &self.project, &self.environment, stages, volumes, on).await
+        deploy::destroy(&self.docker, &self.registry, &self.project, &self.environment, stages, volumes, on).await
     }
 
     async fn status(&self) -> Result<Vec<crate::target::ServiceStatus>, DockerError> {

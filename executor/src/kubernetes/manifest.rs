@@ -67,7 +67,7 @@ impl Scope {
     pub fn borrowed_namespace(env: &pipeline_planner::Environment) -> Option<String> {
         match env.target {
             pipeline_planner::model::Target::Kubernetes { .. } => None,
-            pipeline_planner::model::Target::Docker => Some(format!(
+            pipeline_planner::model::Target::Docker { .. } => Some(format!(
                 "the definitions deploy to Docker; these manifests use the namespace `{}`",
                 Scope::of(env).namespace
             )),
@@ -79,7 +79,7 @@ impl Scope {
     pub fn of(env: &pipeline_planner::Environment) -> Scope {
         let namespace = match &env.target {
             pipeline_planner::model::Target::Kubernetes { namespace, .. } => namespace.clone(),
-            pipeline_planner::model::Target::Docker => format!("{}-{}", env.project, env.name),
+            pipeline_planner::model::Target::Docker { .. } => format!("{}-{}", env.project, env.name),
         };
         Scope { project: env.project.clone(), environment: env.name.clone(), namespace, pull_secret: false }
     }
