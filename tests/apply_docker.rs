@@ -492,8 +492,8 @@ impl Drop for Poller {
     }
 }
 
-/// The proxy's plain-HTTP port in the fixtures (`std.docker { proxy.http = 18080; }`).
-const PROXY: &str = "127.0.0.1:18080";
+/// The proxy's plain-HTTP port in the fixtures (`std.docker { proxy.http = 8080; }`).
+const PROXY: &str = "127.0.0.1:8080";
 
 /// GET `path` through the engine's proxy with `host`: the status code and the body.
 fn through_proxy(host: &str, path: &str) -> Result<(u16, String), String> {
@@ -567,7 +567,7 @@ fn updates_keep_the_previous_version_serving_and_rollback_is_a_reapply() {
     let poller = Poller::start(&f, "staging");
     // From outside, through the engine's proxy, at the address the summary gives.
     let host = format!("api.staging.{}.localhost", f.project);
-    let url = format!("http://{host}:18080/");
+    let url = format!("http://{host}:8080/");
     assert_eq!(service(&out, "api")["endpoints"], serde_json::json!([url]), "{out:#}");
     let public = PublicPoller::start(&host, "hello from staging");
 
@@ -648,7 +648,7 @@ std.environment {{
   inherit project;
   name = env;
   registry = "127.0.0.1:5000/${{project}}";
-  target = std.docker {{ proxy = {{ http = 18080; https = 18443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }}; }};
+  target = std.docker {{ proxy = {{ http = 8080; https = 8443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }}; }};
   services = {{
     site = std.container {{
       image = "127.0.0.1:5000/pipeline-examples/busybox:1";
@@ -673,8 +673,8 @@ std.environment {{
     f.write("pipeline.nix", &defs(&host));
     let (code, out, stderr) = f.apply("dev", &[]);
     assert_eq!(code, 0, "{out:#}\n{stderr}");
-    assert_eq!(service(&out, "site")["endpoints"], serde_json::json!([format!("http://{host}:18080/")]));
-    assert_eq!(service(&out, "next")["endpoints"], serde_json::json!([format!("http://{host}:18080/v2")]));
+    assert_eq!(service(&out, "site")["endpoints"], serde_json::json!([format!("http://{host}:8080/")]));
+    assert_eq!(service(&out, "next")["endpoints"], serde_json::json!([format!("http://{host}:8080/v2")]));
     assert_eq!(through_proxy(&host, "/index.html").expect("site"), (200, "site\n".to_string()));
     assert_eq!(through_proxy(&host, "/v2/index.html").expect("next"), (200, "next-v2\n".to_string()));
     let (code, body) = through_proxy(&format!("nothing.{}.localhost", f.project), "/").expect("proxy answers");
@@ -682,7 +682,7 @@ std.environment {{
     assert!(body.contains("no public endpoint"), "{body}");
     let status = f.run(&["status"], "dev");
     let status = String::from_utf8_lossy(&status.stdout);
-    assert!(status.contains(&format!("http://{host}:18080/v2")), "{status}");
+    assert!(status.contains(&format!("http://{host}:8080/v2")), "{status}");
 
     // Another environment claiming the same host is refused, and the first keeps it.
     let (code, out, stderr) = f.apply("other", &[]);
@@ -778,7 +778,7 @@ fn only_applies_and_destroys_part_of_an_environment() {
     // Its public address first, then each replica's published port.
     let endpoints = api["endpoints"].as_array().expect("endpoints");
     assert_eq!(endpoints.len(), 3, "{api:#}");
-    assert_eq!(endpoints[0], format!("http://api.staging.{}.localhost:18080/", f.project), "{api:#}");
+    assert_eq!(endpoints[0], format!("http://api.staging.{}.localhost:8080/", f.project), "{api:#}");
 
     // Both api and web change; only web is asked for, without its dependencies.
     f.write("api/www/version.txt", "api v2\n");

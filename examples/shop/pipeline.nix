@@ -7,7 +7,10 @@ std.environment {
   project = "shop";                      # names images and deployed resources
   name = env;                            # the environment
   inherit registry;                      # the mirror registry and repository prefix
-  target = if target == "kubernetes" then std.kubernetes { namespace = "shop-${env}"; } else std.docker { };
+  # On Docker, public endpoints are served by the engine's proxy on ports 8080 and 8443 (80 and 443 unless
+  # set), from a Caddy image scripts/proxy-image makes (real users leave `image` at its default, caddy:2).
+  target = if target == "kubernetes" then std.kubernetes { namespace = "shop-${env}"; }
+           else std.docker { proxy = { http = 8080; https = 8443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }; };
   parallelism = { build = 7; deploy = 7; };            # optional, these are the defaults
   stages = std.defaultStages ++ [ "4.FRONTEND" ];        # optional, ordered
   # Nothing is pulled: images are 127.0.0.1:5000/pipeline-examples/busybox:1 (scripts/base-image) or built FROM it.
@@ -19,8 +22,11 @@ std.environment {
     migrate = std.job   { build.context = ./api; command = [ "/app/migrate" ]; dependsOn = [ "db" ]; };
     api = std.application { build = { context = ./api; target = "runtime"; args.VERSION = "1.4"; };
                             ports = [ 8080 ]; env.LOG_LEVEL = "info"; replicas = 2; dependsOn = [ "db" ];
+                            endpoints = [ { host = "api.${env}.shop.localhost"; } ];
+                            stopGracePeriod = "20s";
                             healthcheck = { http = { port = 8080; path = "/health"; }; interval = "2s"; }; };
     web = std.container { image = webImage; ports = [ 80 ]; stage = "4.FRONTEND";
+                          endpoints = [ { host = "${env}.shop.localhost"; } ];
                           command = ''
                             mkdir -p /www && echo "shop web (${env})" >/www/index.html
                             trap 'exit 0' TERM INT

@@ -1,6 +1,6 @@
 # The end-to-end fixture (tests/apply_docker.rs): all four service types across five stages, every image
 # built FROM the local base image (scripts/base-image) or run from it, so nothing is pulled. `api` is public
-# at http://api.<env>.<project>.localhost:18080/ through the engine's proxy (scripts/proxy-image makes its
+# at http://api.<env>.<project>.localhost:8080/ through the engine's proxy (scripts/proxy-image makes its
 # image); every test that deploys it shares that proxy.
 { project, env ? "staging" }:
 let std = import <std>; in
@@ -8,7 +8,7 @@ std.environment {
   inherit project;
   name = env;
   registry = "127.0.0.1:5000/${project}";
-  target = std.docker { proxy = { http = 18080; https = 18443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }; };
+  target = std.docker { proxy = { http = 8080; https = 8443; image = "127.0.0.1:5000/pipeline-examples/caddy:2"; }; };
   stages = std.defaultStages ++ [ "4.FRONTEND" ];
   services = {
     db = std.database {
