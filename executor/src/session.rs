@@ -431,6 +431,11 @@ pub trait DestroyUi: Sync {
     /// A service or object is being removed.
     fn removing(&self, what: &str);
     fn warn(&self, message: &str);
+    /// Called on Ctrl-C once the lock is released (the binary says so and exits); `None`: Ctrl-C is not
+    /// taken over, as in tests.
+    fn on_interrupt(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        None
+    }
 }
 
 /// How a destroy ended.
@@ -489,7 +494,20 @@ pub async fn destroy_with<T: Target>(
         ));
     }
     let guard = Guard { lock: Some(target.lock(holder).await.map_err(boxed)?) };
-    locked(guard, |w| ui.warn(w), async {
+    // Ctrl-C at the confirmation (or while removing) releases the lock before the binary exits: the
+    // question blocks this task, so another one listens.
+    let signals = ui.on_interrupt().map(|hook| {
+        let lock = guard.handle();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if let Some(l) = &lock {
+                    let _ = l.release().await;
+                }
+                hook();
+            }
+        })
+    });
+    let result = locked(guard, |w| ui.warn(w), async {
         let inventory = target.inventory().await.map_err(boxed)?;
         if !only.is_empty() {
             return destroy_only(target, stages, only, inventory, ui).await;
@@ -504,7 +522,11 @@ pub async fn destroy_with<T: Target>(
         let removed = target.destroy(stages, volumes, &on).await.map_err(boxed)?;
         Ok(Destroyed::Removed(inventory, removed))
     })
-    .await
+    .await;
+    if let Some(s) = signals {
+        s.abort();
+    }
+    result
 }
 
 /// Remove only the services `only` names: each retired, later stages first.

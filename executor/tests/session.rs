@@ -353,6 +353,52 @@ async fn destroy_lists_confirms_removes_and_releases_and_does_nothing_when_decli
     assert_eq!(calls(&c), ["lock me", "inventory", "release"]);
 }
 
+/// Answers the confirmation only after Ctrl-C (SIGINT to this process) was heard, as a user who presses
+/// Ctrl-C at the question: the lock must be released before the hook runs (the binary then exits).
+struct InterruptedAtTheQuestion {
+    calls: Calls,
+    heard: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DestroyUi for InterruptedAtTheQuestion {
+    fn confirm(&self, _: &Inventory, _: bool) -> Result<bool, Report> {
+        self.calls.lock().unwrap().push("confirm".into());
+        let pid = std::process::id().to_string();
+        let sent = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+        assert!(sent.success());
+        for _ in 0..100 {
+            if self.heard.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(false)
+    }
+
+    fn removing(&self, _: &str) {}
+
+    fn warn(&self, _: &str) {}
+
+    fn on_interrupt(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        let (calls, heard) = (Arc::clone(&self.calls), Arc::clone(&self.heard));
+        Some(Arc::new(move || {
+            calls.lock().unwrap().push("interrupted".into());
+            heard.store(true, std::sync::atomic::Ordering::SeqCst);
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_destroy_question_releases_the_lock_first() {
+    let stages = vec!["0".to_string()];
+    let c = Calls::default();
+    let ui = InterruptedAtTheQuestion { calls: Arc::clone(&c), heard: Default::default() };
+    let _ = session::destroy_with(&target(&c), &stages, "me", false, &[], &ui).await;
+    let seen = calls(&c);
+    assert_eq!(seen[..4], ["lock me", "inventory", "confirm", "release"], "{seen:?}");
+    assert_eq!(seen[4], "interrupted", "{seen:?}");
+}
+
 #[tokio::test]
 async fn destroy_only_retires_the_named_services_and_refuses_unknown_names() {
     let stages = vec!["2.DEFAULT CONTAINER".to_string()];
