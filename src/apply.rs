@@ -122,13 +122,6 @@ impl ApplyUi for Terminal<'_> {
     fn warn(&self, message: &str) {
         output::warn(message);
     }
-
-    fn on_interrupt(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
-        Some(Arc::new(|| {
-            eprintln!("\nInterrupted: the lock is released; run destroy again to finish what it started");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }))
-    }
 }
 
 pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
@@ -303,6 +296,13 @@ impl DestroyUi for DestroyTerminal<'_> {
 
     fn warn(&self, message: &str) {
         output::warn(message);
+    }
+
+    fn on_interrupt(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        Some(Arc::new(|| {
+            eprintln!("\nInterrupted: the lock is released; run destroy again to finish what it started");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }))
     }
 }
 
