@@ -68,7 +68,9 @@ DOCKERFILE
   failed="$(docker logs "$poller" 2>/dev/null | grep -c '^fail$' || true)"
   ok="$(docker logs "$poller" 2>/dev/null | grep -c '^ok$' || true)"
   docker rm -f "$poller" >/dev/null
-  (cd "$dir" && "$bin" destroy pipeline.nix --argstr project "$project" --yes >/dev/null 2>&1) || true
+  # Removed by label, not with `destroy`: the binaries compared may destroy differently (and slowly).
+  docker rm -f $(docker ps -aq --filter "label=pipeline.project=$project") >/dev/null 2>&1 || true
+  docker network rm "$project-bench" >/dev/null 2>&1 || true
   printf "%s %s %s\n" "$(python3 -c "print(round($t1 - $t0, 1))")" "$failed" "$ok"
 }
 
