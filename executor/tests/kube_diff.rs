@@ -15,6 +15,8 @@ fn scope() -> Scope {
         environment: "staging".into(),
         namespace: "shop-staging".into(),
         pull_secret: false,
+        ingress_class: None,
+        tls: None,
     }
 }
 

@@ -111,6 +111,7 @@ pub fn resource(kind: &str) -> Option<ApiResource> {
         "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
         "Job" => ApiResource::erase::<Job>(&()),
         "CronJob" => ApiResource::erase::<CronJob>(&()),
+        "Ingress" => ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
         "Lease" => ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&()),
         "PersistentVolumeClaim" => ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(&()),
         "Pod" => ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
