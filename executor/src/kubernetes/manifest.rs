@@ -526,9 +526,17 @@ fn ingress(scope: &Scope, service: &str, spec: &DeploySpec) -> Option<Object> {
     if spec.endpoints.is_empty() {
         return None;
     }
-    let mut hosts: BTreeMap<&str, Vec<HTTPIngressPath>> = BTreeMap::new();
+    // An Ingress host is a DNS name, never an IP address (the API server refuses one): an endpoint on an
+    // address goes in the rule without a host, which answers whatever host a request names.
+    let mut hosts: BTreeMap<Option<&str>, Vec<HTTPIngressPath>> = BTreeMap::new();
     for e in &spec.endpoints {
-        hosts.entry(&e.host).or_default().push(HTTPIngressPath {
+        let host = Some(e.host.as_str()).filter(|h| h.parse::<std::net::IpAddr>().is_err());
+        let paths = hosts.entry(host).or_default();
+        // Two addresses with the same path: one path in the hostless rule.
+        if paths.iter().any(|p| p.path.as_deref() == Some(e.path.as_str())) {
+            continue;
+        }
+        paths.push(HTTPIngressPath {
             path: Some(e.path.clone()),
             path_type: "Prefix".into(),
             backend: IngressBackend {
@@ -561,7 +569,7 @@ fn ingress(scope: &Scope, service: &str, spec: &DeploySpec) -> Option<Object> {
                 hosts
                     .into_iter()
                     .map(|(host, paths)| IngressRule {
-                        host: Some(host.to_string()),
+                        host: host.map(String::from),
                         http: Some(HTTPIngressRuleValue { paths }),
                     })
                     .collect(),
