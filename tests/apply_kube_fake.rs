@@ -605,3 +605,62 @@ fn logs_of_several_pods_merge_with_their_prefixes_tail_since_and_follow() {
     let _ = child.wait();
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
+
+#[test]
+fn public_endpoints_become_an_ingress_that_replans_to_nothing_is_pruned_and_destroyed() {
+    let fake = start();
+    let with = ["--arg", "withEndpoints", "true"];
+    let out = fake.pipeline(&[&["apply", "--yes"][..], &with].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("https://shop.example.com/api"), "TLS for the real domain: {summary}");
+    assert!(summary.contains("http://api.shop.localhost/"), "plain HTTP for a local host: {summary}");
+
+    // One Ingress named after the service, as the server stored it: a rule per host, Prefix paths to the
+    // service's port, the class, TLS and the issuer for the real domain only.
+    let ingress = fake.object("ingresses", "api");
+    assert_eq!(ingress["metadata"]["labels"]["pipeline.dev/service"], "api", "{ingress:#}");
+    assert_eq!(ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"], "letsencrypt");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    let backend = json!({ "service": { "name": "api", "port": { "number": 8080 } } });
+    assert_eq!(
+        ingress["spec"]["rules"],
+        json!([
+            { "host": "api.shop.localhost", "http": { "paths": [{ "path": "/", "pathType": "Prefix", "backend": backend }] } },
+            { "host": "shop.example.com", "http": { "paths": [{ "path": "/api", "pathType": "Prefix", "backend": backend }] } },
+        ])
+    );
+    assert_eq!(ingress["spec"]["tls"], json!([{ "hosts": ["shop.example.com"], "secretName": "api-tls" }]));
+    assert_eq!(ingress["status"], json!({ "loadBalancer": {} }), "the server's default status");
+    let api = fake.object("deployments", "api");
+    assert_eq!(api["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 20, "from stopGracePeriod");
+    let db = fake.object("statefulsets", "db");
+    assert_eq!(db["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 30, "the server's default");
+
+    // Read back with the server's defaults: nothing to do.
+    let plan = fake.pipeline(&[&["plan", "--detailed-exitcode"][..], &with].concat());
+    assert_eq!(plan.status.code(), Some(0), "a plan after apply has nothing to do:\n{}", text(&plan.stdout));
+
+    // Without the endpoints the Ingress goes: planned, then pruned by apply.
+    let plan = fake.pipeline(&["plan", "--detailed-exitcode"]);
+    let shown = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("- ingress/api"), "{shown}");
+    applied(&fake, &["apply", "--yes"]);
+    assert!(!fake.objects().contains(&("ingresses".into(), "api".into())), "{:?}", fake.objects());
+    assert!(fake.objects().contains(&("services".into(), "api".into())), "the Service stays for the ports");
+    let plan = fake.pipeline(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+
+    // Back again, then destroy removes it with everything else.
+    let plan = fake.pipeline(&[&["plan"][..], &with].concat());
+    assert!(text(&plan.stdout).contains("+ ingress/api"), "{}", text(&plan.stdout));
+    applied(&fake, &[&["apply", "--yes"][..], &with].concat());
+    assert!(fake.objects().contains(&("ingresses".into(), "api".into())));
+    let out = fake.pipeline(&["destroy", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(all(&out).contains("ingress/api"), "destroy names it: {}", all(&out));
+    let left: Vec<(String, String)> =
+        fake.objects().into_iter().filter(|(r, _)| r != "namespaces" && r != "persistentvolumeclaims").collect();
+    assert!(left.is_empty(), "{left:?}");
+}

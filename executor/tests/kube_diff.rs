@@ -6,6 +6,7 @@ use pipeline_executor::kubernetes::live::{KubernetesLive, LiveObject, object_dif
 use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues};
 use pipeline_planner::DeploySpec;
 use pipeline_planner::live::LiveState;
+use pipeline_planner::model::IngressTls;
 use pipeline_planner::plan::{ObjectAction, ObjectDiff};
 use serde_json::{Value as Json, json};
 
@@ -15,6 +16,8 @@ fn scope() -> Scope {
         environment: "staging".into(),
         namespace: "shop-staging".into(),
         pull_secret: false,
+        ingress_class: None,
+        tls: None,
     }
 }
 
@@ -191,4 +194,66 @@ fn quantities_compare_by_amount() {
     assert_eq!(q("1e3"), 1000.0);
     assert_ne!(q("1G"), q("1Gi"));
     assert!(quantity_value("lots").is_none());
+}
+
+/// The api's spec with public endpoints: a real domain, a local host and an address.
+fn with_endpoints() -> Json {
+    let mut s = spec();
+    s["endpoints"] = json!([
+        { "host": "shop.example.com", "path": "/api", "port": 8080 },
+        { "host": "api.shop.localhost", "path": "/", "port": 8080 },
+        { "host": "192.168.1.5", "path": "/", "port": 8080 },
+    ]);
+    s
+}
+
+fn ingress_of(objects: &[Object]) -> Option<Json> {
+    objects.iter().find(|o| o.kind() == "Ingress").map(Object::to_json)
+}
+
+#[test]
+fn endpoints_make_an_ingress_with_tls_only_for_real_domains_when_the_target_asks() {
+    let plain = ingress_of(&desired(&with_endpoints())).expect("an Ingress");
+    assert_eq!(plain["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(plain["metadata"]["name"], "api");
+    let hosts: Vec<&Json> = plain["spec"]["rules"].as_array().unwrap().iter().map(|r| &r["host"]).collect();
+    // The address has no host (an Ingress host is a DNS name): its rule comes first and matches any host.
+    assert_eq!(hosts, [&Json::Null, &json!("api.shop.localhost"), &json!("shop.example.com")]);
+    assert!(plain["spec"].get("tls").is_none(), "no tls on the target: {plain:#}");
+    assert!(plain["spec"].get("ingressClassName").is_none());
+    assert!(plain["metadata"].get("annotations").is_none());
+
+    let tls = Scope {
+        ingress_class: Some("nginx".into()),
+        tls: Some(IngressTls { secret_name: Some("shop-cert".into()), cluster_issuer: Some("letsencrypt".into()) }),
+        ..scope()
+    };
+    let objects =
+        manifest::service_objects(&tls, "api", &typed(&with_endpoints()), None, SecretValues::Hidden).unwrap();
+    let secure = ingress_of(&objects).unwrap();
+    assert_eq!(secure["spec"]["ingressClassName"], "nginx");
+    assert_eq!(secure["spec"]["tls"], json!([{ "hosts": ["shop.example.com"], "secretName": "shop-cert" }]));
+    assert_eq!(secure["metadata"]["annotations"], json!({ "cert-manager.io/cluster-issuer": "letsencrypt" }));
+
+    // Only local hosts: nothing to certify, so no TLS and no issuer even with `tls` set.
+    let mut local = spec();
+    local["endpoints"] = json!([{ "host": "api.shop.localhost", "path": "/", "port": 8080 }]);
+    let objects = manifest::service_objects(&tls, "api", &typed(&local), None, SecretValues::Hidden).unwrap();
+    let local = ingress_of(&objects).unwrap();
+    assert!(local["spec"].get("tls").is_none() && local["metadata"].get("annotations").is_none(), "{local:#}");
+
+    // Without endpoints, no Ingress.
+    assert!(ingress_of(&desired(&spec())).is_none());
+}
+
+#[test]
+fn added_and_removed_endpoints_create_and_delete_the_ingress() {
+    let changes = diffs(&desired(&with_endpoints()), &served(&applied(&spec())));
+    let summary: Vec<(String, ObjectAction)> = changes.iter().map(|c| (c.object.clone(), c.action)).collect();
+    assert!(summary.contains(&("ingress/api".into(), ObjectAction::Create)), "{summary:?}");
+    let changes = diffs(&desired(&spec()), &served(&applied(&with_endpoints())));
+    let summary: Vec<(String, ObjectAction)> = changes.iter().map(|c| (c.object.clone(), c.action)).collect();
+    assert!(summary.contains(&("ingress/api".into(), ObjectAction::Delete)), "{summary:?}");
+    let same = diffs(&desired(&with_endpoints()), &served(&applied(&with_endpoints())));
+    assert!(same.is_empty(), "{same:?}");
 }

@@ -120,7 +120,14 @@ fn list(kind: &str, items: Vec<Json>) -> Reply {
 }
 
 fn scope() -> Scope {
-    Scope { project: "shop".into(), environment: "staging".into(), namespace: NS.into(), pull_secret: false }
+    Scope {
+        project: "shop".into(),
+        environment: "staging".into(),
+        namespace: NS.into(),
+        pull_secret: false,
+        ingress_class: None,
+        tls: None,
+    }
 }
 
 fn api_spec() -> Json {

@@ -80,8 +80,10 @@ KINDS = {
     "jobs": ("batch/v1", "Job", True, True),
     "cronjobs": ("batch/v1", "CronJob", True, True),
     "leases": ("coordination.k8s.io/v1", "Lease", True, False),
+    "ingresses": ("networking.k8s.io/v1", "Ingress", True, True),
 }
-GROUP = {"apps/v1": "apps", "batch/v1": "batch", "coordination.k8s.io/v1": "coordination.k8s.io", "v1": ""}
+GROUP = {"apps/v1": "apps", "batch/v1": "batch", "coordination.k8s.io/v1": "coordination.k8s.io",
+         "networking.k8s.io/v1": "networking.k8s.io", "v1": ""}
 
 PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
@@ -584,6 +586,13 @@ def default_object(resource, obj):
         default_pod_spec(spec)
     elif resource == "persistentvolumeclaims":
         spec.setdefault("volumeMode", "Filesystem")
+    elif resource == "ingresses":
+        # https://kubernetes.io/docs/reference/kubernetes-api/service-resources/ingress-v1/: nothing in the
+        # spec is defaulted (pathType is required in v1); the status starts with an empty load balancer,
+        # which the ingress controller fills in. The DefaultIngressClass admission plugin, which sets
+        # ingressClassName from an IngressClass marked default, is not run (no IngressClasses are served):
+        # https://kubernetes.io/docs/concepts/services-networking/ingress/#default-ingress-class
+        obj.setdefault("status", {"loadBalancer": {}})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -662,6 +671,29 @@ def validate(resource, obj, old):
             for p in c.get("ports") or []:
                 if not 0 < p.get("containerPort", 0) < 65536:
                     causes.append(cause(f"{at}.ports", "Invalid value", "must be between 1 and 65535"))
+    if resource == "ingresses":
+        # https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-rules and the API's
+        # ValidateIngressSpec: a host is a DNS name (a leading `*.` allowed), not an IP address; a Prefix
+        # or Exact path is absolute; a backend port is a number in range.
+        for i, rule in enumerate(spec.get("rules") or []):
+            host = rule.get("host")
+            if host is not None:
+                name = host[2:] if host.startswith("*.") else host
+                if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*", host):
+                    causes.append(cause(f"spec.rules[{i}].host", "Invalid value",
+                                        f'"{host}": must be a DNS name, not an IP address'))
+                elif not DNS_SUBDOMAIN.match(name) or len(host) > 253:
+                    causes.append(cause(f"spec.rules[{i}].host", "Invalid value",
+                                        f'"{host}": a lowercase RFC 1123 subdomain'))
+            for j, path in enumerate(((rule.get("http") or {}).get("paths")) or []):
+                at = f"spec.rules[{i}].http.paths[{j}]"
+                if path.get("pathType") in ("Prefix", "Exact") and not (path.get("path") or "").startswith("/"):
+                    causes.append(cause(f"{at}.path", "Invalid value", f'"{path.get("path")}": must be an '
+                                        "absolute path"))
+                port = (((path.get("backend") or {}).get("service") or {}).get("port") or {})
+                if "number" in port and not 0 < port["number"] < 65536:
+                    causes.append(cause(f"{at}.backend.service.port.number", "Invalid value",
+                                        "must be between 1 and 65535"))
     if resource == "services":
         for i, p in enumerate(spec.get("ports") or []):
             if not 0 < p.get("port", 0) < 65536:

@@ -283,6 +283,39 @@ class FakeKube(unittest.TestCase):
         l1["spec"]["holderIdentity"] = "c"
         self.assertEqual(self.s.call("PUT", f"{path}/l", l1)[0], 409, "a stale resourceVersion loses")
 
+    def test_ingress_is_served_validated_and_keeps_its_paths(self):
+        path = f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses"
+
+        def ingress(host, path_="/api", number=8080):
+            return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api"},
+                    "spec": {"ingressClassName": "nginx",
+                             "rules": [{"host": host, "http": {"paths": [
+                                 {"path": path_, "pathType": "Prefix",
+                                  "backend": {"service": {"name": "api", "port": {"number": number}}}}]}}],
+                             "tls": [{"hosts": [host], "secretName": "api-tls"}]}}
+
+        code, i = self.s.apply(f"{path}/api", ingress("shop.example.com"))
+        self.assertEqual(code, 201, i)
+        self.assertEqual(i["status"], {"loadBalancer": {}})
+        self.assertEqual(i["metadata"]["generation"], 1)
+        self.assertEqual(i["spec"]["rules"][0]["http"]["paths"][0]["pathType"], "Prefix")
+        code, again = self.s.apply(f"{path}/api", ingress("shop.example.com"))
+        self.assertEqual((code, again["metadata"]["resourceVersion"]), (200, i["metadata"]["resourceVersion"]))
+        code, i = self.s.apply(f"{path}/api", ingress("*.shop.example.com"))
+        self.assertEqual((code, i["metadata"]["generation"]), (200, 2))
+        code, st = self.s.apply(f"{path}/api", ingress("10.0.0.1"))
+        self.assertEqual(code, 422)
+        self.assertIn("not an IP address", st["message"])
+        code, st = self.s.apply(f"{path}/api", ingress("shop.example.com", path_="api"))
+        self.assertEqual(code, 422)
+        self.assertIn("absolute path", st["message"])
+        no_type = ingress("shop.example.com")
+        del no_type["spec"]["rules"][0]["http"]["paths"][0]["pathType"]
+        self.assertEqual(self.s.apply(f"{path}/api", no_type)[0], 422, "pathType is required in v1")
+        code, _ = self.s.call("DELETE", f"{path}/api")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.s.call("GET", f"{path}/api")[0], 404)
+
 
 if __name__ == "__main__":
     unittest.main()

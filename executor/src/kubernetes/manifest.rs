@@ -6,7 +6,10 @@
 //! - database: a StatefulSet (a volume claim template `data` when `volume` is set) and a headless Service;
 //! - job: a Job named `<service>-<spec hash>` (a new spec is a new run), or a CronJob when `schedule` is set;
 //! - every service: its `env` in the ConfigMap `<service>-env`, its secrets in the Secret
-//!   `<service>-secrets`, both read with `envFrom`.
+//!   `<service>-secrets`, both read with `envFrom`;
+//! - a service with public endpoints: an Ingress named after it, one rule per host with `Prefix` paths to
+//!   its Service, TLS (and the cert-manager issuer) for the hosts that are real domains when the target
+//!   asks for TLS.
 //!
 //! Every object carries the common labels; workloads carry the spec, its hash and the build key as
 //! annotations, and their pod templates the spec hash, so a changed ConfigMap or Secret rolls the pods.
@@ -22,14 +25,18 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, Secret, SecretEnvSource, Service, ServicePort, ServiceSpec, VolumeMount,
     VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    IngressTLS, ServiceBackendPort,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pipeline_planner::DeploySpec;
-use pipeline_planner::model::ServiceType;
+use pipeline_planner::model::{IngressTls, ServiceType, Target};
 use pipeline_planner::spec::parse_duration;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The labels and annotations pipeline puts on the objects it makes.
 pub mod labels {
@@ -41,6 +48,8 @@ pub mod labels {
     pub const SPEC: &str = "pipeline.dev/spec";
     pub const SPEC_HASH: &str = "pipeline.dev/spec-hash";
     pub const KEY: &str = "pipeline.dev/key";
+    /// On an Ingress: the cert-manager ClusterIssuer that makes its certificate.
+    pub const CLUSTER_ISSUER: &str = "cert-manager.io/cluster-issuer";
     /// On a Secret rendered without its values.
     pub const VALUES_HIDDEN: &str = "pipeline.dev/values";
 }
@@ -60,6 +69,10 @@ pub struct Scope {
     pub namespace: String,
     /// Workloads pull with the Secret [`PULL_SECRET`] (the mirror needs credentials).
     pub pull_secret: bool,
+    /// `ingressClassName` of the Ingresses made for public endpoints.
+    pub ingress_class: Option<String>,
+    /// TLS for the public endpoints whose host is a real domain.
+    pub tls: Option<IngressTls>,
 }
 
 impl Scope {
@@ -77,11 +90,20 @@ impl Scope {
     /// The namespace and labels of an environment: its target's namespace, or `<project>-<env>` when the
     /// definitions deploy to Docker (for `render`).
     pub fn of(env: &pipeline_planner::Environment) -> Scope {
-        let namespace = match &env.target {
-            pipeline_planner::model::Target::Kubernetes { namespace, .. } => namespace.clone(),
-            pipeline_planner::model::Target::Docker { .. } => format!("{}-{}", env.project, env.name),
+        let (namespace, ingress_class, tls) = match &env.target {
+            Target::Kubernetes { namespace, ingress_class, tls, .. } => {
+                (namespace.clone(), ingress_class.clone(), tls.clone())
+            }
+            Target::Docker { .. } => (format!("{}-{}", env.project, env.name), None, None),
         };
-        Scope { project: env.project.clone(), environment: env.name.clone(), namespace, pull_secret: false }
+        Scope {
+            project: env.project.clone(),
+            environment: env.name.clone(),
+            namespace,
+            pull_secret: false,
+            ingress_class,
+            tls,
+        }
     }
 
     /// `managed-by=pipeline,pipeline.dev/project=…,pipeline.dev/environment=…`: every object of the environment.
@@ -131,10 +153,13 @@ pub enum Object {
     StatefulSet(StatefulSet),
     Job(Job),
     CronJob(CronJob),
+    Ingress(Ingress),
 }
 
-/// The kinds a service can own, in apply order (configuration before the workloads that read it).
-pub const KINDS: [&str; 7] = ["ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job", "CronJob"];
+/// The kinds a service can own, in apply order (configuration before the workloads that read it, the
+/// Ingress once its Service and pods are there); deleted in the reverse order.
+pub const KINDS: [&str; 8] =
+    ["ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job", "CronJob", "Ingress"];
 
 impl Object {
     pub fn kind(&self) -> &'static str {
@@ -147,6 +172,7 @@ impl Object {
             Object::StatefulSet(_) => "StatefulSet",
             Object::Job(_) => "Job",
             Object::CronJob(_) => "CronJob",
+            Object::Ingress(_) => "Ingress",
         }
     }
 
@@ -164,6 +190,7 @@ impl Object {
             Object::StatefulSet(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
             Object::CronJob(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
         }
     }
 
@@ -187,6 +214,7 @@ impl Object {
             Object::StatefulSet(o) => serde_json::to_value(o),
             Object::Job(o) => serde_json::to_value(o),
             Object::CronJob(o) => serde_json::to_value(o),
+            Object::Ingress(o) => serde_json::to_value(o),
         }
         .unwrap_or(Json::Null);
         let mut out = serde_json::Map::new();
@@ -204,6 +232,7 @@ pub fn api_version(kind: &str) -> &'static str {
         "Deployment" | "StatefulSet" => "apps/v1",
         "Job" | "CronJob" => "batch/v1",
         "Lease" => "coordination.k8s.io/v1",
+        "Ingress" => "networking.k8s.io/v1",
         _ => "v1",
     }
 }
@@ -359,6 +388,11 @@ fn objects_of(
     }
     workload_meta.annotations = Some(annotations);
     let container = container(service, spec, env_from)?;
+    // Kubernetes counts whole seconds; left out when not given (the cluster's default, 30 s, applies).
+    let grace = spec.stop_grace_period.as_ref().map(|_| {
+        let d = spec.stop_grace();
+        i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+    });
     let template = |restart: Option<&str>| PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(scope.labels(service)),
@@ -369,6 +403,7 @@ fn objects_of(
             containers: vec![container.clone()],
             restart_policy: restart.map(String::from),
             enable_service_links: Some(false),
+            termination_grace_period_seconds: grace,
             image_pull_secrets: scope.pull_secret.then(|| vec![LocalObjectReference { name: PULL_SECRET.into() }]),
             ..Default::default()
         }),
@@ -479,7 +514,71 @@ fn objects_of(
             }
         }
     }
+    out.extend(ingress(scope, service, spec));
     Ok(out)
+}
+
+/// The Ingress of a service with public endpoints: one rule per host (in name order), each endpoint a
+/// `Prefix` path to the service's port on its Service. With the target's `tls`, the hosts that are real
+/// domains are served over TLS from `secretName` (`<service>-tls` by default), which the cert-manager
+/// `clusterIssuer`, when given, fills in.
+fn ingress(scope: &Scope, service: &str, spec: &DeploySpec) -> Option<Object> {
+    if spec.endpoints.is_empty() {
+        return None;
+    }
+    // An Ingress host is a DNS name, never an IP address (the API server refuses one): an endpoint on an
+    // address goes in the rule without a host, which answers whatever host a request names.
+    let mut hosts: BTreeMap<Option<&str>, Vec<HTTPIngressPath>> = BTreeMap::new();
+    for e in &spec.endpoints {
+        let host = Some(e.host.as_str()).filter(|h| h.parse::<std::net::IpAddr>().is_err());
+        let paths = hosts.entry(host).or_default();
+        // Two addresses with the same path: one path in the hostless rule.
+        if paths.iter().any(|p| p.path.as_deref() == Some(e.path.as_str())) {
+            continue;
+        }
+        paths.push(HTTPIngressPath {
+            path: Some(e.path.clone()),
+            path_type: "Prefix".into(),
+            backend: IngressBackend {
+                service: Some(IngressServiceBackend {
+                    name: service.into(),
+                    port: Some(ServiceBackendPort { number: Some(i32::from(e.port)), name: None }),
+                }),
+                resource: None,
+            },
+        });
+    }
+    // Local hosts (`*.localhost`, addresses) get no certificate: plain HTTP, as `Target::url` says.
+    let secure: BTreeSet<String> = spec.endpoints.iter().filter(|e| !e.is_local()).map(|e| e.host.clone()).collect();
+    let mut metadata = scope.meta(service, service);
+    let mut tls = None;
+    if let (Some(t), false) = (&scope.tls, secure.is_empty()) {
+        if let Some(issuer) = &t.cluster_issuer {
+            metadata.annotations = Some(BTreeMap::from([(CLUSTER_ISSUER.to_string(), issuer.clone())]));
+        }
+        tls = Some(vec![IngressTLS {
+            hosts: Some(secure.into_iter().collect()),
+            secret_name: Some(t.secret_name.clone().unwrap_or_else(|| format!("{service}-tls"))),
+        }]);
+    }
+    Some(Object::Ingress(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: scope.ingress_class.clone(),
+            rules: Some(
+                hosts
+                    .into_iter()
+                    .map(|(host, paths)| IngressRule {
+                        host: host.map(String::from),
+                        http: Some(HTTPIngressRuleValue { paths }),
+                    })
+                    .collect(),
+            ),
+            tls,
+            default_backend: None,
+        }),
+        ..Default::default()
+    }))
 }
 
 fn container(service: &str, spec: &DeploySpec, env_from: Vec<EnvFromSource>) -> Result<Container, String> {

@@ -1,4 +1,5 @@
-//! The Kubernetes target (`std.kubernetes { namespace; context; }`): typed manifests ([`manifest`]),
+//! The Kubernetes target (`std.kubernetes { namespace; context; ingressClassName; tls; }`): typed manifests
+//! ([`manifest`], with an Ingress for a service's public endpoints),
 //! server-side apply with the field manager `pipeline`, rollout waits that explain a failure with pod
 //! states and events ([`wait`]), live state and object-level diffs for `plan` ([`live`]), a Lease per
 //! environment ([`lease`]), and [`KubernetesTarget`], the [`Target`](crate::target::Target) that ties them.
@@ -111,6 +112,7 @@ pub fn resource(kind: &str) -> Option<ApiResource> {
         "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
         "Job" => ApiResource::erase::<Job>(&()),
         "CronJob" => ApiResource::erase::<CronJob>(&()),
+        "Ingress" => ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
         "Lease" => ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&()),
         "PersistentVolumeClaim" => ApiResource::erase::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(&()),
         "Pod" => ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
@@ -376,7 +378,9 @@ impl Target for KubernetesTarget {
     }
 
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DeployError> {
-        // Services answer inside the cluster; published addresses come with public endpoints.
+        // Services answer inside the cluster, and nothing publishes a port of a pod. Public endpoints are
+        // served by the Ingress controller at the addresses `Target::url` gives from the definitions, which
+        // the summary and `status` already show: listing them here would show them twice.
         Ok(vec![])
     }
 }
