@@ -4,39 +4,60 @@
 //! plan takes: evaluate a definition, read the model, walk, hash, key.
 
 use pipeline_lang::io::FsIo;
+use pipeline_lang::span::SourceMap;
 use pipeline_lang::{Evaluator, Options};
+use pipeline_planner::Environment;
 use pipeline_planner::cache::Offline;
 use pipeline_planner::context::StatCache;
 use pipeline_planner::lockfile::Lockfile;
 use pipeline_planner::pins::LockMode;
-use pipeline_planner::plan::{Pinning, key_builds};
+use pipeline_planner::plan::{KeyedBuild, Pinning, key_builds};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const STD: &str = "/pipeline-embedded/std";
 
+/// A definition (written to `dir/pipeline.nix`) evaluated and read once; every [`Keyer::build`] walks,
+/// hashes and keys its contexts afresh, as a plan does.
+struct Keyer {
+    env: Environment,
+    sources: SourceMap,
+}
+
+impl Keyer {
+    fn new(dir: &Path, def: &str) -> Keyer {
+        let file = dir.join("pipeline.nix");
+        std::fs::write(&file, def).unwrap();
+        let io = FsIo::default().with_embedded(Path::new(STD), pipeline_stdlib::FILES);
+        let mut ev = Evaluator::new(
+            &io,
+            Options {
+                root: Some(dir.to_path_buf()),
+                search_paths: vec![("std".into(), PathBuf::from(STD))],
+                display_base: None,
+                stdlib_dirs: vec![PathBuf::from(STD)],
+            },
+        );
+        let v = ev.load(&file, &[]).unwrap_or_else(|e| panic!("{e:?}"));
+        let env = pipeline_planner::read_environment(&mut ev, &file, v).unwrap_or_else(|e| panic!("{e:?}"));
+        Keyer { env, sources: std::mem::take(&mut ev.sources) }
+    }
+
+    /// The keyed build of service `svc`.
+    fn build(&self, svc: &str, cache: &StatCache) -> KeyedBuild {
+        let lock = Lockfile::default();
+        let pinning = Pinning { lock: &lock, mode: LockMode::Offline, lock_name: "pipeline.lock" };
+        let mut keyed = key_builds(&self.env, &self.sources, cache, &Offline, pinning, |_| true)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let i = self.env.services.iter().position(|s| s.name == svc).unwrap();
+        keyed.keyed.swap_remove(i).unwrap().unwrap()
+    }
+}
+
 /// The key of service `svc` in the definition `def` (written to `dir/pipeline.nix`).
 fn key(dir: &Path, def: &str, svc: &str, cache: &StatCache) -> String {
-    let file = dir.join("pipeline.nix");
-    std::fs::write(&file, def).unwrap();
-    let io = FsIo::default().with_embedded(Path::new(STD), pipeline_stdlib::FILES);
-    let mut ev = Evaluator::new(
-        &io,
-        Options {
-            root: Some(dir.to_path_buf()),
-            search_paths: vec![("std".into(), PathBuf::from(STD))],
-            display_base: None,
-            stdlib_dirs: vec![PathBuf::from(STD)],
-        },
-    );
-    let v = ev.load(&file, &[]).unwrap_or_else(|e| panic!("{e:?}"));
-    let env = pipeline_planner::read_environment(&mut ev, &file, v).unwrap_or_else(|e| panic!("{e:?}"));
-    let lock = Lockfile::default();
-    let pinning = Pinning { lock: &lock, mode: LockMode::Offline, lock_name: "pipeline.lock" };
-    let keyed = key_builds(&env, &ev.sources, cache, &Offline, pinning, |_| true).unwrap_or_else(|e| panic!("{e:?}"));
-    let i = env.services.iter().position(|s| s.name == svc).unwrap();
-    keyed.keyed[i].as_ref().unwrap().as_ref().unwrap().key.clone()
+    Keyer::new(dir, def).build(svc, cache).key
 }
 
 fn def(env_name: &str, env_vars: &str, args: &str) -> String {
