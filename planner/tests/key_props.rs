@@ -129,6 +129,111 @@ fn fresh(files: &[File]) -> (tempfile::TempDir, String) {
     (d, k)
 }
 
+/// Names for the deeper trees: `.log` files and folders (some `keep.log`, which `.dockerignore` re-includes)
+/// and Unicode names, `é` both precomposed and decomposed (two different names to Docker and to Linux).
+const NAMES: &[&str] =
+    &["a", "b", "src", "x.txt", "z.log", "keep.log", "\u{e9}", "e\u{301}", "日本語.txt", "журнал.log", "🦀.rs", "a b"];
+
+/// `*.log` and `!keep.log`: Docker's `*` does not cross `/`, so both act at the context root only.
+const ROOT_ONLY: &str = "*.log\n!keep.log\n";
+/// The same at any depth.
+const ANY_DEPTH: &str = "**/*.log\n!**/keep.log\n";
+
+fn ignore_text(deep: bool) -> &'static str {
+    if deep { ANY_DEPTH } else { ROOT_ONLY }
+}
+
+/// Whether Docker sends `path` with [`ignore_text`]`(deep)`, worked out independently of the planner's
+/// matcher: the first `.log` component the patterns reach (only the first component for [`ROOT_ONLY`])
+/// decides. `keep.log` is re-included with everything below it (a folder hands its matches down to its
+/// entries); any other `.log` is excluded with everything below it (an excluded folder no `!` pattern
+/// starts with is skipped whole, so even a `keep.log` inside it is not sent).
+fn sent(path: &str, deep: bool) -> bool {
+    let seen = if deep { path.split('/').count() } else { 1 };
+    match path.split('/').take(seen).find(|c| c.ends_with(".log")) {
+        Some(c) => c == "keep.log",
+        None => true,
+    }
+}
+
+/// A relative path of 1 to `depth` names from [`NAMES`].
+fn deep_path(depth: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(NAMES), 1..=depth).prop_map(|parts| parts.join("/"))
+}
+
+/// Whether two paths cannot both exist: the same path, or one a folder of the other.
+fn clash(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
+/// Up to `max` files up to `depth` levels deep, none clashing.
+fn deep_tree(depth: usize, max: usize) -> impl Strategy<Value = Vec<File>> {
+    let file = (deep_path(depth), prop::collection::vec(any::<u8>(), 1..48), any::<bool>())
+        .prop_map(|(path, bytes, exec)| File { path, bytes, exec });
+    prop::collection::vec(file, 1..max).prop_map(|files| {
+        let mut out: Vec<File> = Vec::new();
+        for f in files {
+            if !out.iter().any(|o| clash(&o.path, &f.path)) {
+                out.push(f);
+            }
+        }
+        out
+    })
+}
+
+/// `files` under `dir/ctx` with the given `.dockerignore`, evaluated as service `app`.
+fn setup(files: &[File], ignore: &str) -> (tempfile::TempDir, Keyer) {
+    let d = tempfile::tempdir().unwrap();
+    let ctx = d.path().join("ctx");
+    write_tree(&ctx, files);
+    std::fs::write(ctx.join(".dockerignore"), ignore).unwrap();
+    let keyer = Keyer::new(d.path(), &def("staging", "", ""));
+    (d, keyer)
+}
+
+/// The paths a keyed context holds.
+fn keyed_paths(b: &KeyedBuild) -> Vec<&str> {
+    b.context.files.iter().map(|f| f.path.as_str()).collect()
+}
+
+/// What the model says the context holds: the sent files, the Dockerfile and `.dockerignore`, by bytes.
+fn expected_paths<'a>(files: &'a [File], deep: bool) -> Vec<&'a str> {
+    let mut want: Vec<&str> = files.iter().filter(|f| sent(&f.path, deep)).map(|f| f.path.as_str()).collect();
+    want.extend([".dockerignore", "Dockerfile"]);
+    want.sort_unstable();
+    want
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// `!` re-includes over deeper trees with Unicode names: the context holds exactly what the model
+    /// says Docker sends; rewriting every excluded file leaves the key, rewriting one sent file (a
+    /// re-included one when there is one) changes it.
+    #[test]
+    fn reincluded_files_count_and_other_excluded_files_do_not(
+        files in deep_tree(6, 14), deep in any::<bool>(), pick in any::<prop::sample::Index>(),
+    ) {
+        let (d, keyer) = setup(&files, ignore_text(deep));
+        let ctx = d.path().join("ctx");
+        let first = keyer.build("app", &StatCache::disabled());
+        prop_assert_eq!(keyed_paths(&first), expected_paths(&files, deep));
+        for f in files.iter().filter(|f| !sent(&f.path, deep)) {
+            std::fs::write(ctx.join(&f.path), b"changed, and longer than before: not sent").unwrap();
+        }
+        prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+        let sent_files: Vec<&File> = files.iter().filter(|f| sent(&f.path, deep)).collect();
+        let kept: Vec<&File> = sent_files.iter().copied().filter(|f| f.path.split('/').any(|c| c == "keep.log")).collect();
+        let pool = if kept.is_empty() { &sent_files } else { &kept };
+        prop_assume!(!pool.is_empty());
+        let target = pool[pick.index(pool.len())];
+        let mut bytes = target.bytes.clone();
+        bytes[0] = bytes[0].wrapping_add(1);
+        std::fs::write(ctx.join(&target.path), &bytes).unwrap();
+        prop_assert_ne!(keyer.build("app", &StatCache::disabled()).key, first.key);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
