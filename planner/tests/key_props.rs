@@ -8,7 +8,7 @@ use pipeline_lang::span::SourceMap;
 use pipeline_lang::{Evaluator, Options};
 use pipeline_planner::Environment;
 use pipeline_planner::cache::Offline;
-use pipeline_planner::context::StatCache;
+use pipeline_planner::context::{HashedKind, StatCache};
 use pipeline_planner::lockfile::Lockfile;
 use pipeline_planner::pins::LockMode;
 use pipeline_planner::plan::{KeyedBuild, Pinning, key_builds};
@@ -204,6 +204,65 @@ fn expected_paths<'a>(files: &'a [File], deep: bool) -> Vec<&'a str> {
     want
 }
 
+/// Where a generated symlink points.
+#[derive(Debug, Clone)]
+enum To {
+    /// A path relative to the link's folder, inside the context (it may not exist).
+    Inside(String),
+    /// `../…/outside/secret.txt`: a file beside the context.
+    OutsideFile,
+    /// `../…/outside/dir`: a folder beside the context.
+    OutsideDir,
+    /// The absolute path of `outside/secret.txt`.
+    Absolute,
+    /// Nothing.
+    Dangling,
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    path: String,
+    to: To,
+}
+
+/// The target text of `link` in a context at `dir/ctx`, with `dir/outside` beside it.
+fn target_text(link: &Link, dir: &Path) -> String {
+    let ups = "../".repeat(link.path.matches('/').count() + 1);
+    match &link.to {
+        To::Inside(p) => p.clone(),
+        To::OutsideFile => format!("{ups}outside/secret.txt"),
+        To::OutsideDir => format!("{ups}outside/dir"),
+        To::Absolute => dir.join("outside/secret.txt").to_str().unwrap().to_string(),
+        To::Dangling => "nowhere/\u{fc}n\u{ef}code".to_string(),
+    }
+}
+
+/// Files and symlinks, none clashing.
+fn tree_with_links() -> impl Strategy<Value = (Vec<File>, Vec<Link>)> {
+    let to = prop_oneof![
+        deep_path(3).prop_map(To::Inside),
+        Just(To::OutsideFile),
+        Just(To::OutsideDir),
+        Just(To::Absolute),
+        Just(To::Dangling),
+    ];
+    let link = (deep_path(4), to).prop_map(|(path, to)| Link { path, to });
+    (deep_tree(4, 8), prop::collection::vec(link, 1..6)).prop_map(|(files, links)| {
+        let mut kept: Vec<Link> = Vec::new();
+        for l in links {
+            if !files.iter().any(|f| clash(&f.path, &l.path)) && !kept.iter().any(|k| clash(&k.path, &l.path)) {
+                kept.push(l);
+            }
+        }
+        (files, kept)
+    })
+}
+
+fn relink(path: &Path, target: &str) {
+    std::fs::remove_file(path).unwrap();
+    std::os::unix::fs::symlink(target, path).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -232,6 +291,59 @@ proptest! {
         std::fs::write(ctx.join(&target.path), &bytes).unwrap();
         prop_assert_ne!(keyer.build("app", &StatCache::disabled()).key, first.key);
     }
+
+    /// Symlinks are sent as symlinks (docs/build-key.md): the key holds each sent link's target text,
+    /// never what it points at. Rewriting what links point at outside the context leaves the key;
+    /// retargeting a sent link, or replacing it by a file with the bytes it leads to, changes it;
+    /// retargeting an excluded link does not.
+    #[test]
+    fn symlinks_key_their_target_text_not_what_they_point_at(
+        (files, links) in tree_with_links(), deep in any::<bool>(), pick in any::<prop::sample::Index>(),
+    ) {
+        let (d, keyer) = setup(&files, ignore_text(deep));
+        let ctx = d.path().join("ctx");
+        std::fs::create_dir_all(d.path().join("outside/dir")).unwrap();
+        std::fs::write(d.path().join("outside/secret.txt"), b"outside the context").unwrap();
+        for l in &links {
+            let p = ctx.join(&l.path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target_text(l, d.path()), &p).unwrap();
+        }
+        let first = keyer.build("app", &StatCache::disabled());
+        let mut want = expected_paths(&files, deep);
+        want.extend(links.iter().filter(|l| sent(&l.path, deep)).map(|l| l.path.as_str()));
+        want.sort_unstable();
+        prop_assert_eq!(keyed_paths(&first), want);
+        for l in links.iter().filter(|l| sent(&l.path, deep)) {
+            let entry = first.context.files.iter().find(|f| f.path == l.path).unwrap();
+            prop_assert_eq!(&entry.kind, &HashedKind::Symlink { target: target_text(l, d.path()) });
+        }
+        // What the links point at, outside the context, changes.
+        std::fs::write(d.path().join("outside/secret.txt"), b"something else entirely").unwrap();
+        std::fs::write(d.path().join("outside/dir/new.txt"), b"new").unwrap();
+        prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+        // Excluded links point elsewhere.
+        for l in links.iter().filter(|l| !sent(&l.path, deep)) {
+            relink(&ctx.join(&l.path), "elsewhere");
+        }
+        prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+        let sent_links: Vec<&Link> = links.iter().filter(|l| sent(&l.path, deep)).collect();
+        prop_assume!(!sent_links.is_empty());
+        let l = sent_links[pick.index(sent_links.len())];
+        let p = ctx.join(&l.path);
+        let text = target_text(l, d.path());
+        // A sent link points elsewhere, then back.
+        relink(&p, &format!("{text}-moved"));
+        prop_assert_ne!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+        relink(&p, &text);
+        prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+        // A file with the bytes the link leads to (none when it leads to a folder or nowhere).
+        let bytes = std::fs::read(&p).unwrap_or_default();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        prop_assert_ne!(keyer.build("app", &StatCache::disabled()).key, first.key);
+    }
+
 }
 
 proptest! {
