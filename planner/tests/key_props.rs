@@ -344,6 +344,30 @@ proptest! {
         prop_assert_ne!(keyer.build("app", &StatCache::disabled()).key, first.key);
     }
 
+    /// Directories are not keyed (docs/build-key.md: "Regular files and symbolic links only"; `apply`
+    /// sends exactly the keyed files, so no image it builds has them): empty folders, at any depth and
+    /// whatever their names, and folders emptied by deleting their excluded files leave the key.
+    #[test]
+    fn empty_directories_do_not_enter_the_key(
+        files in deep_tree(5, 10), dirs in prop::collection::vec(deep_path(6), 1..6), deep in any::<bool>(),
+    ) {
+        let dirs: Vec<String> = dirs.into_iter().filter(|d| !files.iter().any(|f| d == &f.path || d.starts_with(&format!("{}/", f.path)))).collect();
+        prop_assume!(!dirs.is_empty());
+        let (d, keyer) = setup(&files, ignore_text(deep));
+        let ctx = d.path().join("ctx");
+        let first = keyer.build("app", &StatCache::disabled());
+        for dir in &dirs {
+            std::fs::create_dir_all(ctx.join(dir)).unwrap();
+        }
+        let with_dirs = keyer.build("app", &StatCache::disabled());
+        prop_assert_eq!(keyed_paths(&with_dirs), keyed_paths(&first));
+        prop_assert_eq!(&with_dirs.key, &first.key);
+        for f in files.iter().filter(|f| !sent(&f.path, deep)) {
+            std::fs::remove_file(ctx.join(&f.path)).unwrap();
+        }
+        prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
+    }
+
 }
 
 proptest! {
