@@ -368,6 +368,27 @@ proptest! {
         prop_assert_eq!(&keyer.build("app", &StatCache::disabled()).key, &first.key);
     }
 
+    /// Names are keyed by their exact UTF-8 bytes: renaming a file from a precomposed `é` to the
+    /// decomposed `e` + U+0301 (the same name to a human, two names to Linux and Docker) changes the key
+    /// when the file is sent and leaves it when it is excluded.
+    #[test]
+    fn unicode_names_are_keyed_by_their_bytes(
+        files in deep_tree(4, 8), dir in deep_path(4), deep in any::<bool>(), bytes in prop::collection::vec(any::<u8>(), 0..32),
+    ) {
+        let nfc = format!("{dir}/caf\u{e9}.txt");
+        let nfd = format!("{dir}/cafe\u{301}.txt");
+        let files: Vec<File> = files.into_iter().filter(|f| !clash(&f.path, &dir)).collect();
+        let (d, keyer) = setup(&files, ignore_text(deep));
+        let ctx = d.path().join("ctx");
+        std::fs::create_dir_all(ctx.join(&dir)).unwrap();
+        std::fs::write(ctx.join(&nfc), &bytes).unwrap();
+        let first = keyer.build("app", &StatCache::disabled());
+        prop_assert_eq!(keyed_paths(&first).contains(&nfc.as_str()), sent(&nfc, deep));
+        std::fs::rename(ctx.join(&nfc), ctx.join(&nfd)).unwrap();
+        let renamed = keyer.build("app", &StatCache::disabled());
+        prop_assert_eq!(keyed_paths(&renamed).contains(&nfd.as_str()), sent(&nfd, deep));
+        prop_assert_eq!(renamed.key != first.key, sent(&nfc, deep));
+    }
 }
 
 proptest! {
