@@ -389,6 +389,64 @@ proptest! {
         prop_assert_eq!(keyed_paths(&renamed).contains(&nfd.as_str()), sent(&nfd, deep));
         prop_assert_eq!(renamed.key != first.key, sent(&nfc, deep));
     }
+
+    /// "mtimes do not change the key" with the stat cache on, as plans run it (`.pipeline/stat-cache`,
+    /// saved after each run). A warm cache answers for every file (nothing hashed) with the cold key. A
+    /// file rewritten in place with the same size and its mtime put back is still noticed (its ctime
+    /// moved, so the entry no longer matches: context.rs's `Cached::matches`) and keyed as without the
+    /// cache; put back, the key is the first one again. Touched files are hashed again and keep the key.
+    #[test]
+    fn mtimes_do_not_change_the_key_through_the_stat_cache(
+        files in deep_tree(5, 10), deep in any::<bool>(), pick in any::<prop::sample::Index>(),
+        touch in prop::collection::vec(any::<bool>(), 10), secs in 1_000_000i64..2_000_000_000,
+    ) {
+        let (d, keyer) = setup(&files, ignore_text(deep));
+        let ctx = d.path().join("ctx");
+        let cache_file = d.path().join(".pipeline/stat-cache");
+        let run = || {
+            let cache = StatCache::open(&cache_file);
+            let b = keyer.build("app", &cache);
+            cache.save().unwrap();
+            b
+        };
+        // Entries are trusted only for files last changed a clock tick (20 ms) before they were hashed.
+        let settle = || std::thread::sleep(std::time::Duration::from_millis(30));
+        let cold = keyer.build("app", &StatCache::disabled()).key;
+        settle();
+        let first = run();
+        prop_assert_eq!(&first.key, &cold);
+        prop_assert_eq!(first.context.hashed, first.context.files.len());
+        let warm = run();
+        prop_assert_eq!((&warm.key, warm.context.hashed), (&cold, 0));
+        // Same size, same mtime, other bytes.
+        let sent_files: Vec<&File> = files.iter().filter(|f| sent(&f.path, deep)).collect();
+        prop_assume!(!sent_files.is_empty());
+        let target = sent_files[pick.index(sent_files.len())];
+        let p = ctx.join(&target.path);
+        let mtime = filetime::FileTime::from_last_modification_time(&std::fs::metadata(&p).unwrap());
+        let other: Vec<u8> = target.bytes.iter().map(|b| b.wrapping_add(1)).collect();
+        std::fs::write(&p, &other).unwrap();
+        filetime::set_file_mtime(&p, mtime).unwrap();
+        let changed = run();
+        prop_assert_eq!(changed.context.hashed, 1);
+        prop_assert_ne!(&changed.key, &cold);
+        prop_assert_eq!(&changed.key, &keyer.build("app", &StatCache::disabled()).key);
+        // The original bytes again, same mtime: the original key.
+        std::fs::write(&p, &target.bytes).unwrap();
+        filetime::set_file_mtime(&p, mtime).unwrap();
+        settle();
+        let restored = run();
+        prop_assert_eq!((&restored.key, restored.context.hashed), (&cold, 1));
+        // Touch some files, sent or not, to other times: the sent ones are hashed again, the key stays.
+        let touched: Vec<&File> = files.iter().zip(&touch).filter(|(_, t)| **t).map(|(f, _)| f).collect();
+        for (i, f) in touched.iter().enumerate() {
+            let t = filetime::FileTime::from_unix_time(secs + i as i64, 7);
+            filetime::set_file_mtime(ctx.join(&f.path), t).unwrap();
+        }
+        let after = run();
+        prop_assert_eq!(&after.key, &cold);
+        prop_assert_eq!(after.context.hashed, touched.iter().filter(|f| sent(&f.path, deep)).count());
+    }
 }
 
 proptest! {
