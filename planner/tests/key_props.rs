@@ -1,7 +1,9 @@
-//! Properties of the build key over generated context trees: what must change it (an included file's
-//! bytes, name or executable bit) and what must not (mtimes, ignored files, creation order, variables the
-//! Dockerfile does not declare, runtime env of another environment). Each property runs the whole path a
-//! plan takes: evaluate a definition, read the model, walk, hash, key.
+//! Properties of the build key over generated context trees (several levels deep, Unicode names): what
+//! must change it (an included or `!`-re-included file's bytes, name or executable bit, a symlink's
+//! target text) and what must not (mtimes, with and without the stat cache; ignored files; empty
+//! folders; what a symlink points at; creation order; variables the Dockerfile does not declare;
+//! runtime env of another environment). Each property runs the whole path a plan takes: evaluate a
+//! definition, read the model, walk, hash, key.
 
 use pipeline_lang::io::FsIo;
 use pipeline_lang::span::SourceMap;
@@ -197,7 +199,7 @@ fn keyed_paths(b: &KeyedBuild) -> Vec<&str> {
 }
 
 /// What the model says the context holds: the sent files, the Dockerfile and `.dockerignore`, by bytes.
-fn expected_paths<'a>(files: &'a [File], deep: bool) -> Vec<&'a str> {
+fn expected_paths(files: &[File], deep: bool) -> Vec<&str> {
     let mut want: Vec<&str> = files.iter().filter(|f| sent(&f.path, deep)).map(|f| f.path.as_str()).collect();
     want.extend([".dockerignore", "Dockerfile"]);
     want.sort_unstable();
