@@ -372,6 +372,40 @@ fn a_rollout_that_stalls_fails_with_the_pods_reasons() {
     assert!(!fake.objects().contains(&("cronjobs".into(), "nightly".into())), "{:?}", fake.objects());
 }
 
+/// An update whose pods never become ready is rolled back: the Deployment is taken back to the spec it
+/// ran (its old pods kept serving through the rolling update), the summary and `--json` say the previous
+/// version was kept, and the next plan still has the update to make.
+#[test]
+fn an_update_that_does_not_become_ready_is_rolled_back() {
+    let fake = start();
+    applied(&fake, &["apply", "--yes"]);
+    let image =
+        |fake: &Fake| fake.object("deployments", "api")["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    let good = image(&fake);
+    assert!(good.as_str().is_some_and(|i| i.starts_with("registry.example.com/shop/api:1.4")), "{good}");
+
+    fake.config(json!({ "behaviour": [{ "match": "shop/api:missing", "pull": "fail" }] }));
+    let args =
+        ["apply", "--yes", "--json", "--timeout", "3", "--argstr", "apiImage", "registry.example.com/shop/api:missing"];
+    let out = fake.pipeline(&args);
+    let err = all(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let outcome: Json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let api =
+        outcome["services"].as_array().into_iter().flatten().find(|s| s["name"] == "api").cloned().unwrap_or_default();
+    assert_eq!(api["deploy"], "failed", "{outcome:#}");
+    assert_eq!(api["kept_previous"], true, "{outcome:#}");
+    assert_eq!(api["error_code"], "pipeline::kubernetes::rolled_back", "{outcome:#}");
+    let message = api["error"].as_str().unwrap_or_default();
+    assert!(message.contains("ImagePullBackOff"), "the pods' reason: {message}");
+    assert!(message.ends_with("rolled back: the previous version keeps serving"), "{message}");
+    assert_eq!(image(&fake), good, "the Deployment runs the previous image again");
+
+    // The definitions still ask for the update.
+    let plan = fake.pipeline(&["plan", "--argstr", "apiImage", "registry.example.com/shop/api:missing"]);
+    assert!(text(&plan.stdout).contains("~ api"), "{}", text(&plan.stdout));
+}
+
 #[test]
 fn a_job_that_fails_fails_its_stage_with_its_exit_code_and_log() {
     let fake = start();

@@ -34,6 +34,16 @@ pub enum DeployError {
         )
     )]
     Foreign { object: String, namespace: String, owner: String },
+    /// The new version did not become ready; the Deployment was taken back to the spec it had, whose
+    /// pods kept serving (a rolling update never takes an old pod away before a new one is ready).
+    #[error("{0}; rolled back: the previous version keeps serving")]
+    #[diagnostic(code(pipeline::kubernetes::rolled_back), help("{}", rolled_back_help(.0)))]
+    RolledBack(Box<DeployError>),
+}
+
+fn rolled_back_help(e: &DeployError) -> String {
+    use miette::Diagnostic as _;
+    e.help().map_or_else(|| "fix the release and apply again".to_string(), |h| h.to_string())
 }
 
 impl KubernetesTarget {
@@ -62,6 +72,12 @@ impl KubernetesTarget {
                 self.check_not_foreign(o).await?;
             }
         }
+        // The spec the Deployment runs now: what a rollout that does not become ready goes back to.
+        let previous = live
+            .iter()
+            .find(|(k, _, _)| *k == "Deployment")
+            .and_then(|(_, _, o)| deployed_spec(o))
+            .filter(|_| s.action == DeployAction::Update);
         if s.action == DeployAction::Replace {
             // What cannot change in place (a type, a volume, a job turned cron job): the workload and its
             // Service go first; configuration and volume claims stay.
@@ -95,7 +111,16 @@ impl KubernetesTarget {
         for o in desired.iter().filter(|o| matches!(o, Object::Deployment(_) | Object::StatefulSet(_) | Object::Job(_)))
         {
             run.note(format!("waiting for {}", o.id()));
-            wait::wait(&self.cluster, o.kind(), o.name(), run.timeout).await?;
+            let waited = wait::wait(&self.cluster, o.kind(), o.name(), run.timeout).await;
+            match (waited, &previous) {
+                (Ok(()), _) => {}
+                (Err(e), Some((spec, key))) if matches!(o, Object::Deployment(_)) => {
+                    run.note("rolling back to the previous version");
+                    self.roll_back(&s.name, spec, key.as_deref(), run).await?;
+                    return Err(DeployError::RolledBack(Box::new(e.into())));
+                }
+                (Err(e), _) => return Err(e.into()),
+            }
         }
         // What the service no longer has, workloads first.
         let mut stale: Vec<_> =
@@ -104,6 +129,24 @@ impl KubernetesTarget {
         for (kind, name, _) in stale {
             run.note(format!("deleting {}/{name}", kind.to_lowercase()));
             self.cluster.delete(kind, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Take a Deployment back to the spec it ran before (its environment ConfigMap too; the Secret keeps
+    /// the new values, which pipeline does not store): the pod template is the old one again, so the
+    /// old ReplicaSet, still at full size, is the Deployment's again, and the new pods go.
+    async fn roll_back(
+        &self,
+        service: &str,
+        spec: &pipeline_planner::DeploySpec,
+        key: Option<&str>,
+        run: &Run,
+    ) -> Result<(), DeployError> {
+        let objects = manifest::service_objects(&self.scope, service, spec, key, SecretValues::Hidden)?;
+        for o in objects.iter().filter(|o| matches!(o, Object::ConfigMap(_) | Object::Deployment(_))) {
+            run.note(format!("applying the previous {}", o.id()));
+            self.cluster.apply(o, self.force_conflicts).await?;
         }
         Ok(())
     }
@@ -140,6 +183,14 @@ impl KubernetesTarget {
         }
         Ok(())
     }
+}
+
+/// The spec and build key a workload was deployed with, from its annotations.
+fn deployed_spec(o: &kube::api::DynamicObject) -> Option<(pipeline_planner::DeploySpec, Option<String>)> {
+    let annotations = o.metadata.annotations.as_ref()?;
+    let json: serde_json::Value = serde_json::from_str(annotations.get(manifest::labels::SPEC)?).ok()?;
+    let spec = pipeline_planner::DeploySpec::from_json(&json)?;
+    Some((spec, annotations.get(manifest::labels::KEY).cloned()))
 }
 
 /// Delete every object of the environment, workloads first, then Services and configuration (for

@@ -377,6 +377,10 @@ impl Target for KubernetesTarget {
         Ok(logs::logs(&self.cluster, &self.scope, services, options).await?)
     }
 
+    fn kept_previous(e: &DeployError) -> bool {
+        matches!(e, DeployError::RolledBack(_))
+    }
+
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DeployError> {
         // Services answer inside the cluster, and nothing publishes a port of a pod. Public endpoints are
         // served by the Ingress controller at the addresses `Target::url` gives from the definitions, which
