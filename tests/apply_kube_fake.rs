@@ -11,6 +11,9 @@
 //! (`~/.cache/pipeline/kubernetes-validate`); without it these tests fail, saying so.
 
 use serde_json::{Value as Json, json};
+
+#[allow(dead_code)]
+mod support;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -404,6 +407,48 @@ fn an_update_that_does_not_become_ready_is_rolled_back() {
     // The definitions still ask for the update.
     let plan = fake.pipeline(&["plan", "--argstr", "apiImage", "registry.example.com/shop/api:missing"]);
     assert!(text(&plan.stdout).contains("~ api"), "{}", text(&plan.stdout));
+}
+
+/// The objects of `api` (with its endpoints, so its Ingress too) as the stand-in serves them after an
+/// apply: recorded in `executor/tests/kube_diff/served-api.json`, which `executor/tests/kube_diff.rs`
+/// diffs against, so the object diff is tested on objects a server made, not on our own output. This test
+/// fails when the recording is stale (`UPDATE_EXPECT=1` rewrites it; review the diff). Times, uids and
+/// resourceVersions, and cluster IPs, which change from run to run, are written as `<time>`, `<uid>`,
+/// `<version>` and `<ip>`.
+#[test]
+fn the_served_objects_kube_diff_reads_are_current() {
+    let fake = start();
+    applied(&fake, &["apply", "--yes", "--arg", "withEndpoints", "true"]);
+    fn stable(v: &mut Json) {
+        match v {
+            Json::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match k.as_str() {
+                        "creationTimestamp" | "lastTransitionTime" | "lastUpdateTime" | "time" if x.is_string() => {
+                            *x = json!("<time>")
+                        }
+                        "uid" if x.is_string() => *x = json!("<uid>"),
+                        // Allocated by the server in the order Services come.
+                        "clusterIP" => *x = json!("<ip>"),
+                        "clusterIPs" => *x = json!(["<ip>"]),
+                        "resourceVersion" if x.is_string() => *x = json!("<version>"),
+                        _ => stable(x),
+                    }
+                }
+            }
+            Json::Array(a) => a.iter_mut().for_each(stable),
+            _ => {}
+        }
+    }
+    let mut served = Vec::new();
+    for (resource, name) in [("configmaps", "api-env"), ("services", "api"), ("deployments", "api"), ("ingresses", "api")] {
+        let mut o = fake.object(resource, name);
+        assert!(o.is_object(), "{resource}/{name} was not served");
+        stable(&mut o);
+        served.push(o);
+    }
+    let text = serde_json::to_string_pretty(&served).expect("json") + "\n";
+    support::expect_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("executor/tests/kube_diff/served-api.json"), &text);
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! The object-level diff `plan` shows for a Kubernetes target: desired objects against live ones as an
 //! API server returns them (status, managedFields, uid, resourceVersion, defaults, controller
 //! annotations, quantities in canonical form), so only what pipeline sets and someone changed shows.
+//!
+//! The first tests read objects a server made: `kube_diff/served-api.json`, recorded from the Kubernetes
+//! stand-in (`tests/support/fake_kube.py`, written from the Kubernetes documentation) after an apply of
+//! `tests/apply/kube` by `tests/apply_kube_fake.rs`, which fails when the recording is stale. The others
+//! add a server's fields to our own objects by hand (`as_served`), for cases the recording does not hold.
 
 use pipeline_executor::kubernetes::live::{KubernetesLive, LiveObject, object_diffs, quantity_value};
 use pipeline_executor::kubernetes::manifest::{self, Object, Scope, SecretValues};
@@ -90,6 +95,69 @@ fn served(objects: &[Object]) -> Vec<LiveObject> {
 
 fn diffs(desired: &[Object], live: &[LiveObject]) -> Vec<ObjectDiff> {
     object_diffs(desired, &live.iter().collect::<Vec<_>>())
+}
+
+/// The objects of `api` as the stand-in served them (see the module doc).
+fn recorded() -> Vec<LiveObject> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube_diff/served-api.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let objects: Vec<Json> = serde_json::from_str(&text).expect("recorded objects");
+    objects
+        .into_iter()
+        .map(|json| LiveObject {
+            kind: json["kind"].as_str().expect("kind").into(),
+            name: json["metadata"]["name"].as_str().expect("name").into(),
+            service: json["metadata"]["labels"]["pipeline.dev/service"].as_str().expect("service").into(),
+            json,
+        })
+        .collect()
+}
+
+/// What `plan` would make for the recorded `api`: its spec and key from the served Deployment's
+/// annotations, in the fixture's scope.
+fn desired_for_recorded(live: &[LiveObject]) -> Vec<Object> {
+    let dep = live.iter().find(|o| o.kind == "Deployment").expect("a Deployment");
+    let annotations = &dep.json["metadata"]["annotations"];
+    let spec: Json = serde_json::from_str(annotations["pipeline.dev/spec"].as_str().expect("spec")).expect("json");
+    let scope = Scope {
+        project: "shop".into(),
+        environment: "fake".into(),
+        namespace: "shop-fake".into(),
+        pull_secret: dep.json["spec"]["template"]["spec"]["imagePullSecrets"].is_array(),
+        ingress_class: Some("nginx".into()),
+        tls: Some(pipeline_planner::model::IngressTls { secret_name: None, cluster_issuer: Some("letsencrypt".into()) }),
+    };
+    let key = annotations["pipeline.dev/key"].as_str();
+    manifest::service_objects(&scope, "api", &typed(&spec), key, SecretValues::Hidden).unwrap()
+}
+
+#[test]
+fn objects_as_a_server_served_them_are_not_changes() {
+    let live = recorded();
+    let desired = desired_for_recorded(&live);
+    assert_eq!(
+        desired.iter().map(Object::id).collect::<Vec<_>>(),
+        ["configmap/api-env", "service/api", "deployment/api", "ingress/api"],
+        "the recording holds every object of the service"
+    );
+    assert_eq!(diffs(&desired, &live), vec![]);
+}
+
+#[test]
+fn drift_in_served_objects_shows_field_by_field() {
+    let mut live = recorded();
+    let desired = desired_for_recorded(&live);
+    let dep = live.iter_mut().find(|o| o.kind == "Deployment").unwrap();
+    dep.json["spec"]["replicas"] = json!(5);
+    let ing = live.iter_mut().find(|o| o.kind == "Ingress").unwrap();
+    ing.json["spec"]["rules"][0]["host"] = json!("shop.example.org");
+    let changes = diffs(&desired, &live);
+    let objects: Vec<&str> = changes.iter().map(|c| c.object.as_str()).collect();
+    assert_eq!(objects, ["deployment/api", "ingress/api"], "{changes:#?}");
+    let dep = &changes[0];
+    assert_eq!(dep.changes.len(), 1, "{dep:#?}");
+    assert_eq!(dep.changes[0].path, "spec.replicas");
+    assert_eq!((dep.changes[0].before.clone(), dep.changes[0].after.clone()), (Some(json!(5)), Some(json!(2))));
 }
 
 #[test]
