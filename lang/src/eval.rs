@@ -7,6 +7,7 @@ use crate::compile::{AttrsIr, Compiler, IrKey, IrKind, IrPart, IrRef, LambdaPara
 use crate::error::{ErrorKind, EvalError, TraceFrame, closest};
 use crate::io::{EvalIo, FileKind};
 use crate::parser;
+use crate::print::attr_name;
 use crate::span::{FileId, SourceMap, Span};
 use crate::value::*;
 use std::collections::HashMap;
@@ -534,9 +535,12 @@ impl<'io> Evaluator<'io> {
                 other => return Err(type_err("a string as attribute name", &other, k.span)),
             };
             if let Some(prev) = attrs.get(&name) {
-                let mut e = EvalError::new(ErrorKind::DuplicateAttr, format!("attribute `{name}` is already defined"))
-                    .at(*sp)
-                    .help("each attribute may be defined once");
+                let mut e = EvalError::new(
+                    ErrorKind::DuplicateAttr,
+                    format!("attribute `{}` is already defined", attr_name(&name)),
+                )
+                .at(*sp)
+                .help("each attribute may be defined once");
                 if let Some(ps) = prev.span {
                     e = e.related(ps, "first defined here");
                 }
@@ -982,9 +986,9 @@ fn example_args(formals: &[crate::compile::FormalIr]) -> String {
 
 /// "attribute `prots` missing", with the closest existing name or the list of names.
 pub(crate) fn missing_attr(name: &str, a: &Attrs, span: Span) -> Box<EvalError> {
-    let e = EvalError::new(ErrorKind::MissingAttr, format!("attribute `{name}` missing")).at(span);
+    let e = EvalError::new(ErrorKind::MissingAttr, format!("attribute `{}` missing", attr_name(name))).at(span);
     let e = match closest(name, a.names()) {
-        Some(c) => e.help(format!("did you mean `{c}`?")),
+        Some(c) => e.help(format!("did you mean `{}`?", attr_name(c))),
         None if a.is_empty() => e.help("the set is empty"),
         None => {
             let names: Vec<&str> = a.names().take(12).collect();

@@ -1167,10 +1167,11 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
     }
 }
 
+/// An attribute path as written, for messages.
 fn path_text(path: &[AttrKey]) -> String {
     path.iter()
         .map(|k| match k {
-            AttrKey::Static(n, _) => n.to_string(),
+            AttrKey::Static(n, _) => crate::print::attr_name(n),
             AttrKey::Dynamic(_) => "${...}".into(),
         })
         .collect::<Vec<_>>()
