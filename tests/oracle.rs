@@ -53,8 +53,14 @@ enum Failure {
 
 impl Out {
     fn nix_failure(&self) -> Failure {
-        // Nix's parser also rejects duplicate formals (parser.y, `addFormal`), without saying "syntax error".
-        let parser = ["error: syntax error", "error: duplicate formal function argument"];
+        // Nix's parser also rejects duplicate formals (parser.y, `addFormal`) and out-of-range literals
+        // (lexer.l), without saying "syntax error".
+        let parser = [
+            "error: syntax error",
+            "error: duplicate formal function argument",
+            "error: invalid integer",
+            "error: invalid float",
+        ];
         if parser.iter().any(|m| self.stderr.contains(m)) { Failure::Syntax } else { Failure::Evaluation }
     }
     fn our_failure(&self) -> Failure {

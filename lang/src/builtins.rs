@@ -388,10 +388,12 @@ pub fn from_json(j: &serde_json::Value) -> Value {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
         // serde_json keeps integer literals as integers and anything with `.` or an exponent as
-        // a float, which is Nix's rule too.
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        // a float, which is Nix's rule too. Nix 2.8 (the oracle) reads an integer from 2^63 to
+        // 2^64 - 1 as unsigned and wraps it into a negative integer; a larger one is a float.
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::Int(u as i64),
+            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         serde_json::Value::String(s) => str_value(s),
         serde_json::Value::Array(items) => list_value(items.iter().map(|x| Thunk::ready(from_json(x))).collect()),
@@ -431,7 +433,14 @@ fn prim_gen_list(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     if n < 0 {
         return Err(fail(ErrorKind::Argument, format!("cannot create a list of length {n}"), span));
     }
-    Ok(list_value((0..n).map(|i| Thunk::apply(f.clone(), vec![Thunk::ready(Value::Int(i))], span)).collect()))
+    // A length no memory can hold is an error here, not a capacity-overflow panic or an abort.
+    let mut items = Vec::new();
+    if usize::try_from(n).ok().is_none_or(|n| items.try_reserve_exact(n).is_err()) {
+        return Err(fail(ErrorKind::Argument, format!("a list of length {n} does not fit in memory"), span)
+            .with_help("`genList` builds every element's slot at once; ask for a shorter list"));
+    }
+    items.extend((0..n).map(|i| Thunk::apply(f.clone(), vec![Thunk::ready(Value::Int(i))], span)));
+    Ok(list_value(items))
 }
 
 fn prim_get_attr(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
@@ -571,14 +580,17 @@ fn prim_map_attrs(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> 
     Ok(Value::Attrs(Rc::new(Attrs::from_sorted(entries))))
 }
 
-fn regex(e: &mut Evaluator, re: &str, anchored: bool, span: Span) -> EResult<Rc<regex::Regex>> {
+fn regex(e: &mut Evaluator, re: &str, anchored: bool, span: Span) -> EResult<Rc<regex::bytes::Regex>> {
     let key = format!("{}{re}", if anchored { "^" } else { "" });
     if let Some(r) = e.regexes.get(&key) {
         return Ok(r.clone());
     }
-    // POSIX extended regular expressions; `.` matches newlines, as in Nix.
-    let pattern = if anchored { format!("(?s)^(?:{re})$") } else { format!("(?s){re}") };
-    let r = regex::Regex::new(&pattern).map_err(|err| {
+    // POSIX extended regular expressions over bytes, as Nix's `std::regex` sees them: `.` matches any
+    // one byte (newlines too), `[[:alpha:]]` is ASCII, and `é` in a pattern is its two UTF-8 bytes
+    // (so `[é]` is a class of two bytes and `é*` repeats the last one).
+    let bytes = byte_pattern(re);
+    let pattern = if anchored { format!("(?s-u)^(?:{bytes})$") } else { format!("(?s-u){bytes}") };
+    let r = regex::bytes::Regex::new(&pattern).map_err(|err| {
         fail(ErrorKind::Regex, format!("invalid regular expression `{re}`"), span).with_help(err.to_string())
     })?;
     let r = Rc::new(r);
@@ -586,15 +598,51 @@ fn regex(e: &mut Evaluator, re: &str, anchored: bool, span: Span) -> EResult<Rc<
     Ok(r)
 }
 
-fn captures_list(c: &regex::Captures) -> Value {
-    list_value(c.iter().skip(1).map(|m| Thunk::ready(m.map_or(Value::Null, |m| str_value(m.as_str())))).collect())
+/// `re` with every non-ASCII character written as its UTF-8 bytes (`\xC3\xA9`).
+fn byte_pattern(re: &str) -> String {
+    let mut out = String::with_capacity(re.len());
+    let mut escaped = false;
+    for c in re.chars() {
+        if c.is_ascii() {
+            if escaped {
+                out.push('\\');
+            }
+            escaped = c == '\\' && !escaped;
+            if !escaped {
+                out.push(c);
+            }
+        } else if escaped {
+            // `\é` escapes a lone byte, which Nix refuses; so does `regex`.
+            escaped = false;
+            out.push('\\');
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+    }
+    if escaped {
+        out.push('\\');
+    }
+    out
+}
+
+fn captures_list(c: &regex::bytes::Captures) -> Value {
+    list_value(
+        c.iter()
+            .skip(1)
+            .map(|m| Thunk::ready(m.map_or(Value::Null, |m| str_value(String::from_utf8_lossy(m.as_bytes())))))
+            .collect(),
+    )
 }
 
 fn prim_match(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let re = string(e, &a[0], "the regular expression of `match`", span)?;
     let s = string(e, &a[1], "the string given to `match`", span)?;
     let r = regex(e, &re, true, span)?;
-    Ok(match r.captures(&s) {
+    Ok(match r.captures(s.as_bytes()) {
         Some(c) => captures_list(&c),
         None => Value::Null,
     })
@@ -606,13 +654,14 @@ fn prim_split(e: &mut Evaluator, a: &[Thunk], span: Span) -> EResult<Value> {
     let r = regex(e, &re, false, span)?;
     let mut out = Vec::new();
     let mut last = 0;
-    for c in r.captures_iter(&s) {
+    let b = s.as_bytes();
+    for c in r.captures_iter(b) {
         let m = c.get(0).expect("group 0 always matches");
-        out.push(Thunk::ready(str_value(&s[last..m.start()])));
+        out.push(Thunk::ready(str_value(String::from_utf8_lossy(&b[last..m.start()]))));
         out.push(Thunk::ready(captures_list(&c)));
         last = m.end();
     }
-    out.push(Thunk::ready(str_value(&s[last..])));
+    out.push(Thunk::ready(str_value(String::from_utf8_lossy(&b[last..]))));
     Ok(list_value(out))
 }
 

@@ -3,6 +3,7 @@
 
 use crate::ast::*;
 use crate::error::{ErrorKind, EvalError};
+use crate::print::attr_name;
 use crate::span::Span;
 use crate::value::Value;
 use std::collections::HashMap;
@@ -499,7 +500,7 @@ impl<'g> Compiler<'g> {
 
 fn duplicate(name: &str, span: Span, prev: Span) -> Box<EvalError> {
     Box::new(
-        EvalError::new(ErrorKind::DuplicateAttr, format!("attribute `{name}` is already defined"))
+        EvalError::new(ErrorKind::DuplicateAttr, format!("attribute `{}` is already defined", attr_name(name)))
             .at(span)
             .related(prev, "first defined here")
             .help("each attribute may be defined once; merge the two definitions"),

@@ -7,6 +7,7 @@ use crate::compile::{AttrsIr, Compiler, IrKey, IrKind, IrPart, IrRef, LambdaPara
 use crate::error::{ErrorKind, EvalError, TraceFrame, closest};
 use crate::io::{EvalIo, FileKind};
 use crate::parser;
+use crate::print::attr_name;
 use crate::span::{FileId, SourceMap, Span};
 use crate::value::*;
 use std::collections::HashMap;
@@ -52,7 +53,7 @@ pub struct Evaluator<'io> {
     pub(crate) global_names: HashMap<Name, u32>,
     imports: HashMap<PathBuf, Thunk>,
     import_stack: Vec<PathBuf>,
-    pub(crate) regexes: HashMap<String, Rc<regex::Regex>>,
+    pub(crate) regexes: HashMap<String, Rc<regex::bytes::Regex>>,
     depth: u32,
     /// Stack segments in use (see [`MAX_STACK`]).
     segments: usize,
@@ -488,9 +489,9 @@ impl<'io> Evaluator<'io> {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
                 other => Err(type_err("a Boolean after `!`", &other, e.span)),
             },
-            // Nix negates as `0 - x` (so `-0.0` is `0.0`).
+            // Nix negates as `0 - x` (so `-0.0` is `0.0`, and the smallest integer is its own negation).
             IrKind::Neg(e) => match self.eval(e, env)? {
-                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow("-", span)),
+                Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
                 Value::Float(f) => Ok(Value::Float(0.0 - f)),
                 other => Err(type_err("a number after unary `-`", &other, e.span)),
             },
@@ -534,9 +535,12 @@ impl<'io> Evaluator<'io> {
                 other => return Err(type_err("a string as attribute name", &other, k.span)),
             };
             if let Some(prev) = attrs.get(&name) {
-                let mut e = EvalError::new(ErrorKind::DuplicateAttr, format!("attribute `{name}` is already defined"))
-                    .at(*sp)
-                    .help("each attribute may be defined once");
+                let mut e = EvalError::new(
+                    ErrorKind::DuplicateAttr,
+                    format!("attribute `{}` is already defined", attr_name(&name)),
+                )
+                .at(*sp)
+                .help("each attribute may be defined once");
                 if let Some(ps) = prev.span {
                     e = e.related(ps, "first defined here");
                 }
@@ -746,7 +750,8 @@ impl<'io> Evaluator<'io> {
                 (o, _) => Err(type_err("a list on the left of `++`", &o, ls)),
             },
             BinOp::Add => match (a, b) {
-                (Int(x), Int(y)) => x.checked_add(y).map(Int).ok_or_else(|| overflow("+", span)),
+                // Nix 2.8 (the oracle) wraps around on overflow; only division overflow is an error.
+                (Int(x), Int(y)) => Ok(Int(x.wrapping_add(y))),
                 (Float(x), Float(y)) => Ok(Float(x + y)),
                 (Int(x), Float(y)) => Ok(Float(x as f64 + y)),
                 (Float(x), Int(y)) => Ok(Float(x + y as f64)),
@@ -763,8 +768,8 @@ impl<'io> Evaluator<'io> {
                 let sym = op.symbol();
                 match (a, b) {
                     (Int(x), Int(y)) => match op {
-                        BinOp::Sub => x.checked_sub(y).map(Int).ok_or_else(|| overflow(sym, span)),
-                        BinOp::Mul => x.checked_mul(y).map(Int).ok_or_else(|| overflow(sym, span)),
+                        BinOp::Sub => Ok(Int(x.wrapping_sub(y))),
+                        BinOp::Mul => Ok(Int(x.wrapping_mul(y))),
                         _ => {
                             if y == 0 {
                                 return Err(err(ErrorKind::DivisionByZero, "division by zero", span));
@@ -981,9 +986,9 @@ fn example_args(formals: &[crate::compile::FormalIr]) -> String {
 
 /// "attribute `prots` missing", with the closest existing name or the list of names.
 pub(crate) fn missing_attr(name: &str, a: &Attrs, span: Span) -> Box<EvalError> {
-    let e = EvalError::new(ErrorKind::MissingAttr, format!("attribute `{name}` missing")).at(span);
+    let e = EvalError::new(ErrorKind::MissingAttr, format!("attribute `{}` missing", attr_name(name))).at(span);
     let e = match closest(name, a.names()) {
-        Some(c) => e.help(format!("did you mean `{c}`?")),
+        Some(c) => e.help(format!("did you mean `{}`?", attr_name(c))),
         None if a.is_empty() => e.help("the set is empty"),
         None => {
             let names: Vec<&str> = a.names().take(12).collect();

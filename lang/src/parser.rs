@@ -1167,10 +1167,11 @@ fn bindings(mut i: In, term: Terminator, opener: Span) -> PResult<Vec<Binding>> 
     }
 }
 
+/// An attribute path as written, for messages.
 fn path_text(path: &[AttrKey]) -> String {
     path.iter()
         .map(|k| match k {
-            AttrKey::Static(n, _) => n.to_string(),
+            AttrKey::Static(n, _) => crate::print::attr_name(n),
             AttrKey::Dynamic(_) => "${...}".into(),
         })
         .collect::<Vec<_>>()
@@ -1304,8 +1305,17 @@ fn word(i: In) -> PResult<Expr> {
         let text = &s[..fln];
         let j = take(i, fln);
         let span = Span::new(file, start, start + fln);
-        let v: f64 = match text.parse() {
-            Ok(v) => v,
+        // Nix reads floats with `strtod` and refuses any that sets `ERANGE`: one too large (it would
+        // be infinite) or too small (a nonzero literal that would be subnormal or zero).
+        let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+        let nonzero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+        let v: f64 = match text.parse::<f64>() {
+            Ok(v) if v.is_finite() && (v.is_normal() || !nonzero) => v,
+            Ok(_) => {
+                return PErr::at(i, format!("float `{text}` is out of range"))
+                    .help(format!("floats are 64-bit: from {:e} to {:e} in magnitude", f64::MIN_POSITIVE, f64::MAX))
+                    .fail();
+            }
             Err(_) => return PErr::at(i, format!("invalid float `{text}`")).fail(),
         };
         let (j, _) = ws(j)?;

@@ -44,6 +44,17 @@ fn is_identifier(s: &str) -> bool {
         && !KEYWORDS.contains(&s)
 }
 
+/// An attribute name as it is written in source, for messages: as is when it is an identifier,
+/// else quoted and escaped (so a newline in it cannot break the message's line).
+pub fn attr_name(name: &str) -> String {
+    if is_identifier(name) {
+        return name.to_string();
+    }
+    let mut quoted = String::new();
+    quote_string(name, &mut quoted);
+    quoted
+}
+
 /// A string literal as Nix prints it.
 pub fn quote_string(s: &str, out: &mut String) {
     out.push('"');

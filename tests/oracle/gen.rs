@@ -75,7 +75,8 @@ impl Rng {
 
 /// A well-typed expression that evaluates WITHOUT error in Nix 2.8 (under
 /// `--strict`) and whose result is JSON-printable (no functions, no paths).
-/// Every integer that is ever computed stays within [-10^6, 10^6].
+/// Every integer result stays within [-10^6, 10^6]; on the way some wrap around past the 64-bit
+/// edges on purpose (`wrap_around`).
 #[allow(dead_code)]
 pub fn gen_expr(rng: &mut Rng, depth: u32) -> String {
     let mut g = G::new(rng);
@@ -85,7 +86,7 @@ pub fn gen_expr(rng: &mut Rng, depth: u32) -> String {
 
 /// An expression that must fail to evaluate under
 /// `nix-instantiate --eval --strict --json` (the failure is always forced).
-/// Most fail during evaluation; a few (about 2%) are rejected before
+/// Most fail during evaluation; a few (about 5%) are rejected before
 /// evaluation (undefined variable, duplicate attribute / formal).
 /// Run these one per process: an error aborts a whole batch file.
 #[allow(dead_code)]
@@ -170,8 +171,13 @@ fn sat_add(a: usize, b: usize) -> usize {
 /// these is a builtin name, so `with builtins;` never captures them.
 const VAR_NAMES: &[&str] =
     &["a", "b", "c", "x", "y", "z", "n", "s", "foo", "bar", "x1", "y_2", "f'", "my-var", "acc", "v"];
-/// Attribute names; the last two are not identifiers and are always quoted.
-const ATTR_NAMES: &[&str] = &["a", "b", "c", "x", "y", "foo", "bar", "baz", "z_1", "k-2", "q'", "a b", "1x"];
+/// Attribute names; the last four are not identifiers and are always quoted (Nix allows no
+/// multi-byte character in an unquoted name).
+const ATTR_NAMES: &[&str] =
+    &["a", "b", "c", "x", "y", "foo", "bar", "baz", "z_1", "k-2", "q'", "a b", "1x", "é", "日本🙂"];
+
+/// Every multi-byte character the generator writes (in strings and attribute names).
+const WIDE: &[&str] = &["é", "ß", "ü", "ñ", "€", "日", "本", "🙂"];
 
 const KEYWORDS: &[&str] = &["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"];
 
@@ -369,6 +375,14 @@ impl<'r> G<'r> {
         self.withs.iter().any(|s| matches!(s, Scope::Builtins))
     }
 
+    /// `s` with every multi-byte character replaced by ASCII, for the builtins that cut strings at
+    /// byte offsets: Nix keeps half a character as a lone byte, pipeline cannot (README).
+    fn ascii(&mut self, s: &str) -> String {
+        let from: Vec<String> = WIDE.iter().map(|w| q(w)).collect();
+        let to: Vec<String> = WIDE.iter().map(|_| q("u")).collect();
+        format!("({} [ {} ] [ {} ] {})", self.bi("replaceStrings"), from.join(" "), to.join(" "), s)
+    }
+
     /// Reference to builtin `name` (sometimes unqualified when legal).
     /// `x + y` or `x - y`, written with `builtins.add`/`builtins.sub` one time in `odds`.
     fn add_or_sub(&mut self, x: &str, y: &str, odds: u64) -> String {
@@ -530,7 +544,8 @@ impl<'r> G<'r> {
         let len = self.below(maxlen + 1);
         let mut s = String::new();
         for _ in 0..len {
-            match self.rng.weighted(&[30, 6, 6, 5, 8, 2]) {
+            match self.rng.weighted(&[30, 6, 6, 5, 8, 2, 3]) {
+                6 => s.push_str(self.rng.pick::<&str>(WIDE)),
                 0 => s.push((b'a' + self.below(26) as u8) as char),
                 1 => s.push((b'A' + self.below(26) as u8) as char),
                 2 => s.push((b'0' + self.below(10) as u8) as char),
@@ -560,9 +575,16 @@ impl<'r> G<'r> {
         s.push_str(&self.str_chunk(5));
         for _ in 0..k {
             let e = self.expr(&Str, d.saturating_sub(1));
+            if self.ch(1, 3) {
+                // an escape or a multi-byte character right before `${` (never `$`: `$${` is literal)
+                s.push_str(self.rng.pick::<&str>(&[r"\\", r"\n", r#"\""#, r"\$", r"\t", "é", "🙂"]));
+            }
             s.push_str("${");
             s.push_str(&e);
             s.push('}');
+            if self.ch(1, 3) {
+                s.push_str(self.rng.pick::<&str>(&[r"\$", r"\\", r"\n", "ü", r"\${"]));
+            }
             s.push_str(&self.str_chunk(5));
         }
         s.push('"');
@@ -574,7 +596,8 @@ impl<'r> G<'r> {
         let len = self.below(10);
         let mut s = String::new();
         for _ in 0..len {
-            match self.rng.weighted(&[30, 5, 5, 6, 6, 3]) {
+            match self.rng.weighted(&[30, 5, 5, 6, 6, 3, 3]) {
+                6 => s.push_str(self.rng.pick::<&str>(WIDE)),
                 0 => s.push((b'a' + self.below(26) as u8) as char),
                 1 => s.push((b'A' + self.below(26) as u8) as char),
                 2 => s.push((b'0' + self.below(10) as u8) as char),
@@ -608,9 +631,15 @@ impl<'r> G<'r> {
                     s.push_str(&self.ind_chunk());
                     if d > 0 && self.ch(1, 3) {
                         let e = self.expr(&Str, d.saturating_sub(1));
+                        if self.ch(1, 3) {
+                            s.push_str(self.rng.pick::<&str>(&[r"''\n", "'''", r"''\t", "日"]));
+                        }
                         s.push_str("${");
                         s.push_str(&e);
                         s.push('}');
+                        if self.ch(1, 3) {
+                            s.push_str(self.rng.pick::<&str>(&["''$", "'''", "''${", "ß"]));
+                        }
                         s.push_str(&self.ind_chunk());
                     }
                 }
@@ -1310,7 +1339,9 @@ impl<'r> G<'r> {
             }
             c.push(self.bi("typeOf"));
             if *arg == Str {
-                c.push(format!("({} 0 3)", self.bi("substring")));
+                let v = self.fresh_name();
+                let cut = self.ascii(&v);
+                c.push(format!("({v}: {} 0 3 {cut})", self.bi("substring")));
                 c.push(format!("({} [ \"a\" ] [ \"A-\" ])", self.bi("replaceStrings")));
             }
             if let List(e, _, _) = arg
@@ -1432,7 +1463,7 @@ impl<'r> G<'r> {
 
     fn int_prod(&mut self, b: i64, d: u32) -> Option<String> {
         let d1 = d - 1;
-        match self.rng.weighted(&[7, 6, 5, 5, 2, 3, 2, 2, 2, 1, 1, 1]) {
+        match self.rng.weighted(&[7, 6, 5, 5, 2, 3, 2, 2, 2, 1, 1, 1, 3]) {
             0 | 1 => {
                 let h = b / 2;
                 let x = self.expr(&Int(h), d1);
@@ -1489,6 +1520,7 @@ impl<'r> G<'r> {
                 } else {
                     let k = b.clamp(0, 20);
                     let st = self.below(4);
+                    let s = self.ascii(&s);
                     Some(format!("({} ({} {} {} {}))", self.bi("stringLength"), self.bi("substring"), st, k, s))
                 }
             }
@@ -1520,6 +1552,7 @@ impl<'r> G<'r> {
                 let x = self.expr(&Int(BIG), d1);
                 Some(format!("({} ({} {}))", self.bi("stringLength"), self.bi("toString"), x))
             }
+            12 => Some(self.wrap_around(b, d1)),
             _ => {
                 if b < 4 {
                     return None;
@@ -1528,6 +1561,22 @@ impl<'r> G<'r> {
                 let r = self.expr(&rt, d1);
                 Some(format!("({} ({} {}))", self.bi("length"), self.bi("attrNames"), r))
             }
+        }
+    }
+
+    /// An integer within `b` computed through 64-bit overflow: Nix 2.8 wraps `+`, `-` and `*` (and
+    /// unary minus) around, so going past an edge and back gives the value again.
+    fn wrap_around(&mut self, b: i64, d: u32) -> String {
+        const MAX: &str = "9223372036854775807";
+        const MIN: &str = "(-9223372036854775807 - 1)";
+        let x = self.expr(&Int(b), d);
+        match self.below(6) {
+            0 => format!("(({MAX} + {x}) - {MAX})"),
+            1 => format!("(({MIN} - 1 + {x}) - {MAX})"),
+            2 => format!("(({x} * 4294967296 * 4294967296) + {x})"),
+            3 => format!("(({} {MAX} {x}) - {MAX})", self.bi("add")),
+            4 => format!("({} ({} {MIN} (-1)) {MIN} + {x})", self.bi("sub"), self.bi("mul")),
+            _ => format!("(- (- {x} + {MIN}) + {MIN})"),
         }
     }
 
@@ -1844,7 +1893,11 @@ impl<'r> G<'r> {
                     };
                     to.push(t);
                 }
-                let s = self.expr(&Str, d1);
+                let mut s = self.expr(&Str, d1);
+                if from.iter().any(|f| f == "\"\"") {
+                    // an empty pattern inserts between bytes, so inside a multi-byte character too
+                    s = self.ascii(&s);
+                }
                 Some(format!("({} [ {} ] [ {} ] {})", self.bi("replaceStrings"), from.join(" "), to.join(" "), s))
             }
             7 => {
@@ -1858,6 +1911,7 @@ impl<'r> G<'r> {
                 };
                 let len = if self.ch(1, 3) { self.expr(&Int(20), d1.min(2)) } else { self.below(12).to_string() };
                 let s = self.expr(&Str, d1);
+                let s = self.ascii(&s);
                 Some(format!("({} {} {} {})", self.bi("substring"), start, len, s))
             }
             8 => {
@@ -2740,7 +2794,7 @@ impl<'r> G<'r> {
     /// Expressions that fail at WHNF regardless of context ("bottom" of any type).
     fn fail_base(&mut self, d: u32) -> String {
         let g = d.saturating_sub(1).min(2);
-        match self.rng.weighted(&[4, 4, 1, 3, 4, 3, 3, 3, 4, 4, 3, 3, 4, 6, 6, 1]) {
+        match self.rng.weighted(&[4, 4, 1, 3, 4, 3, 3, 3, 4, 4, 3, 3, 4, 6, 6, 3]) {
             0 => match self.below(5) {
                 0 => format!("({} + {})", self.expr(&Int(100), g), self.expr(&Str, g)),
                 1 => format!("({} + {})", self.expr(&Str, g), self.expr(&Int(100), g)),
@@ -2813,6 +2867,7 @@ impl<'r> G<'r> {
                     let y = self.expr(&Int(1000), g);
                     format!("(let {v} = {x}; in {y} / ({v} - {v}))")
                 }
+                1 if self.ch(1, 3) => format!("((-9223372036854775807 - 1 + {}) / (-1))", self.expr(&Int(0), g)),
                 1 => format!("({} {} 0)", self.bi("div"), self.expr(&Int(1000), g)),
                 2 => format!("({} / 0)", self.expr(&Float(1000), g)),
                 _ => format!("({} / 0.0)", self.expr(&Int(1000), g)),
@@ -2910,11 +2965,17 @@ impl<'r> G<'r> {
             }
             _ => {
                 // rejected before evaluation
-                match self.below(4) {
+                match self.below(8) {
                     0 => "undefined_var_zz".into(),
                     1 => format!("{{ a = 1; a = {}; }}", self.expr(&Int(10), g)),
                     2 => "(let a = 1; a = 2; in a)".into(),
-                    _ => "(({ a, a }: a) { a = 1; })".into(),
+                    3 => "(({ a, a }: a) { a = 1; })".into(),
+                    // literals out of range (Nix: "invalid integer", "invalid float")
+                    4 => format!("({} + 9223372036854775808)", self.expr(&Int(10), g)),
+                    5 => self.rng.pick::<&str>(&["[ 1.0e400 ]", "(1.0e-320 * 2)", "99999999999999999999"]).to_string(),
+                    // a multi-byte character in an unquoted name
+                    6 => format!("{{ é = {}; }}", self.expr(&Int(10), g)),
+                    _ => format!("({}.日本)", self.expr(&rec_ty(vec![]), g)),
                 }
             }
         }
