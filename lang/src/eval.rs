@@ -53,7 +53,7 @@ pub struct Evaluator<'io> {
     pub(crate) global_names: HashMap<Name, u32>,
     imports: HashMap<PathBuf, Thunk>,
     import_stack: Vec<PathBuf>,
-    pub(crate) regexes: HashMap<String, Rc<regex::bytes::Regex>>,
+    pub(crate) regexes: HashMap<String, Rc<regex::Regex>>,
     depth: u32,
     /// Stack segments in use (see [`MAX_STACK`]).
     segments: usize,
@@ -489,9 +489,9 @@ impl<'io> Evaluator<'io> {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
                 other => Err(type_err("a Boolean after `!`", &other, e.span)),
             },
-            // Nix negates as `0 - x` (so `-0.0` is `0.0`, and the smallest integer is its own negation).
+            // Nix negates as `0 - x` (so `-0.0` is `0.0`).
             IrKind::Neg(e) => match self.eval(e, env)? {
-                Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
+                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow("-", span)),
                 Value::Float(f) => Ok(Value::Float(0.0 - f)),
                 other => Err(type_err("a number after unary `-`", &other, e.span)),
             },
@@ -750,8 +750,7 @@ impl<'io> Evaluator<'io> {
                 (o, _) => Err(type_err("a list on the left of `++`", &o, ls)),
             },
             BinOp::Add => match (a, b) {
-                // Nix 2.8 (the oracle) wraps around on overflow; only division overflow is an error.
-                (Int(x), Int(y)) => Ok(Int(x.wrapping_add(y))),
+                (Int(x), Int(y)) => x.checked_add(y).map(Int).ok_or_else(|| overflow("+", span)),
                 (Float(x), Float(y)) => Ok(Float(x + y)),
                 (Int(x), Float(y)) => Ok(Float(x as f64 + y)),
                 (Float(x), Int(y)) => Ok(Float(x + y as f64)),
@@ -768,8 +767,8 @@ impl<'io> Evaluator<'io> {
                 let sym = op.symbol();
                 match (a, b) {
                     (Int(x), Int(y)) => match op {
-                        BinOp::Sub => Ok(Int(x.wrapping_sub(y))),
-                        BinOp::Mul => Ok(Int(x.wrapping_mul(y))),
+                        BinOp::Sub => x.checked_sub(y).map(Int).ok_or_else(|| overflow(sym, span)),
+                        BinOp::Mul => x.checked_mul(y).map(Int).ok_or_else(|| overflow(sym, span)),
                         _ => {
                             if y == 0 {
                                 return Err(err(ErrorKind::DivisionByZero, "division by zero", span));
