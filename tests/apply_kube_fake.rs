@@ -441,14 +441,19 @@ fn the_served_objects_kube_diff_reads_are_current() {
         }
     }
     let mut served = Vec::new();
-    for (resource, name) in [("configmaps", "api-env"), ("services", "api"), ("deployments", "api"), ("ingresses", "api")] {
+    for (resource, name) in
+        [("configmaps", "api-env"), ("services", "api"), ("deployments", "api"), ("ingresses", "api")]
+    {
         let mut o = fake.object(resource, name);
         assert!(o.is_object(), "{resource}/{name} was not served");
         stable(&mut o);
         served.push(o);
     }
     let text = serde_json::to_string_pretty(&served).expect("json") + "\n";
-    support::expect_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("executor/tests/kube_diff/served-api.json"), &text);
+    support::expect_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("executor/tests/kube_diff/served-api.json"),
+        &text,
+    );
 }
 
 #[test]

@@ -125,7 +125,10 @@ fn desired_for_recorded(live: &[LiveObject]) -> Vec<Object> {
         namespace: "shop-fake".into(),
         pull_secret: dep.json["spec"]["template"]["spec"]["imagePullSecrets"].is_array(),
         ingress_class: Some("nginx".into()),
-        tls: Some(pipeline_planner::model::IngressTls { secret_name: None, cluster_issuer: Some("letsencrypt".into()) }),
+        tls: Some(pipeline_planner::model::IngressTls {
+            secret_name: None,
+            cluster_issuer: Some("letsencrypt".into()),
+        }),
     };
     let key = annotations["pipeline.dev/key"].as_str();
     manifest::service_objects(&scope, "api", &typed(&spec), key, SecretValues::Hidden).unwrap()

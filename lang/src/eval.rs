@@ -53,7 +53,7 @@ pub struct Evaluator<'io> {
     pub(crate) global_names: HashMap<Name, u32>,
     imports: HashMap<PathBuf, Thunk>,
     import_stack: Vec<PathBuf>,
-    pub(crate) regexes: HashMap<String, Rc<regex::Regex>>,
+    pub(crate) regexes: HashMap<String, Rc<regex::bytes::Regex>>,
     depth: u32,
     /// Stack segments in use (see [`MAX_STACK`]).
     segments: usize,
