@@ -529,6 +529,17 @@ fn through_proxy(host: &str, path: &str) -> Result<(u16, String), String> {
     Ok((code, body))
 }
 
+/// The `Location` of the redirect the proxy answers a plain-HTTP GET with.
+fn redirect_of(host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(PROXY).expect("connect to the proxy");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    assert!(text.split_whitespace().nth(1) == Some("308"), "{text}");
+    text.lines().find_map(|l| l.strip_prefix("Location: ")).map(str::to_string).unwrap_or_default()
+}
+
 /// A client outside the engine asking a public endpoint through the proxy, one request after the other
 /// (each on a new connection), until dropped: (answers, failures, the first failures).
 struct PublicPoller {
@@ -680,13 +691,14 @@ std.environment {{
       image = "127.0.0.1:5000/pipeline-examples/busybox:1";
       ports = [ 8080 ];
       command = "{next}";
-      endpoints = [ {{ host = "{claim}"; path = "/v2"; }} ];
+      endpoints = [ {{ host = "{claim}"; path = "/v2"; }} {{ host = "{domain}"; path = "/v2"; }} ];
     }};
   }};
 }}
 "#,
             site = serve("site"),
             next = serve("next"),
+            domain = claim.replace(".localhost", ".example.com"),
         )
     };
     let host = format!("www.{}.localhost", f.project);
@@ -694,12 +706,20 @@ std.environment {{
     let (code, out, stderr) = f.apply("dev", &[]);
     assert_eq!(code, 0, "{out:#}\n{stderr}");
     assert_eq!(service(&out, "site")["endpoints"], serde_json::json!([format!("http://{host}:8080/")]));
-    assert_eq!(service(&out, "next")["endpoints"], serde_json::json!([format!("http://{host}:8080/v2")]));
+    let domain = format!("www.{}.example.com", f.project);
+    assert_eq!(
+        service(&out, "next")["endpoints"],
+        serde_json::json!([format!("http://{host}:8080/v2"), format!("https://{domain}:8443/v2")])
+    );
     assert_eq!(through_proxy(&host, "/index.html").expect("site"), (200, "site\n".to_string()));
     assert_eq!(through_proxy(&host, "/v2/index.html").expect("next"), (200, "next-v2\n".to_string()));
     let (code, body) = through_proxy(&format!("nothing.{}.localhost", f.project), "/").expect("proxy answers");
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no public endpoint"), "{body}");
+    // A real domain is served over HTTPS (its certificate the ACME way, which cannot happen offline):
+    // plain HTTP for it is redirected.
+    let location = redirect_of(&format!("www.{}.example.com", f.project), "/v2/x?a=1");
+    assert_eq!(location, format!("https://www.{}.example.com:8443/v2/x?a=1", f.project));
     let status = f.run(&["status"], "dev");
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.contains(&format!("http://{host}:8080/v2")), "{status}");

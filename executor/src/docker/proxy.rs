@@ -150,6 +150,19 @@ pub fn config(settings: &Proxy, routes: &[Route]) -> Json {
                      "body": "no public endpoint at this host and path (pipeline-proxy)\n" }]
     });
     let mut plain: Vec<Json> = ordered.iter().filter(|r| r.local).map(|r| route(r)).collect();
+    // Plain HTTP for a real domain goes to HTTPS, on the proxy's HTTPS port (Caddy's own redirects would
+    // leave out a port other than 443).
+    let mut domains: Vec<&str> = ordered.iter().filter(|r| !r.local).map(|r| r.host.as_str()).collect();
+    domains.dedup();
+    if !domains.is_empty() {
+        let port = if settings.https == 443 { String::new() } else { format!(":{}", settings.https) };
+        plain.push(json!({
+            "match": [{ "host": domains }],
+            "handle": [{ "handler": "static_response", "status_code": 308,
+                         "headers": { "Location": [format!("https://{{http.request.host}}{port}{{http.request.uri}}")] } }],
+            "terminal": true
+        }));
+    }
     plain.push(not_found);
     let local_hosts: Vec<&str> = {
         let mut h: Vec<&str> = ordered.iter().filter(|r| r.local).map(|r| r.host.as_str()).collect();
@@ -167,7 +180,14 @@ pub fn config(settings: &Proxy, routes: &[Route]) -> Json {
     );
     let secure: Vec<Json> = ordered.iter().filter(|r| !r.local).map(|r| route(r)).collect();
     if !secure.is_empty() {
-        servers.insert("https".into(), json!({ "listen": [format!(":{}", settings.https)], "routes": secure }));
+        servers.insert(
+            "https".into(),
+            json!({
+                "listen": [format!(":{}", settings.https)],
+                "routes": secure,
+                "automatic_https": { "disable_redirects": true }
+            }),
+        );
     }
     json!({
         "admin": { "listen": "localhost:2019" },
@@ -452,7 +472,12 @@ mod tests {
         assert_eq!(http["routes"][0]["match"][0]["path"], json!(["/api", "/api/*"]));
         assert_eq!(http["routes"][0]["handle"][0]["upstreams"][0]["dial"], "api.shop-dev:8080");
         assert_eq!(http["routes"][1]["match"][0], json!({"host": ["shop.localhost"]}));
-        assert_eq!(http["routes"][2]["handle"][0]["status_code"], 404);
+        assert_eq!(http["routes"][2]["handle"][0]["status_code"], 308);
+        assert_eq!(
+            http["routes"][2]["handle"][0]["headers"]["Location"],
+            json!(["https://{http.request.host}:8443{http.request.uri}"])
+        );
+        assert_eq!(http["routes"][3]["handle"][0]["status_code"], 404);
         assert_eq!(http["automatic_https"]["skip"], json!(["shop.localhost"]));
         let https = &c["apps"]["http"]["servers"]["https"];
         assert_eq!(https["listen"], json!([":8443"]));
