@@ -3,10 +3,13 @@
 //! image instead of building it again. werf's build synchronisation is the model.
 //!
 //! A claim is a created, never started container named `pipeline-build-<key>`: the engine keeps names
-//! unique, so creating it is the atomic step, as for the environment lock. It holds the holder
-//! (`user@host pid N`), when it was taken and when it expires. A claim whose holder is a process of this
-//! host that has ended is taken over at once; any other expires after [`TTL`] (a build that takes longer
-//! may then be built twice, which is safe: the same key gives the same image).
+//! unique, so creating it is the atomic step, as for the environment lock. Its labels hold the holder
+//! (`user@host pid N`), when it was taken and how long it lasts without renewal ([`TTL`]); its holder
+//! renews it every [`RENEW`] while it builds, by writing the time into the file `/renewed` of the
+//! container (labels cannot change). A claim whose holder is a process of this host that has ended is
+//! taken over at once; one whose holder stopped renewing (a run killed on another machine) expires
+//! [`TTL`] after its last renewal. Clocks of the machines that share an engine are assumed to agree
+//! within much less than [`TTL`].
 
 use crate::docker::{EngineError, reason, status};
 use bollard::Docker;
@@ -17,11 +20,31 @@ use std::time::Duration;
 
 const HOLDER: &str = "pipeline.build.holder";
 const SINCE: &str = "pipeline.build.since";
+/// When it expires unless renewed (claims of earlier releases have only this).
 const EXPIRES: &str = "pipeline.build.expires";
+/// Seconds a renewal lasts.
+const TTL_LABEL: &str = "pipeline.build.ttl";
 const KEY: &str = "pipeline.build.key";
+/// The file in the claim container holding the time of its last renewal (Unix seconds).
+const RENEWED: &str = "renewed";
 
-/// How long a claim of a holder that cannot be checked (another host) lasts.
-pub const TTL: Duration = Duration::from_secs(30 * 60);
+/// How long a claim lasts after it was taken or last renewed.
+pub const TTL: Duration = Duration::from_secs(120);
+/// How often a holder renews its claim while it builds.
+pub const RENEW: Duration = Duration::from_secs(30);
+
+/// How long claims last and how often they are renewed ([`TTL`] and [`RENEW`] unless a test says).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub ttl: Duration,
+    pub renew: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing { ttl: TTL, renew: RENEW }
+    }
+}
 
 fn name(key: &str) -> String {
     format!("pipeline-build-{key}")
@@ -36,10 +59,15 @@ fn now() -> u64 {
 pub struct Claim {
     docker: Docker,
     id: Option<String>,
+    /// Renews the claim until it is released.
+    renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Claim {
     pub async fn release(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
         if let Some(id) = self.id.take() {
             remove(&self.docker, &id).await;
         }
@@ -48,11 +76,55 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
         if let (Some(id), Ok(rt)) = (self.id.take(), tokio::runtime::Handle::try_current()) {
             let docker = self.docker.clone();
             rt.spawn(async move { remove(&docker, &id).await });
         }
     }
+}
+
+/// Write the time of this renewal into the claim container.
+async fn renew(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let text = now().to_string();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    let archive = tar.append_data(&mut h, RENEWED, text.as_bytes()).and_then(|()| tar.into_inner()).unwrap_or_default();
+    let options = bollard::query_parameters::UploadToContainerOptions { path: "/".into(), ..Default::default() };
+    docker.upload_to_container(id, Some(options), bollard::body_full(archive.into())).await
+}
+
+/// The time of a claim's last renewal, if it was ever renewed.
+async fn renewed(docker: &Docker, id: &str) -> Option<u64> {
+    use futures_util::StreamExt as _;
+    let options = bollard::query_parameters::DownloadFromContainerOptions { path: format!("/{RENEWED}") };
+    let mut stream = docker.download_from_container(id, Some(options));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.ok()?);
+    }
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut entry = archive.entries().ok()?.next()?.ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether a claim has run out: [`TTL`] (its own) after it was taken or last renewed.
+async fn expired(docker: &Docker, id: &str, labels: &HashMap<String, String>) -> bool {
+    let number = |k: &str| labels.get(k).and_then(|s| s.parse::<u64>().ok());
+    let Some(ttl) = number(TTL_LABEL) else {
+        // A claim of an earlier release: a fixed expiry.
+        return number(EXPIRES).is_some_and(|t| now() >= t);
+    };
+    let since = number(SINCE).unwrap_or(0);
+    let last = renewed(docker, id).await.unwrap_or(since).max(since);
+    now() >= last.saturating_add(ttl)
 }
 
 async fn remove(docker: &Docker, id: &str) {
@@ -78,8 +150,14 @@ pub enum Claimed {
     Theirs(Holder),
 }
 
-/// Claim `key` for `holder`, taking over a claim that has expired or whose holder has ended.
+/// Claim `key` for `holder`, taking over a claim that has expired or whose holder has ended; a claim
+/// taken is renewed until released.
 pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, EngineError> {
+    claim_with(docker, key, holder, Timing::default()).await
+}
+
+/// [`claim`], with its own timing (tests).
+pub async fn claim_with(docker: &Docker, key: &str, holder: &str, timing: Timing) -> Result<Claimed, EngineError> {
     let name = name(key);
     crate::docker::lock::ensure_lock_image(docker).await?;
     let mut last = String::new();
@@ -94,13 +172,28 @@ pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, 
                 (KEY.into(), key.into()),
                 (HOLDER.into(), holder.into()),
                 (SINCE.into(), taken.to_string()),
-                (EXPIRES.into(), (taken + TTL.as_secs()).to_string()),
+                (TTL_LABEL.into(), timing.ttl.as_secs().max(1).to_string()),
+                (EXPIRES.into(), (taken + timing.ttl.as_secs()).to_string()),
             ])),
             ..Default::default()
         };
         let options = CreateContainerOptions { name: Some(name.clone()), platform: String::new() };
         match docker.create_container(Some(options), body).await {
-            Ok(created) => return Ok(Claimed::Mine(Claim { docker: docker.clone(), id: Some(created.id) })),
+            Ok(created) => {
+                let (d, id, every) = (docker.clone(), created.id.clone(), timing.renew);
+                let renewer = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        // A renewal that fails is tried again at the next one; the claim lasts a TTL.
+                        let _ = renew(&d, &id).await;
+                    }
+                });
+                return Ok(Claimed::Mine(Claim {
+                    docker: docker.clone(),
+                    id: Some(created.id),
+                    renewer: Some(renewer),
+                }));
+            }
             Err(e) if status(&e) == Some(409) => {
                 let c = match docker
                     .inspect_container(&name, None::<bollard::query_parameters::InspectContainerOptions>)
@@ -120,7 +213,10 @@ pub async fn claim(docker: &Docker, key: &str, holder: &str) -> Result<Claimed, 
                     holder: labels.get(HOLDER).cloned().unwrap_or_else(|| "an unknown run".into()),
                     age: labels.get(SINCE).and_then(|s| s.parse::<u64>().ok()).map_or(0, |t| now().saturating_sub(t)),
                 };
-                let expired = labels.get(EXPIRES).and_then(|s| s.parse::<u64>().ok()).is_some_and(|t| now() >= t);
+                let expired = match c.id.as_deref() {
+                    Some(id) => expired(docker, id, &labels).await,
+                    None => false,
+                };
                 if expired || crate::target::holder_is_gone(&theirs.holder) {
                     last = format!("{} {}", theirs.holder, if expired { "expired" } else { "has ended" });
                     // By id: a claim another run took over meanwhile is not touched.
@@ -150,7 +246,10 @@ pub async fn list(docker: &Docker) -> Result<BTreeMap<String, Holder>, EngineErr
         let labels = c.labels.unwrap_or_default();
         let Some(key) = labels.get(KEY) else { continue };
         let holder = labels.get(HOLDER).cloned().unwrap_or_else(|| "an unknown run".into());
-        let expired = labels.get(EXPIRES).and_then(|s| s.parse::<u64>().ok()).is_some_and(|t| now() >= t);
+        let expired = match c.id.as_deref() {
+            Some(id) => expired(docker, id, &labels).await,
+            None => false,
+        };
         if expired || crate::target::holder_is_gone(&holder) {
             continue;
         }

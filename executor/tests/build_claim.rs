@@ -53,3 +53,48 @@ fn one_holder_at_a_time_and_dead_holders_expire() {
         assert!(!claim::list(&docker).await.unwrap().contains_key(&key));
     });
 }
+
+/// A holder on another machine (its process cannot be checked) keeps its claim while it renews it, and
+/// loses it a TTL after it stops (a run killed there): short timings stand in for the real ones.
+#[test]
+fn a_claim_lasts_while_renewed_and_expires_a_ttl_after_the_last_renewal() {
+    if !engine_up() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = pipeline_executor::docker::connect().await.unwrap();
+        let key = |n: u8| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            format!("{t:062x}{n:02x}")
+        };
+        let ttl = std::time::Duration::from_secs(3);
+        let (renewing, stopped) = (key(1), key(2));
+        let renews = claim::Timing { ttl, renew: std::time::Duration::from_millis(500) };
+        // Renewals would come after an hour: it stops renewing at once, as a killed run does.
+        let never = claim::Timing { ttl, renew: std::time::Duration::from_secs(3600) };
+        let Claimed::Mine(held) = claim::claim_with(&docker, &renewing, "ci@elsewhere pid 1", renews).await.unwrap()
+        else {
+            panic!("first claim refused")
+        };
+        let Claimed::Mine(dead) = claim::claim_with(&docker, &stopped, "ci@elsewhere pid 2", never).await.unwrap()
+        else {
+            panic!("first claim refused")
+        };
+        // Past the TTL (and a second for whole-second clocks).
+        tokio::time::sleep(ttl + std::time::Duration::from_millis(1500)).await;
+        match claim::claim(&docker, &renewing, "me@here pid 3").await.unwrap() {
+            Claimed::Theirs(h) => assert_eq!(h.holder, "ci@elsewhere pid 1"),
+            Claimed::Mine(_) => panic!("a claim that is renewed expired"),
+        }
+        let listed = claim::list(&docker).await.unwrap();
+        assert!(listed.contains_key(&renewing), "{listed:?}");
+        assert!(!listed.contains_key(&stopped), "a claim past its TTL is not listed: {listed:?}");
+        std::mem::forget(dead);
+        match claim::claim(&docker, &stopped, "me@here pid 3").await.unwrap() {
+            Claimed::Mine(c) => c.release().await,
+            Claimed::Theirs(h) => panic!("a claim no longer renewed did not expire: {h}"),
+        }
+        held.release().await;
+    });
+}
