@@ -114,6 +114,96 @@ pub fn merge_by_time(sources: Vec<LogStream>) -> LogStream {
     }))
 }
 
+/// The last line shown per replica (its time), shared by the history and the follow.
+pub(crate) type Seen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+
+/// The history merged in time order, each line's time recorded in `seen` as it is shown.
+pub(crate) fn history(sources: Vec<LogStream>, seen: &Seen) -> LogStream {
+    let recorded = std::sync::Arc::clone(seen);
+    Box::pin(merge_by_time(sources).inspect(move |l| {
+        if let (Ok(l), Ok(mut seen)) = (l, recorded.lock()) {
+            seen.insert(l.replica.clone(), l.time.clone());
+        }
+    }))
+}
+
+/// Where a followed replica's lines start.
+pub(crate) enum Resume {
+    /// After its last line shown (this time).
+    After(String),
+    /// It was in the history but showed no line: from when the history was read (these Unix seconds).
+    HistoryStart(i64),
+    /// A replica that appeared since: from its start (or `--since`).
+    Start,
+}
+
+/// Follow the replicas `list` finds (looking again every `every`, so replicas that appear later are
+/// followed too): each one's lines from where `Resume` says, each line once. A replica whose stream ends
+/// or fails (stopped, restarted, not readable yet) is followed again at the next look, from its last line.
+/// `name` names a replica as its lines do; `open` gives its line stream, given every replica found at
+/// this look.
+pub(crate) fn follow<R, F, Fut>(
+    seen: Seen,
+    history: std::collections::BTreeSet<String>,
+    every: std::time::Duration,
+    list: F,
+    name: impl Fn(&R) -> Option<String> + Send + Sync + 'static,
+    open: impl Fn(&R, &[R], Resume) -> LogStream + Send + Sync + 'static,
+) -> LogStream
+where
+    R: Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<Vec<R>>> + Send,
+{
+    use std::sync::{Arc, Mutex};
+    let history_start = now_secs();
+    channel_stream(move |tx| {
+        Box::pin(async move {
+            let followed: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+            let mut tasks = tokio::task::JoinSet::new();
+            while !tx.is_closed() {
+                let Some(now) = list().await else {
+                    tokio::time::sleep(every).await;
+                    continue;
+                };
+                for r in &now {
+                    let Some(name) = name(r) else { continue };
+                    if !followed.lock().is_ok_and(|mut f| f.insert(name.clone())) {
+                        continue;
+                    }
+                    let last = seen.lock().ok().and_then(|s| s.get(&name).cloned());
+                    let resume = match &last {
+                        Some(t) => Resume::After(t.clone()),
+                        None if history.contains(&name) => Resume::HistoryStart(history_start),
+                        None => Resume::Start,
+                    };
+                    let mut lines = open(r, &now, resume);
+                    let (tx, followed, seen) = (tx.clone(), Arc::clone(&followed), Arc::clone(&seen));
+                    tasks.spawn(async move {
+                        while let Some(l) = lines.next().await {
+                            let Ok(l) = l else { break };
+                            if last.as_ref().is_some_and(|t| l.time <= *t) {
+                                continue;
+                            }
+                            if let Ok(mut seen) = seen.lock() {
+                                seen.insert(l.replica.clone(), l.time.clone());
+                            }
+                            if tx.send(Ok(l)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if let Ok(mut f) = followed.lock() {
+                            f.remove(&name);
+                        }
+                    });
+                }
+                tokio::time::sleep(every).await;
+            }
+            tasks.abort_all();
+        })
+    })
+}
+
 /// A stream fed by a task through a bounded channel (the task waits while the reader is behind).
 pub(crate) fn channel_stream(
     f: impl FnOnce(

@@ -5,12 +5,11 @@
 use super::DockerError;
 use super::labels::{REPLICA, SPEC};
 use super::live::{Listed, containers_of};
-use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, now_secs, stamped};
+use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, Resume, Seen, channel_stream, follow, stamped};
 use bollard::Docker;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt as _;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The logs of `services` (every service when empty).
@@ -22,73 +21,32 @@ pub(crate) async fn logs(
     options: &LogOptions,
 ) -> Result<LogStream, DockerError> {
     let containers = of_services(docker, project, environment, services).await?;
-    let seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let history: Vec<LogStream> = containers
-        .iter()
-        .map(|c| container_lines(docker.clone(), c, false, options.since.unwrap_or(0), options.tail, None))
-        .collect();
-    let recorded = Arc::clone(&seen);
-    let history = merge_by_time(history).inspect(move |l| {
-        if let (Ok(l), Ok(mut seen)) = (l, recorded.lock()) {
-            seen.insert(l.replica.clone(), l.time.clone());
-        }
-    });
-    if !options.follow {
-        return Ok(Box::pin(history));
-    }
-    let known: BTreeSet<String> = containers.iter().map(|c| c.id.clone()).collect();
-    let (docker, project, environment, services) =
-        (docker.clone(), project.to_string(), environment.to_string(), services.to_vec());
     let since = options.since.unwrap_or(0);
-    let history_start = now_secs();
-    let live = futures_util::stream::once(async move {
-        channel_stream(move |tx| {
-            Box::pin(async move {
-                // Containers followed now; a stream that ends (a stopped container, a restart) is followed
-                // again at the next look, from its last line.
-                let followed: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-                let mut tasks = tokio::task::JoinSet::new();
-                while !tx.is_closed() {
-                    let Ok(now) = of_services(&docker, &project, &environment, &services).await else {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    };
-                    for c in now {
-                        if !followed.lock().is_ok_and(|mut f| f.insert(c.id.clone())) {
-                            continue;
-                        }
-                        // From its last line shown; a container shown before without lines, from when the
-                        // history was read; a new one, from its start.
-                        let last = seen.lock().ok().and_then(|s| s.get(&c.name).cloned());
-                        let from = match &last {
-                            Some(t) => jiff_seconds(t).unwrap_or(history_start),
-                            None if known.contains(&c.id) => history_start.max(since),
-                            None => since,
-                        };
-                        let mut lines = container_lines(docker.clone(), &c, true, from, None, last);
-                        let (tx, followed, seen, id) =
-                            (tx.clone(), Arc::clone(&followed), Arc::clone(&seen), c.id.clone());
-                        tasks.spawn(async move {
-                            while let Some(l) = lines.next().await {
-                                if let (Ok(l), Ok(mut seen)) = (&l, seen.lock()) {
-                                    seen.insert(l.replica.clone(), l.time.clone());
-                                }
-                                if tx.send(l).await.is_err() {
-                                    return;
-                                }
-                            }
-                            if let Ok(mut f) = followed.lock() {
-                                f.remove(&id);
-                            }
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                tasks.abort_all();
-            })
-        })
-    })
-    .flatten();
+    let seen = Seen::default();
+    let history = crate::logs::history(
+        containers.iter().map(|c| container_lines(docker.clone(), c, false, since, options.tail)).collect(),
+        &seen,
+    );
+    if !options.follow {
+        return Ok(history);
+    }
+    let shown: BTreeSet<String> = containers.iter().map(|c| c.name.clone()).collect();
+    let (d, project, environment, services) =
+        (docker.clone(), project.to_string(), environment.to_string(), services.to_vec());
+    let list = move || {
+        let (d, project, environment, services) = (d.clone(), project.clone(), environment.clone(), services.clone());
+        async move { of_services(&d, &project, &environment, &services).await.ok() }
+    };
+    let docker = docker.clone();
+    let open = move |c: &Listed, _: &[Listed], resume: Resume| {
+        let from = match resume {
+            Resume::After(t) => jiff_seconds(&t).unwrap_or(since),
+            Resume::HistoryStart(t) => t.max(since),
+            Resume::Start => since,
+        };
+        container_lines(docker.clone(), c, true, from, None)
+    };
+    let live = follow(seen, shown, Duration::from_secs(1), list, |c: &Listed| Some(c.name.clone()), open);
     Ok(Box::pin(history.chain(live)))
 }
 
@@ -112,15 +70,8 @@ async fn of_services(
         .collect())
 }
 
-/// One container's lines; with `after`, only lines stamped later than it.
-fn container_lines(
-    docker: Docker,
-    c: &Listed,
-    follow: bool,
-    since: i64,
-    tail: Option<u64>,
-    after: Option<String>,
-) -> LogStream {
+/// One container's lines.
+fn container_lines(docker: Docker, c: &Listed, follow: bool, since: i64, tail: Option<u64>) -> LogStream {
     let (id, name, service) = (c.id.clone(), c.name.clone(), c.service.clone());
     let number = c.labels.get(REPLICA).and_then(|r| r.parse().ok()).unwrap_or(1);
     let of = c
@@ -145,8 +96,7 @@ fn container_lines(
             let mut lines = Lines::default();
             let send = |raw: String| {
                 let (time, text) = stamped(&raw);
-                let keep = after.as_ref().is_none_or(|a| time > *a);
-                keep.then(|| LogLine { service: service.clone(), replica: name.clone(), number, of, time, text })
+                Some(LogLine { service: service.clone(), replica: name.clone(), number, of, time, text })
             };
             while let Some(chunk) = chunks.next().await {
                 match chunk {

@@ -4,12 +4,13 @@
 use super::manifest::Scope;
 use super::manifest::labels::SERVICE;
 use super::{Cluster, KubernetesError};
-use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, channel_stream, merge_by_time, now_secs, stamped};
+use crate::logs::{
+    Lines, LogError, LogLine, LogOptions, LogStream, Resume, Seen, channel_stream, follow, now_secs, stamped,
+};
 use futures_util::{AsyncReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, LogParams};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The logs of `services` (every service when empty).
@@ -41,72 +42,29 @@ pub(crate) async fn logs(
             })
             .collect()
     };
-    let seen: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let recorded = Arc::clone(&seen);
-    let history = merge_by_time(history).inspect(move |l| {
-        if let (Ok(l), Ok(mut seen)) = (l, recorded.lock()) {
-            seen.insert(l.replica.clone(), l.time.clone());
-        }
-    });
+    let seen = Seen::default();
+    let history = crate::logs::history(history, &seen);
     if !options.follow {
-        return Ok(Box::pin(history));
+        return Ok(history);
     }
-    let known: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
-    let (cluster, scope, services) = (cluster.clone(), scope.clone(), services.to_vec());
-    let history_start = now_secs();
-    let live = futures_util::stream::once(async move {
-        channel_stream(move |tx| {
-            Box::pin(async move {
-                // Pods followed now; a stream that ends or fails (a pod still starting, a restart) is
-                // followed again at the next look, from its last line.
-                let followed: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-                let mut tasks = tokio::task::JoinSet::new();
-                while !tx.is_closed() {
-                    let Ok(now) = pods_of(&cluster, &scope, &services).await else {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        continue;
-                    };
-                    for p in &now {
-                        let Some(name) = p.metadata.name.clone() else { continue };
-                        if !followed.lock().is_ok_and(|mut f| f.insert(name.clone())) {
-                            continue;
-                        }
-                        // From its last line shown; a pod shown before without lines, from when the history
-                        // was read; a new one, from its start.
-                        let last = seen.lock().ok().and_then(|s| s.get(&name).cloned());
-                        let from = match &last {
-                            Some(t) => crate::logs::parse_time(t).map(|t| (now_secs() - t + 1).max(1)),
-                            None if known.contains(&name) => Some((now_secs() - history_start + 1).max(1)),
-                            None => None,
-                        };
-                        let mut lines = pod_lines(cluster.clone(), p, numbering(&now, p), true, from, None);
-                        let (tx, followed, seen) = (tx.clone(), Arc::clone(&followed), Arc::clone(&seen));
-                        tasks.spawn(async move {
-                            while let Some(l) = lines.next().await {
-                                // A pod that cannot be read yet is tried again at the next look.
-                                let Ok(l) = l else { break };
-                                if last.as_ref().is_some_and(|t| l.time <= *t) {
-                                    continue;
-                                }
-                                if let Ok(mut seen) = seen.lock() {
-                                    seen.insert(l.replica.clone(), l.time.clone());
-                                }
-                                if tx.send(Ok(l)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            if let Ok(mut f) = followed.lock() {
-                                f.remove(&name);
-                            }
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                tasks.abort_all();
-            })
-        })
-    })
-    .flatten();
+    let shown: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let (c, scope, services) = (cluster.clone(), scope.clone(), services.to_vec());
+    let list = move || {
+        let (c, scope, services) = (c.clone(), scope.clone(), services.clone());
+        async move { pods_of(&c, &scope, &services).await.ok() }
+    };
+    let cluster = cluster.clone();
+    // `sinceSeconds` counts back from the server's now.
+    let open = move |p: &DynamicObject, now: &[DynamicObject], resume: Resume| {
+        let from = match resume {
+            Resume::After(t) => crate::logs::parse_time(&t).map(|t| (now_secs() - t + 1).max(1)),
+            Resume::HistoryStart(t) => Some((now_secs() - t + 1).max(1)),
+            Resume::Start => None,
+        };
+        pod_lines(cluster.clone(), p, numbering(now, p), true, from, None)
+    };
+    let name = |p: &DynamicObject| p.metadata.name.clone();
+    let live = follow(seen, shown, Duration::from_secs(2), list, name, open);
     Ok(Box::pin(history.chain(live)))
 }
 
