@@ -18,12 +18,6 @@ fn services_up() -> bool {
     support::services_and_base_image_up()
 }
 
-/// A unique, DNS-safe name.
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}{}x{}", std::process::id() % 100_000, t % 1_000_000_000)
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read fixture") {
@@ -37,17 +31,16 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A fixture copied into a temporary folder, with its project name; destroyed when dropped.
+/// A project (see `support::project`) with the secret the shop fixture needs.
 struct Fixture {
-    dir: tempfile::TempDir,
+    p: support::project::Project,
     project: String,
-    envs: std::cell::RefCell<Vec<String>>,
 }
 
 impl Fixture {
     fn new(prefix: &str) -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Fixture { dir, project: unique(prefix), envs: Default::default() }
+        let p = support::project::Project::new(prefix);
+        Fixture { project: p.name.clone(), p }
     }
 
     fn shop(prefix: &str) -> Fixture {
@@ -57,28 +50,15 @@ impl Fixture {
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.p.path()
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
+        self.p.write(rel, text);
     }
 
     fn run(&self, args: &[&str], env: &str) -> Output {
-        if !self.envs.borrow().iter().any(|e| e == env) {
-            self.envs.borrow_mut().push(env.to_string());
-        }
-        Command::new(env!("CARGO_BIN_EXE_pipeline"))
-            .args(args)
-            .arg(self.path().join("pipeline.nix"))
-            .args(["--argstr", "project", &self.project, "--argstr", "env", env])
-            .env("NO_COLOR", "1")
-            .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run pipeline")
+        self.p.run(args, env, &[("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")])
     }
 
     /// `apply --yes --json`: the exit code, the outcome, stderr.
@@ -95,16 +75,6 @@ impl Fixture {
 
     fn container(&self, env: &str, service: &str, n: u32) -> String {
         format!("{}-{env}-{service}-{n}", self.project)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for env in self.envs.borrow().iter() {
-            let _ = self.run(&["destroy", "--yes", "--volumes"], env);
-        }
-        // The images it built and pushed (registry = "127.0.0.1:5000/${project}").
-        support::remove_images(&format!("{}/", self.project));
     }
 }
 
@@ -1088,17 +1058,13 @@ fn interrupt_cancels_builds_and_exits_130() {
         "web/Dockerfile",
         &format!("FROM 127.0.0.1:5000/pipeline-examples/busybox:1\nRUN echo {} && sleep 60\n", f.project),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .args(["apply", "--yes"])
-        .arg(f.path().join("pipeline.nix"))
-        .args(["--argstr", "project", &f.project, "--argstr", "env", "staging"])
-        .env("NO_COLOR", "1")
-        .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    f.envs.borrow_mut().push("staging".into());
+    let mut child =
+        f.p.command(&["apply", "--yes"], "staging")
+            .env("PIPELINE_SECRET_DB_PASSWORD", "not-a-real-password")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let mut seen = String::new();

@@ -13,54 +13,25 @@ mod support;
 const BASE: &str = "127.0.0.1:5000/pipeline-examples/busybox:1";
 
 /// A project in a temporary folder, destroyed (with its images) when dropped.
-struct Project {
-    dir: tempfile::TempDir,
-    name: String,
-    envs: std::cell::RefCell<Vec<String>>,
+/// A project (see `support::project`) whose runs write build logs under its folder.
+struct Project(support::project::Project);
+
+impl std::ops::Deref for Project {
+    type Target = support::project::Project;
+
+    fn deref(&self) -> &support::project::Project {
+        &self.0
+    }
 }
 
 impl Project {
     fn new(prefix: &str, definitions: &str, files: &[(&str, &str)]) -> Project {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("{prefix}{}x{}", std::process::id() % 100_000, t % 1_000_000_000);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = Project { dir, name, envs: Default::default() };
+        let p = Project(support::project::Project::new(prefix));
         p.write("pipeline.nix", definitions);
         for (path, text) in files {
             p.write(path, text);
         }
         p
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-
-    fn command(&self, args: &[&str], env: &str) -> Command {
-        if !self.envs.borrow().iter().any(|e| e == env) {
-            self.envs.borrow_mut().push(env.to_string());
-        }
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-        c.args(args)
-            .arg(self.path().join("pipeline.nix"))
-            .args(["--argstr", "project", &self.name, "--argstr", "env", env])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str], env: &str, vars: &[(&str, &str)]) -> Output {
-        let mut c = self.command(args, env);
-        for (k, v) in vars {
-            c.env(k, v);
-        }
-        c.output().expect("run pipeline")
     }
 
     /// Every log the runs wrote, concatenated.
@@ -73,15 +44,6 @@ impl Project {
             }
         }
         all
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        for env in self.envs.borrow().iter() {
-            let _ = self.run(&["destroy", "--yes", "--volumes"], env, &[]);
-        }
-        support::remove_images(&format!("{}/", self.name));
     }
 }
 

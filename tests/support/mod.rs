@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+pub mod project;
 pub mod skip;
 
 /// Whether the registry on 127.0.0.1:5000 and a Docker engine are up (`scripts/start-services` starts
