@@ -232,6 +232,12 @@ impl Health {
     }
 }
 
+/// The help of a failed deploy that kept (or went back to) the previous version: its cause's, or to fix
+/// the release.
+pub(crate) fn kept_previous_help(cause: &dyn miette::Diagnostic) -> String {
+    cause.help().map_or_else(|| "fix the release and apply again".to_string(), |h| h.to_string())
+}
+
 /// Who takes a lock: `user@host pid N`.
 pub fn holder() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "someone".into());

@@ -819,21 +819,7 @@ impl Reader<'_, '_> {
             match &*k {
                 "http" => p.http = self.int(&v, 1, 65535)? as u16,
                 "https" => p.https = self.int(&v, 1, 65535)? as u16,
-                _ => {
-                    let image = self.string(&v)?;
-                    if let Err(why) = crate::reference::Reference::parse(&image) {
-                        return Err(self
-                            .diag(
-                                "pipeline::plan::bad_image",
-                                v.span,
-                                format!("`{}` is not an image reference: {why}", v.path),
-                                "here",
-                            )
-                            .help("write a Caddy 2 image, e.g. \"caddy:2\"")
-                            .into());
-                    }
-                    p.image = image;
-                }
+                _ => p.image = self.image_ref(&v, &self.string(&v)?, "write a Caddy 2 image, e.g. \"caddy:2\"")?,
             }
         }
         if p.http == p.https {
@@ -848,6 +834,22 @@ impl Reader<'_, '_> {
                 .into());
         }
         Ok(p)
+    }
+
+    /// `image` (written at `n`) as an image reference.
+    fn image_ref(&self, n: &Node, image: &str, help: &str) -> Result<String> {
+        match crate::reference::Reference::parse(image) {
+            Ok(_) => Ok(image.to_string()),
+            Err(why) => Err(self
+                .diag(
+                    "pipeline::plan::bad_image",
+                    n.span,
+                    format!("`{}` is not an image reference: {why}", n.path),
+                    "here",
+                )
+                .help(help)
+                .into()),
+        }
     }
 
     /// A Kubernetes object name that may have dots (an IngressClass, a Secret, an Issuer).
@@ -1010,18 +1012,9 @@ impl Reader<'_, '_> {
                             image_span = v.span;
                         }
                         s.spans.image = image_span;
-                        if let Some(img) = &s.image
-                            && let Err(why) = crate::reference::Reference::parse(img)
-                        {
-                            return Err(self
-                                .diag(
-                                    "pipeline::plan::bad_image",
-                                    v.span,
-                                    format!("`{}` is not an image reference: {why}", v.path),
-                                    "here",
-                                )
-                                .help("write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"")
-                                .into());
+                        if let Some(img) = &s.image {
+                            let help = "write an image reference such as \"postgres:16\" or \"registry.example.com/team/app:1.2\"";
+                            self.image_ref(&v, img, help)?;
                         }
                     }
                     "build" if !matches!(v.value, Value::Null) => {

@@ -199,7 +199,7 @@ pub enum DockerError {
 
     /// The new containers did not come up; they were removed and the old ones keep serving.
     #[error("{0}; the previous version keeps serving")]
-    #[diagnostic(code(pipeline::docker::kept_previous), help("{}", kept_help(.0)))]
+    #[diagnostic(code(pipeline::docker::kept_previous), help("{}", crate::target::kept_previous_help(.0.as_ref())))]
     KeptPrevious(Box<DockerError>),
 
     #[error(transparent)]
@@ -230,11 +230,6 @@ pub enum DockerError {
         )
     )]
     EndpointTaken { address: String, owner: String },
-}
-
-fn kept_help(e: &DockerError) -> String {
-    use miette::Diagnostic as _;
-    e.help().map_or_else(|| "fix the release and apply again".to_string(), |h| h.to_string())
 }
 
 impl DockerError {

@@ -37,13 +37,8 @@ pub enum DeployError {
     /// The new version did not become ready; the Deployment was taken back to the spec it had, whose
     /// pods kept serving (a rolling update never takes an old pod away before a new one is ready).
     #[error("{0}; rolled back: the previous version keeps serving")]
-    #[diagnostic(code(pipeline::kubernetes::rolled_back), help("{}", rolled_back_help(.0)))]
+    #[diagnostic(code(pipeline::kubernetes::rolled_back), help("{}", crate::target::kept_previous_help(.0.as_ref())))]
     RolledBack(Box<DeployError>),
-}
-
-fn rolled_back_help(e: &DeployError) -> String {
-    use miette::Diagnostic as _;
-    e.help().map_or_else(|| "fix the release and apply again".to_string(), |h| h.to_string())
 }
 
 impl KubernetesTarget {
