@@ -457,12 +457,7 @@ pub(crate) async fn ensure_image(
 
 /// The public endpoints in the spec a container was deployed with.
 fn endpoints_of(c: &Listed) -> Vec<pipeline_planner::model::PublicEndpoint> {
-    c.labels
-        .get(SPEC)
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|j| DeploySpec::from_json(&j))
-        .map(|spec| spec.endpoints)
-        .unwrap_or_default()
+    c.spec().map(|spec| spec.endpoints).unwrap_or_default()
 }
 
 /// A deadline that never comes, for timeouts too large to add to now.
@@ -540,11 +535,7 @@ async fn retire(docker: &Docker, network: &str, containers: &[Listed]) -> Result
 
 /// How long a container of ours has to stop: the grace period of the spec it was deployed with.
 fn grace_of(c: &Listed) -> Duration {
-    c.labels
-        .get(SPEC)
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|j| DeploySpec::from_json(&j))
-        .map_or(Duration::from_secs(10), |spec| spec.stop_grace())
+    c.spec().map_or(Duration::from_secs(10), |spec| spec.stop_grace())
 }
 
 /// Stop containers, all at once, each with its grace period (SIGTERM, then SIGKILL), keeping them.
@@ -587,12 +578,8 @@ pub(crate) async fn destroy(
     for c in list {
         by_service.entry(c.service.clone()).or_default().push(c);
     }
-    let stage_of = |cs: &[Listed]| {
-        cs.iter()
-            .find_map(|c| c.labels.get(SPEC).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()))
-            .and_then(|s| s.get("stage").and_then(serde_json::Value::as_str).map(str::to_string))
-            .and_then(|st| stages.iter().position(|x| *x == st))
-    };
+    let stage_of =
+        |cs: &[Listed]| cs.iter().find_map(Listed::spec).and_then(|spec| stages.iter().position(|x| *x == spec.stage));
     let mut order: Vec<(Option<usize>, String)> =
         by_service.iter().map(|(name, cs)| (stage_of(cs), name.clone())).collect();
     // Later stages first; unknown stages before all.

@@ -24,6 +24,19 @@ pub struct Listed {
     pub ports: Vec<String>,
 }
 
+/// The deploy spec a container of ours was made with (its `pipeline.spec` label).
+pub fn spec_of(labels: &HashMap<String, String>) -> Option<DeploySpec> {
+    let json: serde_json::Value = serde_json::from_str(labels.get(SPEC)?).ok()?;
+    DeploySpec::from_json(&json)
+}
+
+impl Listed {
+    /// The deploy spec it was made with.
+    pub fn spec(&self) -> Option<DeploySpec> {
+        spec_of(&self.labels)
+    }
+}
+
 /// The containers of an environment (of one service, if given).
 pub async fn containers_of(
     docker: &Docker,
@@ -99,12 +112,7 @@ pub async fn observe(docker: &Docker, project: &str, environment: &str) -> Resul
         let Some(first) = cs.iter().min_by_key(|c| c.labels.get(REPLICA).and_then(|r| r.parse::<u32>().ok())) else {
             continue;
         };
-        let Some(mut spec) = first
-            .labels
-            .get(SPEC)
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .and_then(|j| DeploySpec::from_json(&j))
-        else {
+        let Some(mut spec) = first.spec() else {
             continue;
         };
         let hash = first.labels.get(SPEC_HASH).cloned().unwrap_or_default();
@@ -181,12 +189,7 @@ pub async fn status(
         let Some(first) = cs.iter().min_by_key(|c| c.labels.get(REPLICA).and_then(|r| r.parse::<u32>().ok())) else {
             continue;
         };
-        let Some(spec) = first
-            .labels
-            .get(SPEC)
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .and_then(|j| DeploySpec::from_json(&j))
-        else {
+        let Some(spec) = first.spec() else {
             continue;
         };
         let hash = first.labels.get(SPEC_HASH).cloned().unwrap_or_default();

@@ -3,7 +3,7 @@
 //! (a concurrent apply replacing them).
 
 use super::DockerError;
-use super::labels::{REPLICA, SPEC};
+use super::labels::REPLICA;
 use super::live::{Listed, containers_of};
 use crate::logs::{Lines, LogError, LogLine, LogOptions, LogStream, Resume, Seen, channel_stream, follow, stamped};
 use bollard::Docker;
@@ -74,13 +74,7 @@ async fn of_services(
 fn container_lines(docker: Docker, c: &Listed, follow: bool, since: i64, tail: Option<u64>) -> LogStream {
     let (id, name, service) = (c.id.clone(), c.name.clone(), c.service.clone());
     let number = c.labels.get(REPLICA).and_then(|r| r.parse().ok()).unwrap_or(1);
-    let of = c
-        .labels
-        .get(SPEC)
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|s| s.get("replicas").and_then(serde_json::Value::as_u64))
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(1);
+    let of = c.spec().map_or(1, |spec| spec.replicas);
     channel_stream(move |tx| {
         Box::pin(async move {
             let options = LogsOptions {
@@ -96,15 +90,13 @@ fn container_lines(docker: Docker, c: &Listed, follow: bool, since: i64, tail: O
             let mut lines = Lines::default();
             let send = |raw: String| {
                 let (time, text) = stamped(&raw);
-                Some(LogLine { service: service.clone(), replica: name.clone(), number, of, time, text })
+                LogLine { service: service.clone(), replica: name.clone(), number, of, time, text }
             };
             while let Some(chunk) = chunks.next().await {
                 match chunk {
                     Ok(out) => {
                         for raw in lines.push(&out.into_bytes()) {
-                            if let Some(l) = send(raw)
-                                && tx.send(Ok(l)).await.is_err()
-                            {
+                            if tx.send(Ok(send(raw))).await.is_err() {
                                 return;
                             }
                         }
@@ -116,7 +108,7 @@ fn container_lines(docker: Docker, c: &Listed, follow: bool, since: i64, tail: O
                     }
                 }
             }
-            if let Some(l) = lines.finish().and_then(send) {
+            if let Some(l) = lines.finish().map(send) {
                 let _ = tx.send(Ok(l)).await;
             }
         })

@@ -79,9 +79,7 @@ pub async fn routes(docker: &Docker) -> Result<Vec<Route>, DockerError> {
         else {
             continue;
         };
-        let Some(spec) =
-            labels.get(SPEC).and_then(|s| serde_json::from_str::<Json>(s).ok()).and_then(|j| DeploySpec::from_json(&j))
-        else {
+        let Some(spec) = super::live::spec_of(&labels) else {
             continue;
         };
         let network = format!("{project}-{env}");
@@ -97,7 +95,6 @@ pub async fn routes(docker: &Docker) -> Result<Vec<Route>, DockerError> {
         }
     }
     found.sort_by(|a, b| (&a.host, &a.path, &a.owner).cmp(&(&b.host, &b.path, &b.owner)));
-    found.dedup();
     found.dedup_by(|b, a| a.host == b.host && a.path == b.path);
     Ok(found)
 }
