@@ -80,6 +80,7 @@ impl Builder for Sleeper {
     fn build(
         &self,
         b: usize,
+        _slot: pipeline_executor::schedule::BuildSlot,
     ) -> impl std::future::Future<Output = Result<(), pipeline_executor::schedule::TaskError>> + Send {
         let d = self.builds[b];
         async move {

@@ -7,7 +7,8 @@
 //! - a service deploys as soon as its own image is ready, its stage is open and the services it depends on
 //!   (in its stage) are deployed; it does not wait for the other builds of its stage;
 //! - at most `build_slots` builds and `deploy_slots` deploys run at once, and when one ends the next ready
-//!   task starts at once (earlier stages first; within a stage, longest expected first when durations
+//!   task starts at once; a build gives its slot back when it says its image is built ([`BuildSlot`]), so
+//!   its push (network, not the engine's CPU) runs beside the next build (earlier stages first; within a stage, longest expected first when durations
 //!   from earlier runs are known);
 //! - one build per key: services sharing a key wait for the single build;
 //! - a failed build or deploy fails its stage: running tasks finish, nothing of a later stage starts;
@@ -25,7 +26,30 @@ use tokio::time::Instant;
 
 /// Builds (and pushes) image number `build` of a [`Schedule`].
 pub trait Builder: Send + Sync + 'static {
-    fn build(&self, build: usize) -> impl Future<Output = Result<(), TaskError>> + Send;
+    /// The image is ready for its deploys when this returns; `slot.release()` gives the build slot back
+    /// before that, once what is left needs no slot (the push).
+    fn build(&self, build: usize, slot: BuildSlot) -> impl Future<Output = Result<(), TaskError>> + Send;
+}
+
+/// The build slot a running build holds: released when the build says so, or when it ends.
+#[derive(Debug)]
+pub struct BuildSlot {
+    build: usize,
+    released: Option<tokio::sync::mpsc::UnboundedSender<usize>>,
+}
+
+impl BuildSlot {
+    /// Give the slot back: the next build may start while this one finishes (pushes).
+    pub fn release(&mut self) {
+        if let Some(tx) = self.released.take() {
+            let _ = tx.send(self.build);
+        }
+    }
+
+    /// A slot that belongs to no scheduler (a build run on its own, as tests do).
+    pub fn detached() -> BuildSlot {
+        BuildSlot { build: 0, released: None }
+    }
 }
 
 /// Deploys service number `service` of a [`Schedule`] (for a job: runs it to completion).
@@ -217,6 +241,9 @@ pub async fn run<B: Builder, D: Deployer>(
     // Running deploys by task id, to name one that panicked.
     let mut deploy_tasks: Vec<(tokio::task::Id, usize)> = Vec::new();
     let (mut builds_running, mut deploys_running) = (0usize, 0usize);
+    // Builds that hold a slot: from their start until they release it or end.
+    let mut holding = vec![false; s.builds.len()];
+    let (released_tx, mut released_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut open = 0usize;
     let mut failed_stage: Option<usize> = None;
     let mut cancelled = *cancel.borrow();
@@ -242,8 +269,10 @@ pub async fn run<B: Builder, D: Deployer>(
                     builds[b].started = Some(t0.elapsed());
                     on_event(&Event::BuildStarted { build: b });
                     let builder = builder.clone();
-                    let h = running.spawn(async move { (Kind::Build(b), builder.build(b).await) });
+                    let slot = BuildSlot { build: b, released: Some(released_tx.clone()) };
+                    let h = running.spawn(async move { (Kind::Build(b), builder.build(b, slot).await) });
                     aborts.push((h, b));
+                    holding[b] = true;
                     builds_running += 1;
                 } else {
                     i += 1;
@@ -280,6 +309,12 @@ pub async fn run<B: Builder, D: Deployer>(
         }
         let joined = tokio::select! {
             j = running.join_next() => j,
+            Some(b) = released_rx.recv() => {
+                if std::mem::take(&mut holding[b]) {
+                    builds_running -= 1;
+                }
+                continue;
+            }
             changed = cancel.changed(), if !cancelled => {
                 if changed.is_err() || *cancel.borrow() {
                     cancelled = true;
@@ -294,7 +329,9 @@ pub async fn run<B: Builder, D: Deployer>(
         let now = Some(t0.elapsed());
         match joined {
             Ok((Kind::Build(b), result)) => {
-                builds_running -= 1;
+                if std::mem::take(&mut holding[b]) {
+                    builds_running -= 1;
+                }
                 aborts.retain(|(_, x)| *x != b);
                 let (status, error) = builds[b].finish(result, now);
                 if status == Status::Failed {
@@ -316,7 +353,9 @@ pub async fn run<B: Builder, D: Deployer>(
                 let id = e.id();
                 if let Some(pos) = aborts.iter().position(|(h, _)| h.id() == id) {
                     let (_, b) = aborts.remove(pos);
-                    builds_running -= 1;
+                    if std::mem::take(&mut holding[b]) {
+                        builds_running -= 1;
+                    }
                     let status = if e.is_cancelled() { Status::Cancelled } else { Status::Failed };
                     builds[b].status = status;
                     builds[b].ended = now;

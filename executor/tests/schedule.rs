@@ -3,7 +3,7 @@
 //! instants).
 
 use pipeline_executor::schedule::{
-    self, BuildTask, Builder, Deployer, Outcome, Schedule, ServiceTask, Status, TaskError,
+    self, BuildSlot, BuildTask, Builder, Deployer, Outcome, Schedule, ServiceTask, Status, TaskError,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,12 +14,16 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum What {
     Build(usize),
+    /// The push after a build, once its slot is given back.
+    Push(usize),
     Deploy(usize),
 }
 
 #[derive(Default)]
 struct Fake {
     build_secs: Vec<u64>,
+    /// Per build: how long its push takes after the build gives its slot back (none if absent).
+    push_secs: Vec<u64>,
     deploy_secs: Vec<u64>,
     failing_builds: HashSet<usize>,
     failing_deploys: HashSet<usize>,
@@ -58,9 +62,22 @@ struct B(Arc<Fake>);
 struct D(Arc<Fake>);
 
 impl Builder for B {
-    fn build(&self, build: usize) -> impl std::future::Future<Output = Result<(), TaskError>> + Send {
+    fn build(
+        &self,
+        build: usize,
+        mut slot: BuildSlot,
+    ) -> impl std::future::Future<Output = Result<(), TaskError>> + Send {
         let f = self.0.clone();
-        async move { f.work(What::Build(build), f.build_secs[build], f.failing_builds.contains(&build)).await }
+        async move {
+            f.work(What::Build(build), f.build_secs[build], f.failing_builds.contains(&build)).await?;
+            match f.push_secs.get(build) {
+                Some(&secs) => {
+                    slot.release();
+                    f.work(What::Push(build), secs, false).await
+                }
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -130,6 +147,31 @@ async fn ten_builds_seven_slots_the_eighth_starts_when_the_first_ends() {
     starts.sort_by(f64::total_cmp);
     assert_eq!(starts[7], first_end, "the 8th build starts the moment the first ends");
     assert!(max_overlap(&fake.spans(|w| matches!(w, What::Deploy(_)))) <= 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pushing_build_gives_its_slot_to_the_next_build_and_its_deploy_waits_for_the_push() {
+    // One slot, three builds of 2 s, each pushed for 3 s once built.
+    let fake =
+        Arc::new(Fake { build_secs: vec![2; 3], push_secs: vec![3; 3], deploy_secs: vec![1; 3], ..Default::default() });
+    let s = Schedule {
+        stages: 4,
+        builds: builds(3),
+        services: (0..3).map(|i| svc(&format!("app{i}"), 3, Some(i))).collect(),
+        build_slots: 1,
+        deploy_slots: 7,
+    };
+    let out = run(&s, fake.clone(), None).await;
+    assert!(out.success(), "{out:?}");
+    let mut starts: Vec<f64> = fake.spans(|w| matches!(w, What::Build(_))).iter().map(|x| x.0).collect();
+    starts.sort_by(f64::total_cmp);
+    assert_eq!(starts, vec![0.0, 2.0, 4.0], "each build starts when the one before is built, not pushed");
+    assert_eq!(max_overlap(&fake.spans(|w| matches!(w, What::Build(_)))), 1, "one build at a time");
+    assert_eq!(max_overlap(&fake.spans(|w| matches!(w, What::Push(_)))), 2, "pushes run beside builds");
+    let (push_start, push_end) = fake.span(What::Push(0));
+    assert_eq!(push_start, 2.0);
+    assert_eq!(fake.span(What::Deploy(0)).0, push_end, "the deploy starts when the image is pushed");
+    assert_eq!(out.builds[0].ended, Some(Duration::from_secs(5)), "the build's report covers its push");
 }
 
 #[tokio::test(start_paused = true)]
