@@ -748,3 +748,81 @@ fn public_endpoints_become_an_ingress_that_replans_to_nothing_is_pruned_and_dest
         fake.objects().into_iter().filter(|(r, _)| r != "namespaces" && r != "persistentvolumeclaims").collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A client of the stand-in for the executor's own Kubernetes code.
+fn cluster(fake: &Fake) -> pipeline_executor::kubernetes::Cluster {
+    let server = format!("http://127.0.0.1:{}", fake.port);
+    let config = kube::Config::new(server.parse().expect("the stand-in's URL"));
+    let client = kube::Client::try_from(config).expect("a client of the stand-in");
+    pipeline_executor::kubernetes::Cluster { client, server, namespace: "shop-fake".into() }
+}
+
+#[test]
+fn a_build_claim_on_the_cluster_is_held_once_renewed_taken_over_when_its_run_dies_and_released() {
+    use pipeline_executor::claim::Timing;
+    use pipeline_executor::kubernetes::build_claim::{self, ClusterClaimed, NAMESPACE};
+    let fake = start();
+    let key = "5f".repeat(32);
+    let lease = format!("pipeline-build-{key}");
+    // Lasts 2 s unless renewed, renewed every 0.3 s.
+    let quick = Timing { ttl: Duration::from_secs(2), renew: Duration::from_millis(300) };
+    let holder = |c: &ClusterClaimed| match c {
+        ClusterClaimed::Mine(_) => "mine".to_string(),
+        ClusterClaimed::Theirs(h) => h.holder.clone(),
+    };
+
+    // Runner 1 claims the key: the namespace is made for it. Its run "dies": the runtime that renews the
+    // claim stops, and the claim is neither renewed nor released.
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    first.block_on(async {
+        let c = cluster(&fake);
+        let mine = build_claim::claim(&c, &key, "ci@runner-1 pid 1", quick).await.expect("claim");
+        assert_eq!(holder(&mine), "mine");
+        assert!(!fake.object("namespaces", NAMESPACE).is_null(), "the claims' namespace was made");
+        // Another run sees runner 1's claim, in a claim and in the list the plan reads; still after the
+        // claim's own duration, since it is renewed.
+        for wait in [0, 3] {
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            let theirs = build_claim::claim(&c, &key, "ci@runner-2 pid 2", quick).await.expect("claim");
+            assert_eq!(holder(&theirs), "ci@runner-1 pid 1", "after {wait} s");
+            let listed = build_claim::list(&c).await.expect("list");
+            assert_eq!(listed.get(&key).map(|h| h.holder.as_str()), Some("ci@runner-1 pid 1"));
+        }
+        std::mem::forget(mine);
+    });
+    drop(first);
+    let renewed = fake.object("leases", &lease)["spec"]["renewTime"].clone();
+    assert_ne!(renewed, fake.object("leases", &lease)["spec"]["acquireTime"], "it was renewed");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = cluster(&fake);
+        // Runner 2 waits while the claim lasts, then takes it over.
+        let started = Instant::now();
+        let taken = loop {
+            match build_claim::claim(&c, &key, "ci@runner-2 pid 2", quick).await.expect("claim") {
+                ClusterClaimed::Mine(m) => break m,
+                ClusterClaimed::Theirs(h) => assert_eq!(h.holder, "ci@runner-1 pid 1"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the dead run's claim never ran out");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(started.elapsed() >= Duration::from_secs(1), "taken over before it ran out");
+        let spec = fake.object("leases", &lease)["spec"].clone();
+        assert_eq!(spec["holderIdentity"], "ci@runner-2 pid 2");
+        assert_eq!(spec["leaseTransitions"], 1);
+        taken.release().await;
+        assert!(fake.object("leases", &lease).is_null(), "released: the Lease is gone");
+        assert!(build_claim::list(&c).await.expect("list").is_empty());
+
+        // A holder on this host whose process has ended is taken over at once.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        let gone = format!("ci@{} pid 4194303", host.trim());
+        let ClusterClaimed::Mine(orphan) = build_claim::claim(&c, &key, &gone, quick).await.expect("claim") else {
+            panic!("the key was free")
+        };
+        std::mem::forget(orphan);
+        let now = build_claim::claim(&c, &key, "ci@runner-3 pid 3", quick).await.expect("claim");
+        assert_eq!(holder(&now), "mine", "a claim of an ended process is taken over at once");
+    });
+}

@@ -14,7 +14,7 @@ use crate::buildkit::{self, BuilderKind};
 use crate::claim::{self, Claimed};
 use crate::docker::reason;
 use crate::registry::RegistryClient;
-use crate::schedule::{Builder, TaskError};
+use crate::schedule::{BuildSlot, Builder, TaskError};
 use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, PushImageOptions};
 use futures_util::StreamExt as _;
@@ -58,6 +58,8 @@ pub struct ImageBuild {
 /// Builds with the engine and pushes to the mirror registry.
 pub struct DockerBuilder {
     pub docker: Docker,
+    /// Where builds claim their keys, so that runs meeting there build each key once.
+    pub claims: claim::Claims,
     pub builds: Vec<ImageBuild>,
     /// `.pipeline/logs/<run>`.
     pub log_dir: PathBuf,
@@ -105,13 +107,13 @@ pub enum ContextError {
 }
 
 impl Builder for DockerBuilder {
-    async fn build(&self, n: usize) -> Result<(), TaskError> {
-        self.build_one(n).await.map_err(|e| TaskError::from_diagnostic(&e))
+    async fn build(&self, n: usize, slot: BuildSlot) -> Result<(), TaskError> {
+        self.build_one(n, slot).await.map_err(|e| TaskError::from_diagnostic(&e))
     }
 }
 
 impl DockerBuilder {
-    async fn build_one(&self, n: usize) -> Result<(), BuildError> {
+    async fn build_one(&self, n: usize, slot: BuildSlot) -> Result<(), BuildError> {
         let Some(b) = self.builds.get(n) else {
             return Err(BuildError::Failed { message: format!("no build number {n}"), log: self.log_dir.clone() });
         };
@@ -119,8 +121,13 @@ impl DockerBuilder {
         let image = b.keyed.image.to_string();
         // One build per key across runs: claim it, or wait for the run that has.
         let claim = loop {
-            match claim::claim(&self.docker, &b.keyed.key, &crate::target::holder()).await {
-                Ok(Claimed::Mine(c)) => break Some(c),
+            match self.claims.claim(&b.keyed.key, &crate::target::holder()).await {
+                Ok(Claimed::Mine(c)) => {
+                    if let Some(w) = &c.warning {
+                        log.line(&format!("warning: {w}"));
+                    }
+                    break Some(c);
+                }
                 Ok(Claimed::Theirs(h)) => {
                     if self.in_registry(&b.keyed.image).await {
                         log.line(&format!("{image} was built by {}; using it", h.holder));
@@ -149,7 +156,7 @@ impl DockerBuilder {
             }
             return Ok(());
         }
-        let result = self.build_claimed(n, b, &mut log).await;
+        let result = self.build_claimed(n, b, &mut log, slot).await;
         if let Some(c) = claim {
             c.release().await;
         }
@@ -167,7 +174,7 @@ impl DockerBuilder {
     }
 
     /// Build, push and record a claimed key.
-    async fn build_claimed(&self, n: usize, b: &ImageBuild, log: &mut Log) -> Result<(), BuildError> {
+    async fn build_claimed(&self, n: usize, b: &ImageBuild, log: &mut Log, slot: BuildSlot) -> Result<(), BuildError> {
         log.line(&format!("building {} for service `{}`", b.keyed.image, b.service));
         let keyed = b.keyed.clone();
         let failed = |message: String, log: &Log| BuildError::Failed { message, log: log.path.clone() };
@@ -179,11 +186,18 @@ impl DockerBuilder {
             }
             Err(e) => return Err(failed(format!("packing the build context stopped: {e}"), log)),
         };
-        self.build_and_push(n, b, log, packed).await.map_err(|m| failed(m, log))
+        self.build_and_push(n, b, log, packed, slot).await.map_err(|m| failed(m, log))
     }
 
     /// Build a packed context, push the image and confirm it in the registry.
-    async fn build_and_push(&self, n: usize, b: &ImageBuild, log: &mut Log, packed: Packed) -> Result<(), String> {
+    async fn build_and_push(
+        &self,
+        n: usize,
+        b: &ImageBuild,
+        log: &mut Log,
+        packed: Packed,
+        mut slot: BuildSlot,
+    ) -> Result<(), String> {
         let image = b.keyed.image.to_string();
         for (reference, digest) in &b.keyed.images {
             log.line(&format!("using {reference} pinned to {digest}"));
@@ -210,6 +224,8 @@ impl DockerBuilder {
             }
         }
 
+        // Built: the push needs no build slot (the claim is held until the image is in the registry).
+        slot.release();
         // Push with the registry's credentials, then confirm the digest in the registry itself.
         (self.notify)(Note::Build(n, format!("pushing to {}", b.keyed.image.registry)));
         let repo = format!("{}/{}", b.keyed.image.registry, b.keyed.image.repository);
@@ -593,6 +609,9 @@ pub struct Log {
     file: Option<std::fs::File>,
     pub path: PathBuf,
     tail: VecDeque<String>,
+    /// When the log was opened: each line in the file says how long after it was written, so the log
+    /// shows where a build's time went (claim, context, steps, push).
+    opened: std::time::Instant,
 }
 
 impl Log {
@@ -604,13 +623,13 @@ impl Log {
             .append(true)
             .open(&path)
             .map_err(|e| BuildError::Log { path: path.clone(), source: e })?;
-        Ok(Log { file: Some(file), path, tail: VecDeque::new() })
+        Ok(Log { file: Some(file), path, tail: VecDeque::new(), opened: std::time::Instant::now() })
     }
 
     pub fn line(&mut self, text: &str) {
         let text = text.trim_end();
         if let Some(f) = &mut self.file
-            && writeln!(f, "{text}").is_err()
+            && writeln!(f, "{:>7.2}s {text}", self.opened.elapsed().as_secs_f64()).is_err()
         {
             self.file = None;
         }

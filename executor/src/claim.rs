@@ -10,8 +10,13 @@
 //! taken over at once; one whose holder stopped renewing (a run killed on another machine) expires
 //! [`TTL`] after its last renewal. Clocks of the machines that share an engine are assumed to agree
 //! within much less than [`TTL`].
+//!
+//! Runs that deploy to one Kubernetes cluster from different machines meet on the cluster instead: a
+//! Lease per key ([`crate::kubernetes::build_claim`]). [`Claims`] says where a run claims.
 
 use crate::docker::{EngineError, reason, status};
+use crate::kubernetes::Cluster;
+use crate::kubernetes::build_claim::{self, ClusterClaim, ClusterClaimed};
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptions, ListContainersOptions, RemoveContainerOptions};
@@ -54,17 +59,70 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// A claim this run holds; released (removed by id) with [`Claim::release`], or when dropped (a
-/// cancelled build).
+/// A claim this run holds; released with [`Claim::release`], or when dropped (a cancelled build).
 pub struct Claim {
+    held: Held,
+    /// Why it was taken somewhere other than where it was asked for (the cluster refused it).
+    pub warning: Option<String>,
+}
+
+enum Held {
+    Engine(EngineClaim),
+    Cluster(ClusterClaim),
+}
+
+impl Claim {
+    pub async fn release(self) {
+        match self.held {
+            Held::Engine(c) => c.release().await,
+            Held::Cluster(c) => c.release().await,
+        }
+    }
+}
+
+/// Where a run claims the keys it builds: where runs that would build the same key meet. For the Docker
+/// target that is the engine; for Kubernetes, the cluster (runs on different machines share no engine),
+/// with the engine as the fallback when the cluster refuses.
+#[derive(Clone)]
+pub enum Claims {
+    Engine(Docker),
+    Cluster { cluster: Cluster, engine: Docker, timing: Timing },
+}
+
+impl Claims {
+    /// Claim `key` for `holder` where this run's builds meet others.
+    pub async fn claim(&self, key: &str, holder: &str) -> Result<Claimed, EngineError> {
+        match self {
+            Claims::Engine(docker) => claim(docker, key, holder).await,
+            Claims::Cluster { cluster, engine, timing } => {
+                match build_claim::claim(cluster, key, holder, *timing).await {
+                    Ok(ClusterClaimed::Mine(c)) => Ok(Claimed::Mine(Claim { held: Held::Cluster(c), warning: None })),
+                    Ok(ClusterClaimed::Theirs(h)) => Ok(Claimed::Theirs(h)),
+                    Err(e) => {
+                        let mut claimed = claim(engine, key, holder).await?;
+                        if let Claimed::Mine(c) = &mut claimed {
+                            c.warning = Some(format!(
+                                "cannot claim the build on the cluster ({e}); claimed on the engine instead, so only runs on this engine wait for it"
+                            ));
+                        }
+                        Ok(claimed)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A claim held on the engine: a container, removed by id.
+struct EngineClaim {
     docker: Docker,
     id: Option<String>,
     /// Renews the claim until it is released.
     renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Claim {
-    pub async fn release(mut self) {
+impl EngineClaim {
+    async fn release(mut self) {
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
@@ -74,7 +132,7 @@ impl Claim {
     }
 }
 
-impl Drop for Claim {
+impl Drop for EngineClaim {
     fn drop(&mut self) {
         if let Some(r) = self.renewer.take() {
             r.abort();
@@ -188,11 +246,8 @@ pub async fn claim_with(docker: &Docker, key: &str, holder: &str, timing: Timing
                         let _ = renew(&d, &id).await;
                     }
                 });
-                return Ok(Claimed::Mine(Claim {
-                    docker: docker.clone(),
-                    id: Some(created.id),
-                    renewer: Some(renewer),
-                }));
+                let held = EngineClaim { docker: docker.clone(), id: Some(created.id), renewer: Some(renewer) };
+                return Ok(Claimed::Mine(Claim { held: Held::Engine(held), warning: None }));
             }
             Err(e) if status(&e) == Some(409) => {
                 let c = match docker

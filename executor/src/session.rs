@@ -353,6 +353,7 @@ async fn run_locked<T: Target>(
     };
     let builder = Arc::new(DockerBuilder {
         kind,
+        claims: target.build_claims(&docker),
         docker,
         builds: prepared.builds.clone(),
         log_dir: log_dir.clone(),

@@ -28,6 +28,12 @@ pub trait Target: Send + Sync + Sized + 'static {
     /// there). `None`: builds connect to the local engine themselves.
     fn engine(&self) -> Option<bollard::Docker>;
 
+    /// Where this run's builds claim their keys (one build per key across runs): the engine they build
+    /// on, unless the target is a place other runs meet too.
+    fn build_claims(&self, engine: &bollard::Docker) -> crate::claim::Claims {
+        crate::claim::Claims::Engine(engine.clone())
+    }
+
     /// Take the environment's lock: one apply or destroy at a time. Someone else holding it is an error
     /// naming them.
     fn lock(&self, holder: &str) -> impl Future<Output = Result<Self::Lock, Self::Error>> + Send;

@@ -222,12 +222,13 @@ fn a_removed_port_deletes_the_service_and_a_removed_service_deletes_everything()
     assert!(summary.contains(&("service/api".into(), ObjectAction::Delete)), "{summary:?}");
     assert!(summary.contains(&("deployment/api".into(), ObjectAction::Update)), "{summary:?}");
 
-    let live = KubernetesLive { scope: scope(), objects: served(&before) };
+    let live = KubernetesLive { scope: scope(), objects: served(&before), building: Default::default() };
     let gone = live.objects("api", None, None).unwrap();
     assert_eq!(gone.len(), before.len());
     assert!(gone.iter().all(|c| c.action == ObjectAction::Delete));
-    let created =
-        KubernetesLive { scope: scope(), objects: vec![] }.objects("api", Some(&typed(&spec())), Some("abc")).unwrap();
+    let created = KubernetesLive { scope: scope(), objects: vec![], building: Default::default() }
+        .objects("api", Some(&typed(&spec())), Some("abc"))
+        .unwrap();
     assert_eq!(
         created.iter().map(|c| c.object.as_str()).collect::<Vec<_>>(),
         ["configmap/api-env", "secret/api-secrets", "service/api", "deployment/api"]
@@ -245,12 +246,12 @@ fn live_services_come_from_the_workloads_and_only_completed_jobs_count() {
     running.service = "migrate".into();
     running.json["status"] = json!({ "active": 1 });
     objects.push(running.clone());
-    let live = KubernetesLive { scope: scope(), objects: objects.clone() };
+    let live = KubernetesLive { scope: scope(), objects: objects.clone(), building: Default::default() };
     let names: Vec<String> = live.observe("shop", "staging").unwrap().into_iter().map(|l| l.name).collect();
     assert_eq!(names, ["api"], "a job still running is not deployed yet");
     running.json["status"] = json!({ "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] });
     objects.push(running);
-    let live = KubernetesLive { scope: scope(), objects };
+    let live = KubernetesLive { scope: scope(), objects, building: Default::default() };
     let found = live.observe("shop", "staging").unwrap();
     assert_eq!(found.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["api", "migrate"]);
     assert_eq!(found[0].spec.to_json(), spec(), "the spec annotation is the deployed spec");

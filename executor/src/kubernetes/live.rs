@@ -84,11 +84,17 @@ fn job_complete(job: &Json) -> bool {
 pub struct KubernetesLive {
     pub scope: Scope,
     pub objects: Vec<LiveObject>,
+    /// Keys other runs are building now (their claims on the cluster): key -> holder.
+    pub building: std::collections::BTreeMap<String, String>,
 }
 
 impl LiveState for KubernetesLive {
     fn observe(&self, _: &str, _: &str) -> Result<Vec<LiveService>, String> {
         Ok(services(&self.objects))
+    }
+
+    fn building(&self, key: &str) -> Option<String> {
+        self.building.get(key).cloned()
     }
 
     fn objects(

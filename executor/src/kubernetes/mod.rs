@@ -7,6 +7,7 @@
 //! Everything goes through a [`Cluster`]: a kube `Client` (from kubeconfig, `--context` or in-cluster, or
 //! a mock service in tests) and the namespace of the environment.
 
+pub mod build_claim;
 pub mod deploy;
 pub mod lease;
 pub mod live;
@@ -295,6 +296,15 @@ impl Target for KubernetesTarget {
         None
     }
 
+    /// Runs deploying to this cluster from other machines share no engine: they meet on the cluster.
+    fn build_claims(&self, engine: &bollard::Docker) -> crate::claim::Claims {
+        crate::claim::Claims::Cluster {
+            cluster: self.cluster.clone(),
+            engine: engine.clone(),
+            timing: crate::claim::Timing::default(),
+        }
+    }
+
     async fn lock(&self, holder: &str) -> Result<lease::Held, DeployError> {
         self.cluster.ensure_namespace(&manifest::namespace(&self.scope)).await?;
         Ok(lease::acquire(&self.cluster, &self.scope, holder).await?)
@@ -302,7 +312,14 @@ impl Target for KubernetesTarget {
 
     async fn observe(&self) -> Result<Box<dyn LiveState + Send + Sync>, DeployError> {
         let objects = live::observe(&self.cluster, &self.scope).await?;
-        Ok(Box::new(KubernetesLive { scope: self.scope.clone(), objects }))
+        // Claims only say who is building: a failure to list them changes no decision.
+        let building = build_claim::list(&self.cluster)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, h)| (k, h.to_string()))
+            .collect();
+        Ok(Box::new(KubernetesLive { scope: self.scope.clone(), objects, building }))
     }
 
     async fn deploy(&self, service: &ServiceDeploy, run: &Run) -> Result<(), DeployError> {
