@@ -40,7 +40,15 @@ impl Project {
         let root = self.path().join(".pipeline/logs");
         for run in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             for f in std::fs::read_dir(run.path()).into_iter().flatten().flatten() {
-                all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+                // Without the seconds each line starts with (`   0.26s #4 CACHED`).
+                for line in std::fs::read_to_string(f.path()).unwrap_or_default().lines() {
+                    let line = line.trim_start();
+                    let timed = line
+                        .split_once(' ')
+                        .filter(|(t, _)| t.strip_suffix('s').is_some_and(|n| n.parse::<f64>().is_ok()));
+                    all.push_str(timed.map_or(line, |(_, rest)| rest));
+                    all.push('\n');
+                }
             }
         }
         all
@@ -255,11 +263,26 @@ struct FreshEngine {
 
 impl FreshEngine {
     fn start() -> FreshEngine {
+        FreshEngine::start_with("start", &[])
+    }
+
+    /// Also listening on TCP with TLS (`--tlsverify`): `host` is that address; the client's files are in
+    /// [`FreshEngine::certs`].
+    fn start_tls() -> FreshEngine {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        FreshEngine::start_with("start-tls", &[&port.to_string()])
+    }
+
+    fn start_with(command: &str, extra: &[&str]) -> FreshEngine {
         let dir = tempfile::Builder::new().prefix("pl-fresh").tempdir_in("/tmp").expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fresh-engine");
-        let out = Command::new(&script).arg("start").arg(dir.path()).output().expect("run fresh-engine");
+        let out = Command::new(&script).arg(command).arg(dir.path()).args(extra).output().expect("run fresh-engine");
         assert!(out.status.success(), "the fresh engine did not start: {}", text(&out));
         FreshEngine { host: String::from_utf8_lossy(&out.stdout).trim().to_string(), dir }
+    }
+
+    fn certs(&self) -> String {
+        self.dir.path().join("certs").to_string_lossy().into_owned()
     }
 }
 
@@ -316,6 +339,52 @@ fn a_fresh_engine_reuses_the_layers_of_the_mirror() {
     assert!(step("RUN echo").iter().any(|l| l.ends_with("CACHED")), "the expensive step ran again:\n{log}");
     assert!(!step("RUN cat").iter().any(|l| l.ends_with("CACHED")), "a step after the change was cached:\n{log}");
     assert!(log.contains("importing cache manifest from 127.0.0.1:5000/"), "{log}");
+}
+
+#[test]
+fn an_engine_reached_over_tls_builds_with_buildkit() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    // A BuildKit-only Dockerfile: over TLS the build must still go through a BuildKit session.
+    let p = Project::new(
+        "bktls",
+        &job_definitions(""),
+        &[
+            (
+                "app/Dockerfile",
+                &format!(
+                    "FROM {BASE}\nRUN --mount=type=cache,target=/cache echo hi >/cache/x && cp /cache/x /x\nCOPY --chmod=755 run.sh /run.sh\nCMD [\"/run.sh\"]\n"
+                ),
+            ),
+            ("app/run.sh", "#!/bin/sh\ncat /x\n"),
+        ],
+    );
+    let engine = FreshEngine::start_tls();
+    assert!(engine.host.starts_with("tcp://"), "{}", engine.host);
+    let certs = engine.certs();
+    let tls = [("DOCKER_HOST", engine.host.as_str()), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", certs.as_str())];
+    let out = p.run(&["apply", "--yes"], "tls", &tls);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("builds use BuildKit"), "{}", text(&out));
+    // The job ran the script `--chmod` made executable, on the engine behind TLS.
+    let logs = Command::new("docker")
+        .args(["logs", &format!("{}-tls-app-1", p.name)])
+        .envs(tls)
+        .output()
+        .expect("docker logs");
+    assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), "hi", "{}", text(&logs));
+
+    // Without the client's certificate the engine refuses, and the error says where.
+    let wrong = tempfile::tempdir().expect("tempdir");
+    let wrong_path = wrong.path().to_string_lossy().into_owned();
+    p.write("app/run.sh", "#!/bin/sh\necho changed\n");
+    let refused = p.run(
+        &["apply", "--yes"],
+        "tls",
+        &[("DOCKER_HOST", engine.host.as_str()), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", wrong_path.as_str())],
+    );
+    assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
 }
 
 /// A registry that wants a password (Debian's docker-registry with htpasswd), stopped when dropped.

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -44,6 +45,12 @@ impl std::fmt::Debug for Credentials {
 pub enum Endpoint {
     Unix(String),
     Tcp(String),
+    /// `tcp://` with `DOCKER_TLS_VERIFY`: TLS, the engine checked against `ca.pem` and this client known
+    /// by `cert.pem` and `key.pem`, all in `certs` (`DOCKER_CERT_PATH`, or `~/.docker`), as the Docker CLI does.
+    Tls {
+        addr: String,
+        certs: PathBuf,
+    },
 }
 
 /// A BuildKit session or build the engine could not open or run.
@@ -61,28 +68,64 @@ impl From<String> for BuildKitError {
     }
 }
 
-/// The engine's address from `DOCKER_HOST` (default `unix:///var/run/docker.sock`), or why a BuildKit
-/// session cannot be opened to it (then the classic builder is used).
-pub fn endpoint_from(docker_host: Option<&str>, tls: bool) -> Result<Endpoint, BuildKitError> {
+/// The engine's address from `DOCKER_HOST` (default `unix:///var/run/docker.sock`), with TLS when
+/// `tls_certs` is given (`DOCKER_TLS_VERIFY`), or why a BuildKit session cannot be opened to it (then
+/// the classic builder is used).
+pub fn endpoint_from(docker_host: Option<&str>, tls_certs: Option<&Path>) -> Result<Endpoint, BuildKitError> {
     let host = docker_host.filter(|h| !h.is_empty()).unwrap_or("unix:///var/run/docker.sock");
     if let Some(path) = host.strip_prefix("unix://") {
         return Ok(Endpoint::Unix(path.to_string()));
     }
     if let Some(addr) = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://")) {
-        if tls {
-            return Err(BuildKitError(format!(
-                "DOCKER_HOST {host} with DOCKER_TLS_VERIFY: BuildKit sessions over TLS are not supported yet"
-            )));
-        }
-        return Ok(Endpoint::Tcp(addr.trim_end_matches('/').to_string()));
+        let addr = addr.trim_end_matches('/').to_string();
+        return Ok(match tls_certs {
+            Some(certs) => Endpoint::Tls { addr, certs: certs.to_path_buf() },
+            None => Endpoint::Tcp(addr),
+        });
     }
     Err(BuildKitError(format!("DOCKER_HOST {host}: BuildKit sessions need a unix:// or tcp:// engine address")))
+}
+
+/// Where the Docker CLI looks for the TLS files: `DOCKER_CERT_PATH`, or `~/.docker`.
+pub fn cert_path() -> PathBuf {
+    match std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".docker"),
+    }
+}
+
+/// The TLS client of `certs`: the engine's CA, and this client's certificate and key.
+fn tls_config(certs: &Path) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let pem_certs = |name: &str| {
+        let path = certs.join(name);
+        CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read the certificates in {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in pem_certs("ca.pem")? {
+        roots.add(ca).map_err(|e| format!("{}: {e}", certs.join("ca.pem").display()))?;
+    }
+    let chain = pem_certs("cert.pem")?;
+    let key_path = certs.join("key.pem");
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key_path.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("the client certificate in {} does not go with its key: {e}", certs.display()))
 }
 
 /// An engine connection: a Unix socket or a TCP stream.
 enum Stream {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
 }
 
 impl AsyncRead for Stream {
@@ -90,6 +133,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -99,18 +143,21 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -125,6 +172,22 @@ async fn connect(endpoint: &Endpoint) -> Result<Stream, String> {
             .await
             .map(Stream::Tcp)
             .map_err(|e| format!("cannot connect to the engine at tcp://{addr}: {e}")),
+        Endpoint::Tls { addr, certs } => {
+            let config = tls_config(certs)?;
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("cannot connect to the engine at tcp://{addr}: {e}"))?;
+            // The name the engine's certificate must carry: the address without its port.
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+            let name = rustls_pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+                .map_err(|e| format!("tcp://{addr}: {e}"))?
+                .to_owned();
+            tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map(|tls| Stream::Tls(Box::new(tls)))
+                .map_err(|e| format!("TLS with the engine at tcp://{addr} failed: {e}"))
+        }
     }
 }
 
@@ -590,8 +653,8 @@ pub async fn detect(docker: &bollard::Docker) -> BuilderKind {
     if (major, minor) < (1u32, 39u32) {
         return BuilderKind::Classic { reason: format!("Docker Engine {engine} (API {api}) predates BuildKit") };
     }
-    let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
-    match endpoint_from(std::env::var("DOCKER_HOST").ok().as_deref(), tls) {
+    let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()).then(cert_path);
+    match endpoint_from(std::env::var("DOCKER_HOST").ok().as_deref(), tls.as_deref()) {
         Ok(endpoint) => {
             // Speak the version the client negotiated (no newer than the engine's).
             let api_version = docker.client_version().to_string();
@@ -728,11 +791,14 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(endpoint_from(None, false), Ok(Endpoint::Unix("/var/run/docker.sock".into())));
-        assert_eq!(endpoint_from(Some("unix:///tmp/d.sock"), false), Ok(Endpoint::Unix("/tmp/d.sock".into())));
-        assert_eq!(endpoint_from(Some("tcp://10.0.0.1:2375"), false), Ok(Endpoint::Tcp("10.0.0.1:2375".into())));
-        assert!(endpoint_from(Some("tcp://10.0.0.1:2376"), true).unwrap_err().0.contains("TLS"));
-        assert!(endpoint_from(Some("ssh://me@host"), false).unwrap_err().0.contains("unix://"));
+        assert_eq!(endpoint_from(None, None), Ok(Endpoint::Unix("/var/run/docker.sock".into())));
+        assert_eq!(endpoint_from(Some("unix:///tmp/d.sock"), None), Ok(Endpoint::Unix("/tmp/d.sock".into())));
+        assert_eq!(endpoint_from(Some("tcp://10.0.0.1:2375"), None), Ok(Endpoint::Tcp("10.0.0.1:2375".into())));
+        assert_eq!(
+            endpoint_from(Some("tcp://10.0.0.1:2376/"), Some(Path::new("/certs"))),
+            Ok(Endpoint::Tls { addr: "10.0.0.1:2376".into(), certs: "/certs".into() })
+        );
+        assert!(endpoint_from(Some("ssh://me@host"), None).unwrap_err().0.contains("unix://"));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct Claim {
 
 enum Held {
     Engine(EngineClaim),
-    Cluster(ClusterClaim),
+    Cluster(Box<ClusterClaim>),
 }
 
 impl Claim {

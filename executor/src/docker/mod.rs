@@ -64,6 +64,9 @@ pub async fn connect() -> Result<Docker, EngineError> {
 /// bollard's defaults, except that an empty `DOCKER_HOST` (as CI systems often export) means the local
 /// socket, as it does for the Docker CLI.
 fn connect_with_defaults() -> Result<Docker, bollard::errors::Error> {
+    // bollard's TLS (`DOCKER_TLS_VERIFY`) takes rustls's process-wide provider: aws-lc-rs, the one
+    // provider in this build (already installed is fine).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match std::env::var("DOCKER_HOST") {
         Ok(h) if h.trim().is_empty() => Docker::connect_with_local_defaults(),
         _ => Docker::connect_with_defaults(),
