@@ -33,7 +33,9 @@ pub enum EngineError {
     #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
     #[diagnostic(
         code(pipeline::docker::unreachable),
-        help("start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one")
+        help(
+            "start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one; with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH (or ~/.docker) must hold the engine's CA as ca.pem and this client's cert.pem and key.pem"
+        )
     )]
     Unreachable { endpoint: String, reason: String },
     #[error("the Docker engine at {endpoint} failed: {what}: {reason}")]

@@ -145,7 +145,9 @@ pub async fn claim(
                 last = format!("{} expired or ended", holder_of(&spec).holder);
                 current.spec = Some(lease_spec(holder, timing, spec.lease_transitions.unwrap_or(0).saturating_add(1)));
                 match api.replace(&name, &PostParams::default(), &current).await {
-                    Ok(_) => return Ok(ClusterClaimed::Mine(Box::new(ClusterClaim::renewed(api, name, holder, timing)))),
+                    Ok(_) => {
+                        return Ok(ClusterClaimed::Mine(Box::new(ClusterClaim::renewed(api, name, holder, timing))));
+                    }
                     // Another run took it over first, or it was released: look again.
                     Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => continue,
                     Err(e) => return Err(fail(e, "update")),
