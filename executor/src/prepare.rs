@@ -38,9 +38,7 @@ impl Durations {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
-        std::fs::rename(tmp, file)
+        pipeline_planner::lockfile::write_replacing(file, &serde_json::to_vec_pretty(self).unwrap_or_default())
     }
 
     /// Record what this run measured (successful tasks only).

@@ -129,20 +129,32 @@ impl Lockfile {
 
     /// Write the lock (through a temporary file and a rename, so a reader never sees half of it).
     pub fn write(&self, path: &Path) -> Result<(), Box<Diag>> {
-        let tmp = path.with_extension("lock.tmp");
-        let fail = |e: std::io::Error| {
+        write_replacing(path, self.to_text().as_bytes()).map_err(|e| {
             Box::new(
                 Diag::new("pipeline::lock::write", format!("cannot write `{}`: {e}", path.display()))
                     .help("check that the folder is writable, or pass --locked to plan without writing it"),
             )
-        };
-        std::fs::write(&tmp, self.to_text()).map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)
+        })
     }
 
     pub fn get(&self, reference: &Reference) -> Option<&Pin> {
         self.images.get(&reference.name_with_tag())
     }
+}
+
+/// Replace the file at `path` with `bytes` through a temporary file beside it and a rename, so a reader
+/// never sees half of it. The temporary file is this writer's own (process and call): runs writing the
+/// same file at once (two environments applied from one checkout) each rename a whole file, where a
+/// shared temporary name made one rename fail with "No such file or directory".
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// The 1-based line of the first occurrence of `needle` (1 when absent).
@@ -155,6 +167,31 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// The bug: two applies of one checkout at once (staging and production of one commit) wrote the lock
+    /// through one shared temporary name, and one run failed with `pipeline::lock::write` "No such file or
+    /// directory" when the other renamed the file away first.
+    #[test]
+    fn writers_at_the_same_moment_each_replace_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("pl-lock-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipeline.lock");
+        let mut l = Lockfile::default();
+        l.images.insert("127.0.0.1:5000/base/busybox:1".into(), Pin { digest: D.into(), media_type: "m".into() });
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (l, path) = (l.clone(), path.clone());
+                std::thread::spawn(move || (0..200).filter_map(|_| l.write(&path).err()).count())
+            })
+            .collect();
+        let failed: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(failed, 0, "writes failed");
+        assert_eq!(left, vec![std::ffi::OsString::from("pipeline.lock")], "temporary files were left");
+        assert_eq!(Lockfile::parse("pipeline.lock", &text).unwrap(), l);
+    }
 
     #[test]
     fn round_trip_is_stable_and_sorted() {
