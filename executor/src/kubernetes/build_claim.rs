@@ -10,14 +10,14 @@
 //! the resourceVersion read, so of two takers only one wins. Release deletes it, on the same condition,
 //! and only while it is still ours.
 
-use super::manifest::MANAGER;
 use super::manifest::labels::MANAGED_BY;
+use super::manifest::{MANAGER, Object};
 use super::{Cluster, KubernetesError};
 use crate::claim::{Holder, Timing};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use std::collections::BTreeMap;
 
@@ -65,12 +65,9 @@ fn lease_spec(holder: &str, timing: Timing, transitions: i32) -> LeaseSpec {
 /// Whether a claim's holder let it run out, or is a process of this host that has ended.
 fn dead(spec: &LeaseSpec) -> bool {
     let holder = spec.holder_identity.as_deref().unwrap_or_default();
-    if holder.is_empty() || crate::target::holder_is_gone(holder) {
-        return true;
-    }
-    let Some(renewed) = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) else { return true };
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(1)));
-    renewed.0.checked_add(duration).is_ok_and(|expires| expires <= Timestamp::now())
+    holder.is_empty()
+        || crate::target::holder_is_gone(holder)
+        || super::lease::expiry(spec).is_none_or(|expires| expires <= Timestamp::now())
 }
 
 fn holder_of(spec: &LeaseSpec) -> Holder {
@@ -81,22 +78,16 @@ fn holder_of(spec: &LeaseSpec) -> Holder {
     Holder { holder: spec.holder_identity.clone().unwrap_or_else(|| "an unknown run".into()), age }
 }
 
-/// Create the claims' namespace (someone else creating it meanwhile is fine).
-async fn ensure_namespace(cluster: &Cluster) -> Result<(), KubernetesError> {
-    let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let ns = Namespace {
+/// The claims' namespace, made with the first claim on a cluster.
+fn namespace() -> Object {
+    Object::Namespace(Namespace {
         metadata: ObjectMeta {
             name: Some(NAMESPACE.into()),
             labels: Some(BTreeMap::from([(MANAGED_BY.to_string(), MANAGER.to_string())])),
             ..Default::default()
         },
         ..Default::default()
-    };
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(cluster.error(e, "create", "Namespace", &format!("namespace/{NAMESPACE}"))),
-    }
+    })
 }
 
 /// Claim `key` on the cluster for `holder`, taking over a claim that ran out or whose holder has ended.
@@ -130,7 +121,7 @@ pub async fn claim(
             Ok(_) => return Ok(ClusterClaimed::Mine(Box::new(ClusterClaim::renewed(api, name, holder, timing)))),
             // The namespace is missing (a first claim on this cluster).
             Err(kube::Error::Api(s)) if s.code == 404 && !namespace_made => {
-                ensure_namespace(cluster).await?;
+                cluster.ensure_namespace(&namespace()).await?;
                 namespace_made = true;
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -179,18 +170,6 @@ pub async fn list(cluster: &Cluster) -> Result<BTreeMap<String, Holder>, Kuberne
     Ok(out)
 }
 
-/// Renew the claim if it is still ours.
-async fn renew_once(api: &Api<Lease>, name: &str, holder: &str) -> Result<(), kube::Error> {
-    let Some(mut current) = api.get_opt(name).await? else { return Ok(()) };
-    let mut spec = current.spec.clone().unwrap_or_default();
-    if spec.holder_identity.as_deref() != Some(holder) {
-        return Ok(());
-    }
-    spec.renew_time = Some(MicroTime(Timestamp::now()));
-    current.spec = Some(spec);
-    api.replace(name, &PostParams::default(), &current).await.map(|_| ())
-}
-
 /// Delete the claim if it is still ours (conditional on the resourceVersion read).
 async fn delete_if_ours(api: &Api<Lease>, name: &str, holder: &str) {
     let Ok(Some(current)) = api.get_opt(name).await else { return };
@@ -214,8 +193,9 @@ impl ClusterClaim {
         let renewer = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                // A renewal that fails is tried again at the next one; the claim lasts its duration.
-                let _ = renew_once(&a, &n, &h).await;
+                // A renewal that fails is tried again at the next one; the claim lasts its duration. One
+                // someone else holds now is left to them (the renewal checks).
+                let _ = super::lease::renew_once(&a, &n, &h).await;
             }
         });
         ClusterClaim { api, name, holder: holder.to_string(), renewer: Some(renewer) }

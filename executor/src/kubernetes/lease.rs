@@ -169,13 +169,13 @@ pub async fn acquire(cluster: &Cluster, scope: &Scope, holder: &str) -> Result<H
     Ok(Held { cluster: cluster.clone(), scope: scope.clone(), name, holder: holder.to_string(), renew, lost })
 }
 
-enum Renewal {
+pub(super) enum Renewal {
     TakenBy(String),
     Failed(String),
 }
 
 /// Renew the lease if it is still ours: read it, then write the new renewTime with the resourceVersion read.
-async fn renew_once(api: &Api<Lease>, name: &str, holder: &str) -> Result<(), Renewal> {
+pub(super) async fn renew_once(api: &Api<Lease>, name: &str, holder: &str) -> Result<(), Renewal> {
     let mut current = match api.get_opt(name).await {
         Ok(Some(l)) => l,
         Ok(None) => return Err(Renewal::TakenBy("no one (it was deleted)".into())),
@@ -239,7 +239,8 @@ impl Held {
     }
 }
 
-fn expiry(s: &LeaseSpec) -> Option<Timestamp> {
+/// When a lease runs out unless renewed: its last renewal (or acquisition) plus its duration.
+pub(super) fn expiry(s: &LeaseSpec) -> Option<Timestamp> {
     let renewed = s.renew_time.as_ref().or(s.acquire_time.as_ref())?.0;
     renewed.checked_add(SignedDuration::from_secs(i64::from(s.lease_duration_seconds.unwrap_or(LEASE_SECONDS)))).ok()
 }
