@@ -20,11 +20,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = cli::parse();
     output::init(args.color);
-    match commands::run(args) {
+    let code = match commands::run(args) {
         Ok(code) => code,
         Err(report) => {
             output::print_error(report.as_ref());
             ExitCode::from(1)
         }
-    }
+    };
+    // An ssh:// engine's shared SSH connection ends with the run.
+    pipeline_executor::docker::ssh::close();
+    code
 }

@@ -387,6 +387,158 @@ fn an_engine_reached_over_tls_builds_with_buildkit() {
     assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
 }
 
+/// An OpenSSH server on a free loopback port that lets this user in with a key made for it, and an `ssh`
+/// (first on `PATH`) that uses that key and logs its arguments: the "remote" host of an `ssh://` engine,
+/// whose `docker` client reaches the main engine.
+struct SshServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SshServer {
+    /// None when there is no sshd here (a failure under `PIPELINE_REQUIRE_DOCKER`, which CI sets).
+    fn start() -> Option<SshServer> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            support::skip::skip(
+                support::skip::DOCKER,
+                "no /usr/sbin/sshd (scripts/install-test-deps installs openssh-server)",
+            );
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix("pl-ssh").tempdir_in("/tmp").expect("tempdir");
+        let d = dir.path().to_string_lossy().into_owned();
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f", &format!("{d}/{key}")])
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {}", text(&out));
+        }
+        std::fs::copy(format!("{d}/client_key.pub"), format!("{d}/authorized_keys")).expect("authorized_keys");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        std::fs::write(
+            format!("{d}/sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\n"
+            ),
+        )
+        .expect("sshd_config");
+        std::fs::write(
+            format!("{d}/ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {d}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
+                 StrictHostKeyChecking accept-new\n  LogLevel ERROR\n"
+            ),
+        )
+        .expect("ssh_config");
+        std::fs::create_dir_all(format!("{d}/bin")).expect("bin");
+        let wrapper = format!("{d}/bin/ssh");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\necho \"$*\" >>{d}/ssh.calls\nexec /usr/bin/ssh -F {d}/ssh_config \"$@\"\n"),
+        )
+        .expect("ssh wrapper");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // sshd wants its privilege separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = std::fs::File::create(format!("{d}/sshd.log")).expect("sshd.log");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &format!("{d}/sshd_config")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        let server = SshServer { child, dir, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen: {}", server.read("sshd.log"));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(server)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// `PATH` with the logging `ssh` first.
+    fn path(&self) -> String {
+        format!("{}/bin:{}", self.dir.path().display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    fn address(&self, port: u16) -> String {
+        let user = Command::new("id").arg("-un").output().expect("id -un");
+        format!("ssh://{}@127.0.0.1:{port}", String::from_utf8_lossy(&user.stdout).trim())
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_engine_reached_over_ssh_builds_with_buildkit() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    let Some(sshd) = SshServer::start() else { return };
+    let p = Project::new(
+        "bkssh",
+        &job_definitions(""),
+        &[
+            (
+                "app/Dockerfile",
+                &format!(
+                    "FROM {BASE}\nRUN --mount=type=cache,target=/cache echo hi >/cache/x && cp /cache/x /x\nCOPY --chmod=755 run.sh /run.sh\nCMD [\"/run.sh\"]\n"
+                ),
+            ),
+            ("app/run.sh", "#!/bin/sh\ncat /x\n"),
+        ],
+    );
+    let path = sshd.path();
+    let address = sshd.address(sshd.port);
+    let over_ssh = [("DOCKER_HOST", address.as_str()), ("PATH", path.as_str())];
+    let out = p.run(&["apply", "--yes"], "ssh", &over_ssh);
+    assert_eq!(out.status.code(), Some(0), "{}\nsshd: {}", text(&out), sshd.read("sshd.log"));
+    assert!(text(&out).contains("builds use BuildKit"), "{}", text(&out));
+    // The "remote" engine is the main one: the job ran the script `--chmod` made executable.
+    let logs = docker(&["logs", &format!("{}-ssh-app-1", p.name)]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), "hi", "{}", text(&logs));
+    // Every connection went through `ssh ... docker system dial-stdio`, over one shared SSH connection.
+    let calls = sshd.read("ssh.calls");
+    let dials = calls.lines().filter(|l| l.ends_with("docker system dial-stdio")).count();
+    let logins = sshd.read("sshd.log").matches("Accepted publickey").count();
+    assert!(dials >= 3, "the API and the BuildKit session went elsewhere:\n{calls}");
+    assert!(logins >= 1 && logins < dials, "{logins} SSH logins for {dials} connections:\n{calls}");
+    // The shared connection ends with the run.
+    assert!(calls.lines().last().is_some_and(|l| l.contains("-O exit")), "{calls}");
+    let masters = Command::new("pgrep").args(["-f", "ControlPath=/tmp/pipeline-ssh-"]).output().expect("pgrep");
+    assert!(masters.stdout.is_empty(), "an SSH connection outlived the run: {}", text(&masters));
+
+    // Nothing listens: the error is ssh's, and says how to check.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let nowhere = sshd.address(closed);
+    let refused = p.run(&["plan"], "ssh", &[("DOCKER_HOST", nowhere.as_str()), ("PATH", path.as_str())]);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("ssh failed") && said.contains("Connection refused"), "{said}");
+    assert!(said.contains("docker system dial-stdio"), "{said}");
+    // A password in the address is refused, and never printed.
+    let with_password = format!("ssh://me:hunter2@127.0.0.1:{}", sshd.port);
+    let refused = p.run(&["plan"], "ssh", &[("DOCKER_HOST", with_password.as_str()), ("PATH", path.as_str())]);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("password") && !said.contains("hunter2"), "{said}");
+}
+
 /// A registry that wants a password (Debian's docker-registry with htpasswd), stopped when dropped.
 struct PasswordRegistry {
     child: std::process::Child,

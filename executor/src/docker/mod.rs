@@ -17,6 +17,7 @@ pub mod live;
 pub mod lock;
 pub mod logs;
 pub mod proxy;
+pub mod ssh;
 
 use crate::registry::RegistryClient;
 use crate::target::{Endpoint, Inventory, Item, Removed, Run, ServiceDeploy, Target};
@@ -31,53 +32,108 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
     #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
-    #[diagnostic(
-        code(pipeline::docker::unreachable),
-        help(
-            "start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one; with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH (or ~/.docker) must hold the engine's CA as ca.pem and this client's cert.pem and key.pem"
-        )
-    )]
-    Unreachable { endpoint: String, reason: String },
+    #[diagnostic(code(pipeline::docker::unreachable))]
+    Unreachable {
+        endpoint: String,
+        reason: String,
+        #[help]
+        help: String,
+    },
     #[error("the Docker engine at {endpoint} failed: {what}: {reason}")]
     #[diagnostic(code(pipeline::docker::request))]
     Request { endpoint: String, what: String, reason: String },
 }
 
-/// Where the engine is, as a message names it: `DOCKER_HOST`, or the default socket.
-pub fn endpoint() -> String {
+/// `DOCKER_HOST` as set, or the default socket.
+fn docker_host() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
-        .filter(|h| !h.is_empty())
+        .filter(|h| !h.trim().is_empty())
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Where the engine is, as a message names it: `DOCKER_HOST` (without a password it may hold), or the
+/// default socket.
+pub fn endpoint() -> String {
+    redact(&docker_host())
+}
+
+/// An address with the password of its `user:password@` part replaced by `***`.
+fn redact(address: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else { return address.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        _ => address.to_string(),
+    }
+}
+
+impl EngineError {
+    /// The engine at `DOCKER_HOST` cannot be reached, and what to check for that kind of address.
+    pub fn unreachable(reason: impl Into<String>) -> EngineError {
+        let host = docker_host();
+        let help = if host.starts_with("ssh://") {
+            "pipeline reaches an ssh:// engine as the Docker CLI does: `ssh [-p PORT] [-l USER] HOST docker system dial-stdio` must work without a prompt (a key or an agent, a known host key, the docker client on HOST)".to_string()
+        } else if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()) {
+            "check that the engine listens there; with DOCKER_TLS_VERIFY, DOCKER_CERT_PATH (or ~/.docker) must hold the engine's CA as ca.pem and this client's cert.pem and key.pem".to_string()
+        } else {
+            "start the engine (`scripts/start-services` starts one), or point DOCKER_HOST at a running one".to_string()
+        };
+        EngineError::Unreachable { endpoint: redact(&host), reason: reason.into(), help }
+    }
 }
 
 /// Connect with the Docker environment's defaults, check the engine answers, and speak its API version.
 pub async fn connect() -> Result<Docker, EngineError> {
-    let endpoint = endpoint();
-    let unreachable = |reason: String| EngineError::Unreachable { endpoint: endpoint.clone(), reason };
-    let docker = connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-    let docker = tokio::time::timeout(Duration::from_secs(15), docker.negotiate_version())
+    let host = docker_host();
+    // Over ssh://, what ssh itself said is the reason worth reading.
+    let with_ssh = |reason: String| match ssh::opened(&host).and_then(|t| t.failure()) {
+        Some(said) => EngineError::unreachable(format!("ssh failed: {said}")),
+        None => EngineError::unreachable(reason),
+    };
+    let docker = connect_with_defaults().map_err(EngineError::unreachable)?;
+    let docker = tokio::time::timeout(Duration::from_secs(45), docker.negotiate_version())
         .await
-        .map_err(|_| unreachable("no answer within 15 s".into()))?
-        .map_err(|e| unreachable(reason(&e)))?;
+        .map_err(|_| with_ssh("no answer within 45 s".into()))?
+        .map_err(|e| with_ssh(reason(&e)))?;
     Ok(docker)
+}
+
+/// The address this process reaches the engine at, for connections opened without bollard (BuildKit
+/// sessions): `DOCKER_HOST`, except that an `ssh://` engine is reached through its local tunnel.
+pub fn local_address() -> Option<String> {
+    let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.trim().is_empty())?;
+    if host.starts_with("ssh://")
+        && let Ok(tunnel) = ssh::tunnel(&host)
+    {
+        return Some(format!("unix://{}", tunnel.socket().display()));
+    }
+    Some(host)
 }
 
 /// bollard's defaults, except that an empty `DOCKER_HOST` (as CI systems often export) means the local
 /// socket, as it does for the Docker CLI.
-fn connect_with_defaults() -> Result<Docker, bollard::errors::Error> {
+fn connect_with_defaults() -> Result<Docker, String> {
     // bollard's TLS (`DOCKER_TLS_VERIFY`) takes rustls's process-wide provider: aws-lc-rs, the one
     // provider in this build (already installed is fine).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match std::env::var("DOCKER_HOST") {
+    let docker = match std::env::var("DOCKER_HOST") {
         Ok(h) if h.trim().is_empty() => Docker::connect_with_local_defaults(),
+        Ok(h) if h.starts_with("ssh://") => {
+            let socket = ssh::tunnel(&h)?.socket().to_string_lossy().into_owned();
+            Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION)
+        }
         _ => Docker::connect_with_defaults(),
-    }
+    };
+    docker.map_err(|e| e.to_string())
 }
 
 /// A client for the engine that is never asked anything (no builds to run): no connection is made.
 pub fn idle() -> Result<Docker, EngineError> {
-    connect_with_defaults().map_err(|e| EngineError::Unreachable { endpoint: endpoint(), reason: e.to_string() })
+    connect_with_defaults().map_err(EngineError::unreachable)
 }
 
 /// A bollard error as one line: the engine's own message when it sent one.
@@ -367,5 +423,21 @@ impl Target for DockerTarget {
     async fn endpoints(&self) -> Result<Vec<Endpoint>, DockerError> {
         let containers = live::containers_of(&self.docker, &self.project, &self.environment, None).await?;
         Ok(containers.into_iter().map(|c| Endpoint { service: c.service, name: c.name, ports: c.ports }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_shown_without_their_password() {
+        for (address, shown) in [
+            ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
+            ("tcp://10.0.0.1:2376", "tcp://10.0.0.1:2376"),
+            ("ssh://me@box:22", "ssh://me@box:22"),
+            ("ssh://me:hunter2@box:22/run/docker.sock", "ssh://me:***@box:22/run/docker.sock"),
+            ("tcp://a:b:c@box", "tcp://a:***@box"),
+        ] {
+            assert_eq!(super::redact(address), shown);
+        }
     }
 }
