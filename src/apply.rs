@@ -199,6 +199,7 @@ pub fn apply(mut args: ApplyArgs) -> Result<ExitCode, Report> {
                     );
                 } else {
                     eprintln!("\nInterrupted");
+                    pipeline_executor::docker::ssh::close();
                     std::process::exit(i32::from(EXIT_INTERRUPTED));
                 }
             }),
@@ -301,6 +302,7 @@ impl DestroyUi for DestroyTerminal<'_> {
     fn on_interrupt(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
         Some(Arc::new(|| {
             eprintln!("\nInterrupted: the lock is released; run destroy again to finish what it started");
+            pipeline_executor::docker::ssh::close();
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }))
     }

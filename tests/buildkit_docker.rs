@@ -503,24 +503,34 @@ fn an_engine_reached_over_ssh_builds_with_buildkit() {
             ("app/run.sh", "#!/bin/sh\ncat /x\n"),
         ],
     );
+    // The address names the engine's socket on the host: a second engine's, so that a connection that
+    // bypassed the tunnel (to the local default socket) would reach the wrong engine and fail the build.
+    let engine = FreshEngine::start();
+    let socket = engine.host.strip_prefix("unix://").expect("a unix:// engine");
     let path = sshd.path();
-    let address = sshd.address(sshd.port);
+    let address = format!("{}{socket}", sshd.address(sshd.port));
     let over_ssh = [("DOCKER_HOST", address.as_str()), ("PATH", path.as_str())];
     let out = p.run(&["apply", "--yes"], "ssh", &over_ssh);
     assert_eq!(out.status.code(), Some(0), "{}\nsshd: {}", text(&out), sshd.read("sshd.log"));
     assert!(text(&out).contains("builds use BuildKit"), "{}", text(&out));
-    // The "remote" engine is the main one: the job ran the script `--chmod` made executable.
-    let logs = docker(&["logs", &format!("{}-ssh-app-1", p.name)]);
+    // The job ran on that engine the script `--chmod` made executable.
+    let logs = Command::new("docker")
+        .args(["logs", &format!("{}-ssh-app-1", p.name)])
+        .env("DOCKER_HOST", &engine.host)
+        .output()
+        .expect("docker logs");
     assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), "hi", "{}", text(&logs));
-    // Every connection went through `ssh ... docker system dial-stdio`, over one shared SSH connection.
+    // Every connection went through `ssh ... docker --host ... system dial-stdio`, over one shared SSH
+    // connection.
     let calls = sshd.read("ssh.calls");
-    let dials = calls.lines().filter(|l| l.ends_with("docker system dial-stdio")).count();
+    let dials =
+        calls.lines().filter(|l| l.ends_with(&format!("docker --host unix://{socket} system dial-stdio"))).count();
     let logins = sshd.read("sshd.log").matches("Accepted publickey").count();
     assert!(dials >= 3, "the API and the BuildKit session went elsewhere:\n{calls}");
     assert!(logins >= 1 && logins < dials, "{logins} SSH logins for {dials} connections:\n{calls}");
-    // The shared connection ends with the run.
+    // The shared connection ends with the run (its process is titled `ssh: <ControlPath> [mux]`).
     assert!(calls.lines().last().is_some_and(|l| l.contains("-O exit")), "{calls}");
-    let masters = Command::new("pgrep").args(["-f", "ControlPath=/tmp/pipeline-ssh-"]).output().expect("pgrep");
+    let masters = Command::new("pgrep").args(["-af", "pipeline-ssh-"]).output().expect("pgrep");
     assert!(masters.stdout.is_empty(), "an SSH connection outlived the run: {}", text(&masters));
 
     // Nothing listens: the error is ssh's, and says how to check.

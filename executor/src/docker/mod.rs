@@ -61,11 +61,11 @@ pub fn endpoint() -> String {
 /// An address with the password of its `user:password@` part replaced by `***`.
 fn redact(address: &str) -> String {
     let Some((scheme, rest)) = address.split_once("://") else { return address.to_string() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+    // A `:` before the first `@` starts a password, which runs to the last `@` (it may hold `/` or `@`).
+    match (rest.split_once('@'), rest.rsplit_once('@')) {
+        (Some((user, _)), Some((_, host))) if user.contains(':') => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
         }
         _ => address.to_string(),
     }
@@ -95,9 +95,11 @@ pub async fn connect() -> Result<Docker, EngineError> {
         None => EngineError::unreachable(reason),
     };
     let docker = connect_with_defaults().map_err(EngineError::unreachable)?;
-    let docker = tokio::time::timeout(Duration::from_secs(45), docker.negotiate_version())
+    // An SSH login (with its ConnectTimeout of 30 s) comes before an ssh:// engine's first answer.
+    let wait = if host.starts_with("ssh://") { 45 } else { 15 };
+    let docker = tokio::time::timeout(Duration::from_secs(wait), docker.negotiate_version())
         .await
-        .map_err(|_| with_ssh("no answer within 45 s".into()))?
+        .map_err(|_| with_ssh(format!("no answer within {wait} s")))?
         .map_err(|e| with_ssh(reason(&e)))?;
     Ok(docker)
 }
@@ -436,6 +438,10 @@ mod tests {
             ("ssh://me@box:22", "ssh://me@box:22"),
             ("ssh://me:hunter2@box:22/run/docker.sock", "ssh://me:***@box:22/run/docker.sock"),
             ("tcp://a:b:c@box", "tcp://a:***@box"),
+            ("ssh://me:pa/ss@box", "ssh://me:***@box"),
+            ("ssh://box/run/docker@1.sock", "ssh://box/run/docker@1.sock"),
+            ("ssh://me:p@ss@box", "ssh://me:***@box"),
+            ("ssh://me@box:22/run/a@b.sock", "ssh://me@box:22/run/a@b.sock"),
         ] {
             assert_eq!(super::redact(address), shown);
         }

@@ -5,8 +5,9 @@
 //!
 //! Both the API client (bollard) and the BuildKit session speak to a Unix socket, so a [`Tunnel`] gives
 //! them one: a socket in a private folder whose every accepted connection is bridged to a new `ssh`.
-//! The `ssh` processes share one SSH connection (`ControlMaster`, in the same folder), so a run with many
-//! concurrent requests pays for one SSH handshake, not one per connection. `ssh` runs in batch mode: a
+//! The `ssh` processes share a few SSH connections (`ControlMaster`, in the same folder), up to
+//! [`SHARED_SESSIONS`] each (sshd allows 10 sessions per connection by default), so a run with many
+//! concurrent requests pays for a few SSH handshakes, not one per connection. `ssh` runs in batch mode: a
 //! password or host-key question fails at once with ssh's own message rather than waiting on a prompt
 //! no one sees.
 //!
@@ -35,6 +36,10 @@ pub struct SshHost {
 /// Read `ssh://[user@]host[:port][/socket]`; why not, in words.
 pub fn parse(address: &str) -> Result<SshHost, String> {
     let rest = address.strip_prefix("ssh://").ok_or_else(|| "not an ssh:// address".to_string())?;
+    // A password is refused wherever it would end (even with a `/` in it), and never repeated.
+    if rest.split_once('@').is_some_and(|(user, _)| user.contains(':')) {
+        return Err("a password in the address is not supported; use a key or an agent".to_string());
+    }
     if rest.contains(['?', '#']) {
         return Err("an ssh:// address takes no query or fragment".to_string());
     }
@@ -56,9 +61,14 @@ pub fn parse(address: &str) -> Result<SshHost, String> {
     };
     let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']').ok_or_else(|| "`[` without `]` around the host".to_string())?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return Err("only `:port` may follow `[host]`".to_string());
+        }
         (host, after.strip_prefix(':'))
     } else {
         match hostport.rsplit_once(':') {
+            // `host:` is `host` (as Go's URL parser reads it).
+            Some((host, "")) => (host, None),
             Some((host, port)) => (host, Some(port)),
             None => (hostport, None),
         }
@@ -67,7 +77,7 @@ pub fn parse(address: &str) -> Result<SshHost, String> {
         return Err("no host".to_string());
     }
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| format!("`{p}` is not a port number"))?),
+        Some(p) => Some(p.parse::<u16>().map_err(|_| "the port is not a number from 0 to 65535".to_string())?),
         None => None,
     };
     let socket = match path.trim_end_matches('/') {
@@ -111,7 +121,8 @@ pub struct Tunnel {
     host: SshHost,
     dir: PathBuf,
     socket: PathBuf,
-    control: PathBuf,
+    /// The shared SSH connections' control sockets (made as they are first needed).
+    controls: Vec<PathBuf>,
     /// What the last `ssh` that failed said (its last lines and exit status).
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -138,45 +149,50 @@ impl Tunnel {
                 .map_err(|e| format!("cannot make the folder {} for the SSH tunnel: {e}", dir.display()))?;
         }
         let socket = dir.join("docker.sock");
-        let control = dir.join("ssh");
+        let controls: Vec<PathBuf> = (0..SHARED_CONNECTIONS).map(|i| dir.join(format!("ssh-{i}"))).collect();
         let listener = std::os::unix::net::UnixListener::bind(&socket)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-        let mut args = vec![
-            "-T".to_string(),
-            "-o".to_string(),
-            "BatchMode=yes".to_string(),
-            "-o".to_string(),
-            "ConnectTimeout=30".to_string(),
-            "-o".to_string(),
-            "ControlMaster=auto".to_string(),
-            "-o".to_string(),
-            format!("ControlPath={}", control.display()),
-            "-o".to_string(),
-            format!("ControlPersist={PERSIST_SECS}"),
-        ];
-        args.extend(host.args());
+        let common = ["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"].map(String::from);
+        let mux = |control: &PathBuf| {
+            [
+                "-o".to_string(),
+                "ControlMaster=auto".to_string(),
+                "-o".to_string(),
+                format!("ControlPath={}", control.display()),
+                "-o".to_string(),
+                format!("ControlPersist={PERSIST_SECS}"),
+            ]
+        };
+        let own = ["-o", "ControlMaster=no", "-o", "ControlPath=none"].map(String::from);
+        let ssh = SshArgs {
+            shared: controls
+                .iter()
+                .map(|c| common.iter().cloned().chain(mux(c)).chain(host.args()).collect())
+                .collect(),
+            own: common.iter().chain(&own).cloned().chain(host.args()).collect(),
+        };
         let failure = Arc::new(Mutex::new(None));
         let shared = Arc::clone(&failure);
         std::thread::Builder::new()
             .name("ssh-tunnel".into())
-            .spawn(move || serve(listener, Arc::new(args), shared))
+            .spawn(move || serve(listener, ssh, shared))
             .map_err(|e| format!("cannot start the SSH tunnel: {e}"))?;
-        Ok(Tunnel { host, dir, socket, control, failure })
+        Ok(Tunnel { host, dir, socket, controls, failure })
     }
 
-    /// End the shared SSH connection and remove the folder.
+    /// End the shared SSH connections and remove the folder.
     fn close(&self) {
-        let mut exit = std::process::Command::new("ssh");
-        exit.args(["-o", "BatchMode=yes", "-o", &format!("ControlPath={}", self.control.display()), "-O", "exit"]);
-        if let Some(port) = self.host.port {
-            exit.args(["-p", &port.to_string()]);
-        }
-        if let Some(user) = &self.host.user {
-            exit.args(["-l", user]);
-        }
-        exit.args(["--", &self.host.host]);
-        if self.control.exists() {
+        for control in self.controls.iter().filter(|c| c.exists()) {
+            let mut exit = std::process::Command::new("ssh");
+            exit.args(["-o", "BatchMode=yes", "-o", &format!("ControlPath={}", control.display()), "-O", "exit"]);
+            if let Some(port) = self.host.port {
+                exit.args(["-p", &port.to_string()]);
+            }
+            if let Some(user) = &self.host.user {
+                exit.args(["-l", user]);
+            }
+            exit.args(["--", &self.host.host]);
             let _ = exit.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -224,49 +240,94 @@ pub fn close() {
     }
 }
 
-fn serve(listener: std::os::unix::net::UnixListener, args: Arc<Vec<String>>, failure: Arc<Mutex<Option<String>>>) {
+/// How `ssh` is run: over one of the shared connections, or (when all are full) on a login of its own.
+struct SshArgs {
+    /// One per shared connection.
+    shared: Vec<Vec<String>>,
+    own: Vec<String>,
+}
+
+/// Sessions on one shared SSH connection at once. sshd refuses more than its `MaxSessions` (10 by
+/// default) on one connection, and a build holds two for its whole length (its BuildKit session and the
+/// build request), so a run with many builds at once needs several connections.
+const SHARED_SESSIONS: usize = 8;
+/// Shared SSH connections, made as they are needed; past them all, a connection logs in on its own.
+const SHARED_CONNECTIONS: usize = 4;
+
+fn serve(listener: std::os::unix::net::UnixListener, ssh: SshArgs, failure: Arc<Mutex<Option<String>>>) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            record(&failure, format!("cannot start the SSH tunnel's runtime: {e}"));
+            record(&failure, Some(format!("cannot start the SSH tunnel's runtime: {e}")));
             return;
         }
     };
+    let ssh = Arc::new(ssh);
+    let shared: Vec<_> =
+        (0..ssh.shared.len()).map(|_| Arc::new(tokio::sync::Semaphore::new(SHARED_SESSIONS))).collect();
     runtime.block_on(async move {
         let listener = match tokio::net::UnixListener::from_std(listener) {
             Ok(l) => l,
-            Err(e) => return record(&failure, format!("cannot listen for the SSH tunnel: {e}")),
+            Err(e) => return record(&failure, Some(format!("cannot listen for the SSH tunnel: {e}"))),
         };
         // Serves until the process ends (`close` removes the socket, so nothing new connects).
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(bridge(stream, Arc::clone(&args), Arc::clone(&failure)));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    // The first shared connection with a free session.
+                    let slot = shared
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, s)| Arc::clone(s).try_acquire_owned().ok().map(|permit| (i, permit)));
+                    tokio::spawn(bridge(stream, Arc::clone(&ssh), slot, Arc::clone(&failure)));
+                }
+                // Out of file descriptors, or a connection gone before it was accepted: try again.
+                Err(e) => {
+                    record(&failure, Some(format!("the SSH tunnel cannot accept a connection: {e}")));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
         }
     });
 }
 
-fn record(failure: &Mutex<Option<String>>, why: String) {
+/// Remember why the last `ssh` failed (`None`: the last one ended well).
+fn record(failure: &Mutex<Option<String>>, why: Option<String>) {
     if let Ok(mut f) = failure.lock() {
-        *f = Some(why);
+        *f = why;
     }
 }
 
-/// Carry one connection over a new `ssh ... docker system dial-stdio`.
-async fn bridge(stream: tokio::net::UnixStream, args: Arc<Vec<String>>, failure: Arc<Mutex<Option<String>>>) {
+/// Carry one connection over a new `ssh ... docker system dial-stdio`: on the shared SSH connection it
+/// holds a `slot` on, else on a login of its own.
+async fn bridge(
+    stream: tokio::net::UnixStream,
+    ssh: Arc<SshArgs>,
+    slot: Option<(usize, tokio::sync::OwnedSemaphorePermit)>,
+    failure: Arc<Mutex<Option<String>>>,
+) {
+    let args = match &slot {
+        Some((i, _)) => &ssh.shared[*i],
+        None => &ssh.own,
+    };
     let child = tokio::process::Command::new("ssh")
-        .args(args.iter())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: Ctrl-C at the terminal is pipeline's to handle (running deploys finish),
+        // not a signal that cuts every connection to the engine.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return record(&failure, format!("cannot run `ssh`: {e}")),
+        Err(e) => return record(&failure, Some(format!("cannot run `ssh`: {e}"))),
     };
     let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return record(&failure, "cannot talk to `ssh`: its standard streams are missing".into());
+        return record(&failure, Some("cannot talk to `ssh`: its standard streams are missing".into()));
     };
     let (mut from_client, mut to_client) = stream.into_split();
     let up = tokio::spawn(async move {
@@ -280,25 +341,33 @@ async fn bridge(stream: tokio::net::UnixStream, args: Arc<Vec<String>>, failure:
         let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
         text
     });
-    let _ = tokio::io::copy(&mut stdout, &mut to_client).await;
+    let client_gone = tokio::io::copy(&mut stdout, &mut to_client).await.is_err();
+    if client_gone {
+        // Nothing more can reach the client: end this connection's ssh (not a failure to report).
+        let _ = child.start_kill();
+    }
     up.abort();
     // What went wrong is recorded before the client sees the connection end, so its error can say it.
-    let said = said.await.unwrap_or_default();
-    match child.wait().await {
-        Ok(s) if s.success() => {}
+    // ssh's standard error may stay open after it exits (a proxy command it started holds it): its
+    // words are waited for briefly, its exit for good.
+    let status = child.wait().await;
+    let said = tokio::time::timeout(std::time::Duration::from_secs(1), said).await;
+    let said = said.ok().and_then(Result::ok).unwrap_or_default();
+    match status {
+        _ if client_gone => {}
+        Ok(s) if s.success() => record(&failure, None),
         Ok(s) => {
             let said = String::from_utf8_lossy(&said);
             let last: Vec<&str> = said.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let last = last[last.len().saturating_sub(3)..].join("; ");
             let code = s.code().map_or_else(|| "killed by a signal".to_string(), |c| format!("exit code {c}"));
-            record(
-                &failure,
-                if last.is_empty() { format!("ssh ended ({code})") } else { format!("{last} (ssh {code})") },
-            );
+            let why = if last.is_empty() { format!("ssh ended ({code})") } else { format!("{last} (ssh {code})") };
+            record(&failure, Some(why));
         }
-        Err(e) => record(&failure, format!("cannot wait for `ssh`: {e}")),
+        Err(e) => record(&failure, Some(format!("cannot wait for `ssh`: {e}"))),
     }
     let _ = to_client.shutdown().await;
+    drop(slot);
 }
 
 #[cfg(test)]
@@ -319,6 +388,8 @@ mod tests {
             ("ssh://box/run/user/1000/docker.sock", Ok(host(None, "box", None, Some("/run/user/1000/docker.sock")))),
             ("ssh://ci@[::1]:22", Ok(host(Some("ci"), "::1", Some(22), None))),
             ("ssh://a@b@box", Ok(host(Some("a@b"), "box", None, None))),
+            ("ssh://box:", Ok(host(None, "box", None, None))),
+            ("ssh://me@box:22/run/a@b.sock", Ok(host(Some("me"), "box", Some(22), Some("/run/a@b.sock")))),
         ];
         for (address, want) in cases {
             assert_eq!(parse(address), want, "{address}");
@@ -327,8 +398,11 @@ mod tests {
             ("ssh://", "no host"),
             ("ssh://me@", "no host"),
             ("ssh://me:secret@box", "password"),
-            ("ssh://box:ssh", "not a port"),
-            ("ssh://box:99999", "not a port"),
+            ("ssh://box:ssh", "port is not a number"),
+            ("ssh://box:99999", "port is not a number"),
+            ("ssh://me:pa/ss@box", "password"),
+            ("ssh://me:p@ss@box", "password"),
+            ("ssh://[::1]x", "only `:port`"),
             ("ssh://box?x=1", "no query"),
             ("ssh://[::1", "without `]`"),
             ("ssh://@box", "empty"),
