@@ -341,14 +341,10 @@ fn a_fresh_engine_reuses_the_layers_of_the_mirror() {
     assert!(log.contains("importing cache manifest from 127.0.0.1:5000/"), "{log}");
 }
 
-#[test]
-fn an_engine_reached_over_tls_builds_with_buildkit() {
-    if !support::services_and_base_image_up() {
-        return;
-    }
-    // A BuildKit-only Dockerfile: over TLS the build must still go through a BuildKit session.
-    let p = Project::new(
-        "bktls",
+/// A job whose Dockerfile only BuildKit builds (a cache mount, `COPY --chmod`); it prints `hi`.
+fn buildkit_only_job(prefix: &str) -> Project {
+    Project::new(
+        prefix,
         &job_definitions(""),
         &[
             (
@@ -359,7 +355,16 @@ fn an_engine_reached_over_tls_builds_with_buildkit() {
             ),
             ("app/run.sh", "#!/bin/sh\ncat /x\n"),
         ],
-    );
+    )
+}
+
+#[test]
+fn an_engine_reached_over_tls_builds_with_buildkit() {
+    if !support::services_and_base_image_up() {
+        return;
+    }
+    // A BuildKit-only Dockerfile: over TLS the build must still go through a BuildKit session.
+    let p = buildkit_only_job("bktls");
     let engine = FreshEngine::start_tls();
     assert!(engine.host.starts_with("tcp://"), "{}", engine.host);
     let certs = engine.certs();
@@ -490,19 +495,7 @@ fn an_engine_reached_over_ssh_builds_with_buildkit() {
         return;
     }
     let Some(sshd) = SshServer::start() else { return };
-    let p = Project::new(
-        "bkssh",
-        &job_definitions(""),
-        &[
-            (
-                "app/Dockerfile",
-                &format!(
-                    "FROM {BASE}\nRUN --mount=type=cache,target=/cache echo hi >/cache/x && cp /cache/x /x\nCOPY --chmod=755 run.sh /run.sh\nCMD [\"/run.sh\"]\n"
-                ),
-            ),
-            ("app/run.sh", "#!/bin/sh\ncat /x\n"),
-        ],
-    );
+    let p = buildkit_only_job("bkssh");
     // The address names the engine's socket on the host: a second engine's, so that a connection that
     // bypassed the tunnel (to the local default socket) would reach the wrong engine and fail the build.
     let engine = FreshEngine::start();

@@ -654,7 +654,7 @@ pub async fn detect(docker: &bollard::Docker) -> BuilderKind {
         return BuilderKind::Classic { reason: format!("Docker Engine {engine} (API {api}) predates BuildKit") };
     }
     let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty()).then(cert_path);
-    match endpoint_from(crate::docker::local_address().as_deref(), tls.as_deref()) {
+    match endpoint_from(Some(&crate::docker::local_address()), tls.as_deref()) {
         Ok(endpoint) => {
             // Speak the version the client negotiated (no newer than the engine's).
             let api_version = docker.client_version().to_string();

@@ -106,14 +106,14 @@ pub async fn connect() -> Result<Docker, EngineError> {
 
 /// The address this process reaches the engine at, for connections opened without bollard (BuildKit
 /// sessions): `DOCKER_HOST`, except that an `ssh://` engine is reached through its local tunnel.
-pub fn local_address() -> Option<String> {
-    let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.trim().is_empty())?;
+pub fn local_address() -> String {
+    let host = docker_host();
     if host.starts_with("ssh://")
         && let Ok(tunnel) = ssh::tunnel(&host)
     {
-        return Some(format!("unix://{}", tunnel.socket().display()));
+        return format!("unix://{}", tunnel.socket().display());
     }
-    Some(host)
+    host
 }
 
 /// bollard's defaults, except that an empty `DOCKER_HOST` (as CI systems often export) means the local

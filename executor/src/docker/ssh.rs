@@ -90,6 +90,17 @@ pub fn parse(address: &str) -> Result<SshHost, String> {
 impl SshHost {
     /// The arguments of `ssh` before the connection options: user, port, `--`, host and the remote command.
     pub fn args(&self) -> Vec<String> {
+        let mut args = self.destination();
+        args.push("docker".to_string());
+        if let Some(socket) = &self.socket {
+            args.extend(["--host".to_string(), shell_quote(&format!("unix://{socket}"))]);
+        }
+        args.extend(["system".to_string(), "dial-stdio".to_string()]);
+        args
+    }
+
+    /// Whom `ssh` logs in as, where: `[-l user] [-p port] -- host`.
+    fn destination(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(user) = &self.user {
             args.extend(["-l".to_string(), user.clone()]);
@@ -97,11 +108,7 @@ impl SshHost {
         if let Some(port) = self.port {
             args.extend(["-p".to_string(), port.to_string()]);
         }
-        args.extend(["--".to_string(), self.host.clone(), "docker".to_string()]);
-        if let Some(socket) = &self.socket {
-            args.extend(["--host".to_string(), shell_quote(&format!("unix://{socket}"))]);
-        }
-        args.extend(["system".to_string(), "dial-stdio".to_string()]);
+        args.extend(["--".to_string(), self.host.clone()]);
         args
     }
 }
@@ -186,13 +193,7 @@ impl Tunnel {
         for control in self.controls.iter().filter(|c| c.exists()) {
             let mut exit = std::process::Command::new("ssh");
             exit.args(["-o", "BatchMode=yes", "-o", &format!("ControlPath={}", control.display()), "-O", "exit"]);
-            if let Some(port) = self.host.port {
-                exit.args(["-p", &port.to_string()]);
-            }
-            if let Some(user) = &self.host.user {
-                exit.args(["-l", user]);
-            }
-            exit.args(["--", &self.host.host]);
+            exit.args(self.host.destination());
             let _ = exit.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
